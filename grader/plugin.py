@@ -1,0 +1,190 @@
+"""The pytest plugin behind `python -m grader`.  Inert until given a submission:
+
+    python -m pytest -p grader.plugin --grader-submission notebooks/ grader/
+
+Options (all namespaced --grader-*): --grader-submission PATH (repeatable; a notebook or a
+folder of notebooks), --grader-seed N, --grader-only EXERCISE, --grader-json FILE
+(Gradescope results.json), --grader-one-notebook (use the single notebook for every
+exercise: how the inline check() grades a kernel's cells).
+"""
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader import nbfile, report
+from grader.sandbox import GraderBug, LearnerError, Limits, Sandbox
+
+GRADER_DIR = Path(__file__).resolve().parent
+SESSION = pytest.StashKey()
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("grader", "dropout course grader")
+    g.addoption("--grader-submission", action="append", default=[], metavar="PATH",
+                help="a learner's notebook or folder of notebooks to grade (activates the plugin)")
+    g.addoption("--grader-seed", type=int, default=0, metavar="N",
+                help="seed for the grading draws (default 0: the same scores on every run)")
+    g.addoption("--grader-only", default=None, metavar="EXERCISE", help="grade one exercise")
+    g.addoption("--grader-json", default=None, metavar="FILE", help="write Gradescope results.json")
+    g.addoption("--grader-one-notebook", action="store_true",
+                help="grade every exercise from the single notebook given")
+    g.addoption("--grader-timeout", type=float, default=5.0, metavar="S",
+                help="wall-clock limit per call into learner code (default 5 s)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "points(n): points the check is worth (default 1)")
+    config.addinivalue_line("markers", "exercise(name): the exercise (function) a check grades")
+    if config.getoption("grader_submission", None):
+        session = GradingSession(config)
+        config.stash[SESSION] = session
+        config.pluginmanager.register(session, "grader-session")
+
+
+class Learner:
+    """A test's handle on one notebook of the submission (see Sandbox.call)."""
+
+    def __init__(self, session, stem):
+        self._session, self.stem = session, stem
+
+    def call(self, probe, uses=(), timeout=None, mem=None, helpers=(), **kwargs):
+        s = self._session
+        if self.stem not in s.notebooks:
+            raise LearnerError("missing", uses[0] if uses else "", s.missing_message(self.stem))
+        return s.sandbox().call(self.stem, probe, uses=uses, timeout=timeout, mem=mem,
+                                helpers=helpers, **kwargs)
+
+    def seed(self, k=0):
+        """A grading seed: fixed for a given --grader-seed, different for each k."""
+        return int(np.random.SeedSequence([self._session.seed, k]).generate_state(1)[0])
+
+    def rng(self, k=0):
+        return np.random.default_rng(self.seed(k))
+
+
+@pytest.fixture(scope="module")
+def learner(request):
+    session = request.config.stash.get(SESSION, None)
+    if session is None:
+        pytest.skip("grader checks run through `python -m grader PATH` (or -p grader.plugin "
+                    "--grader-submission PATH)")
+    return Learner(session, Path(str(request.path)).stem[len("test_"):])
+
+
+def _docline(item):
+    doc = getattr(item.function, "__doc__", None) or item.name
+    name = " ".join(doc.strip().split("\n\n")[0].split())
+    if hasattr(item, "callspec"):
+        name += f" [{item.callspec.id}]"
+    return name
+
+
+def _exercise(item):
+    m = item.get_closest_marker("exercise")
+    return m.args[0] if m else item.module.__name__
+
+
+def _points(item):
+    m = item.get_closest_marker("points")
+    return float(m.args[0]) if m else 1.0
+
+
+class GradingSession:
+    def __init__(self, config):
+        self.config = config
+        self.seed = config.getoption("grader_seed")
+        self.only = config.getoption("grader_only")
+        self.stems = nbfile.course_stems(GRADER_DIR)
+        self.notebooks, self.paths, self.expected = {}, {}, set()
+        self.records = []
+        self._sandbox = None
+        self.t0 = time.monotonic()
+        self.limits = Limits(seconds=config.getoption("grader_timeout"))
+        self._resolve(config.getoption("grader_submission"), config.getoption("grader_one_notebook"))
+
+    def _resolve(self, paths, one):
+        for p in map(Path, paths):
+            if p.is_dir():
+                self.expected |= set(self.stems.values())
+                self.folder = p
+                for f in sorted(p.glob("*.ipynb")):
+                    stem = nbfile.stem_for(f, self.stems)
+                    if stem and stem not in self.paths:
+                        self.paths[stem] = f
+            elif one:
+                self.one_notebook = p
+                self.expected |= set(self.stems.values())
+                for stem in self.stems.values():
+                    self.paths[stem] = p
+            else:
+                stem = nbfile.stem_for(p, self.stems)
+                if stem is None:
+                    raise pytest.UsageError(f"{p.name} is not a course notebook")
+                self.paths[stem] = p
+                self.expected.add(stem)
+        cache = {}
+        for stem, p in self.paths.items():
+            if p not in cache:
+                cache[p] = nbfile.code_cells(p)
+            self.notebooks[stem] = cache[p]
+
+    def missing_message(self, stem):
+        where = getattr(self, "folder", None)
+        return f"notebook {stem}.ipynb was not found" + (f" in {where}" if where else "")
+
+    def sandbox(self):
+        if self._sandbox is None:
+            self._sandbox = Sandbox(self.notebooks, self.limits)
+            self._sandbox.start()
+        return self._sandbox
+
+    # -- selection
+    def pytest_collection_modifyitems(self, config, items):
+        keep, drop = [], []
+        for item in items:
+            stem = Path(str(item.path)).stem[len("test_"):]
+            wanted = stem in self.expected and (self.only is None or _exercise(item) == self.only)
+            (keep if wanted else drop).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+
+    # -- results
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        rep = outcome.get_result()
+        if not (rep.when == "call" or (rep.when == "setup" and not rep.passed)):
+            return
+        stem = Path(str(item.path)).stem[len("test_"):]
+        rec = {"notebook": stem, "exercise": _exercise(item), "name": _docline(item),
+               "max_score": _points(item), "score": 0.0, "status": "failed", "kind": None,
+               "message": "", "nodeid": item.nodeid,
+               "number": f"{stem[:2]}.{sum(r['notebook'] == stem for r in self.records) + 1}"}
+        if rep.passed:
+            rec.update(status="passed", score=rec["max_score"])
+        elif rep.skipped:
+            rec.update(kind="grader_error", message="check skipped: " + str(rep.longrepr[-1]))
+        else:
+            e = call.excinfo.value if call.excinfo else None
+            if isinstance(e, LearnerError):
+                rec.update(kind=e.kind, message=e.message)
+            elif isinstance(e, AssertionError):
+                rec.update(kind="failed", message=str(e) or "check failed")
+            elif isinstance(e, GraderBug):
+                rec.update(kind="grader_error", message="the grader could not run this check — "
+                           "please report it to your instructor: " + str(e).splitlines()[0])
+            else:
+                rec.update(kind="grader_error", message=f"the grader could not run this check "
+                           f"({type(e).__name__}: {e}) — please report it")
+            rep.longrepr = rec["message"]
+        self.records.append(rec)
+
+    def pytest_sessionfinish(self, session):
+        if self._sandbox is not None:
+            self._sandbox.close()
+        path = self.config.getoption("grader_json")
+        if path:
+            report.write_json_atomic(path, report.gradescope(self.records, time.monotonic() - self.t0))
