@@ -63,6 +63,34 @@ class Learner:
     def rng(self, k=0):
         return np.random.default_rng(self.seed(k))
 
+    def reference(self, *names):
+        """Source of the instructor's definitions of `names` (plus the imports they need), from
+        solutions/<this notebook>.ipynb — the single source.  Send it to a probe as a string and
+        exec it there into a namespace of its own, e.g. to time the learner against it."""
+        return reference_source(self.stem, names)
+
+
+def reference_source(stem, names):
+    import ast
+    path = GRADER_DIR.parent / "solutions" / f"{stem}.ipynb"
+    cells = nbfile.code_cells(path)
+    found, imports = {}, ["import numpy as np"]
+    for src in cells:
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and not ast.unparse(node).startswith(
+                    ("from grader", "import grader", "import matplotlib", "from matplotlib")):
+                imports.append(ast.unparse(node))
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in names:
+                found[node.name] = ast.unparse(node)
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise RuntimeError(f"{path.name} defines no {', '.join(missing)}")
+    return "\n".join(dict.fromkeys(imports)) + "\n\n" + "\n\n".join(found[n] for n in names)
+
 
 @pytest.fixture(scope="module")
 def learner(request):

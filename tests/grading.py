@@ -1,0 +1,95 @@
+"""Helpers for the project's tests: build learner notebooks from the solutions (optionally
+with a function replaced by a buggy version) and grade them with `python -m grader`.
+
+    from tests.grading import grade_variants
+    results = grade_variants("01_bernoulli_mask", "bernoulli_mask", {"swapped": SRC, ...})
+    results["swapped"].score, results["swapped"].messages()
+"""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(tempfile.gettempdir()) / "dropout-course-test-grades"
+sys.path.insert(0, str(ROOT))
+from grader import nbfile  # noqa: E402
+
+
+class Graded:
+    """One grading result (Gradescope's results.json), with helpers for assertions."""
+
+    def __init__(self, data, stderr=""):
+        self.data, self.stderr = data, stderr
+        self.tests = data["tests"]
+        self.score = data["score"]
+        self.max_score = sum(t["max_score"] for t in self.tests)
+
+    def failed(self):
+        return [t for t in self.tests if t["status"] != "passed"]
+
+    def messages(self):
+        return "\n".join(f"{t['name']}: {t['output']}" for t in self.failed())
+
+    def __repr__(self):
+        return f"<Graded {self.score:g}/{self.max_score:g}\n{self.messages()}>"
+
+
+def notebook(path, cells):
+    """Write a minimal notebook with these code cells."""
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+          "cells": [{"cell_type": "code", "source": c, "metadata": {}, "outputs": [],
+                     "execution_count": None} for c in cells]}
+    Path(path).write_text(json.dumps(nb))
+    return Path(path)
+
+
+def solution_cells(stem):
+    return [c for c in nbfile.code_cells(ROOT / "solutions" / f"{stem}.ipynb") if c]
+
+
+def variant(folder, stem, source):
+    """The solution notebook with one more cell at the end (`source` redefines a function)."""
+    return notebook(Path(folder) / f"{stem}.ipynb", solution_cells(stem) + ([source] if source else []))
+
+
+def run_grader(args, timeout=300):
+    proc = subprocess.run([sys.executable, "-m", "grader", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return proc
+
+
+def grade_notebook(path, only=None, seed=0):
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "r.json"
+        args = [path, "--json", out, "--seed", seed] + (["--only", only] if only else [])
+        proc = run_grader(args)
+        assert proc.returncode == 0, f"grader exited {proc.returncode}: {proc.stderr}"
+        return Graded(json.loads(out.read_text()), proc.stderr)
+
+
+def grade_variants(stem, only, sources, jobs=None):
+    """{name: Graded} for each {name: source} appended to the solution notebook `stem`,
+    graded for exercise `only`, in parallel.  Results are cached by content."""
+    CACHE.mkdir(exist_ok=True)
+    solution = (ROOT / "solutions" / f"{stem}.ipynb").read_bytes()
+    grader_files = b"".join(p.read_bytes() for p in sorted((ROOT / "grader").glob("*.py")))
+
+    def one(item):
+        name, src = item
+        key = hashlib.sha256(solution + grader_files + (src or "").encode() + (only or "").encode()).hexdigest()[:24]
+        hit = CACHE / f"{key}.json"
+        if hit.exists():
+            return name, Graded(json.loads(hit.read_text()))
+        with tempfile.TemporaryDirectory() as d:
+            g = grade_notebook(variant(d, stem, src), only=only)
+        hit.write_text(json.dumps(g.data))
+        return name, g
+
+    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 2) as ex:
+        return dict(ex.map(one, sources.items()))
