@@ -149,6 +149,12 @@ def load_notebook(cells, ns, cell_seconds):
             except BaseException as e:  # noqa: BLE001 - learner code may raise anything
                 if isinstance(e, _CellTimeout):
                     msg = f"the definition in cell {idx}, line {node.lineno} ran for more than {cell_seconds:g} s"
+                elif isinstance(e, OSError) and e.errno == 27:  # EFBIG: the output limit
+                    msg = (f"the definition in cell {idx}, line {node.lineno} printed more than "
+                           f"{LIMITS['output'] // 1024} KiB of output")
+                elif isinstance(e, MemoryError):
+                    msg = (f"the definition in cell {idx}, line {node.lineno} ran out of memory "
+                           f"(the limit is {LIMITS['mem'] // 2**20} MiB)")
                 else:
                     msg = f"{type(e).__name__} in cell {idx}, line {node.lineno}: {_short(e)}"
                 for n in names:
@@ -265,15 +271,25 @@ def _type_name(v):
     return "None" if v is None else f"a {type(v).__name__}"
 
 
-LIMITS = {"mem": 2 << 30, "output": 1 << 20, "seconds": 5.0}
+LIMITS = {"mem": 2 << 30, "output": 1 << 20, "seconds": 5.0, "nproc": 128}
 PROBE_GLOBALS = {"np": np, "LearnerRaised": LearnerRaised, "LearnerFailure": LearnerFailure,
                  "Contract": Contract, "expect_pair": expect_pair, "time": time,
                  "__builtins__": __builtins__}
+STATE = {"proto": (), "sweep_uid": False, "work": None}
 
 
-# ---------------------------------------------------------------- one call, in a fork
-def _children_of(pid):
-    kids = []
+# ---------------------------------------------------------------- processes
+def _children():
+    """Our child processes (Linux: /proc/self/task/*/children; a /proc scan elsewhere)."""
+    kids = set()
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/children") as f:
+                kids.update(int(k) for k in f.read().split())
+        return kids
+    except OSError:
+        pass
+    me = os.getpid()
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -283,63 +299,229 @@ def _children_of(pid):
             try:
                 with open(f"/proc/{d}/stat", "rb") as f:
                     stat = f.read().decode(errors="replace")
-                if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
-                    kids.append(int(d))
+                if int(stat[stat.rindex(")") + 2:].split()[1]) == me:
+                    kids.add(int(d))
             except (OSError, ValueError):
                 pass
     return kids
 
 
+def _wait_all(block):
+    """Collect every finished child; with block, wait until no child is left."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
+        if pid == 0:
+            return
+
+
 def reap_all(pgid=None):
-    """Kill the call's process group and every orphan re-parented to us (we are a subreaper)."""
+    """End every process the learner's code started: we are their subreaper, so detached
+    ones (setsid + double fork) are our children too.  With a uid of our own (the grader
+    ran as root), kill(-1) reaches every process of that uid, in one atomic sweep."""
+    if STATE["sweep_uid"]:
+        try:
+            os.kill(-1, signal.SIGKILL)  # every process of our uid except ourselves
+        except OSError:
+            pass
+        _wait_all(block=True)
+        return
     if pgid:
         try:
             os.killpg(pgid, signal.SIGKILL)
         except OSError:
             pass
-    for _ in range(50):
-        kids = _children_of(os.getpid())
+    for _ in range(200):
+        kids = _children()
         for k in kids:
             try:
                 os.kill(k, signal.SIGKILL)
             except OSError:
                 pass
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
-        except ChildProcessError:
-            pass
+        _wait_all(block=bool(kids))
         if not kids:
             break
-        time.sleep(0.002)
+
+
+def _libc():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    return libc
 
 
 def _set_subreaper():
     try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+        _libc().prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass
 
 
-def run_probe(req, notebooks, tmp):
+def _setrlimit(which, value):
+    try:
+        resource.setrlimit(which, (value, value))
+    except (ValueError, OSError):
+        pass
+
+
+# ---------------------------------------------------------------- isolation (before learner code)
+PREIMPORT_NEVER = {"antigravity", "this", "__hello__", "__phello__", "idlelib", "tkinter", "turtle",
+                   "turtledemo", "webbrowser", "pydoc", "ensurepip", "venv"}
+NUMPY_LAZY = ("testing", "polynomial", "fft", "ma", "typing", "ctypeslib", "strings", "char", "rec")
+
+
+def preimport(notebooks):
+    """Import, while we may still read the whole Python installation, the standard-library and
+    NumPy modules the learner's cells mention (also inside functions): after privileges are
+    dropped, an installation under a private home (e.g. pyenv in /root) is unreadable."""
+    import importlib
+    names = {"math", "random", "itertools", "functools", "collections", "operator", "copy",
+             "statistics", "fractions", "numbers", "dataclasses", "typing", "warnings", "pathlib"}
+    text = "\n".join(src for cells in notebooks.values() for src in cells)
+    for cells in notebooks.values():
+        for src in cells:
+            try:
+                tree = ast.parse(_strip_magics(src))
+            except (SyntaxError, ValueError, MemoryError, RecursionError):
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names.update(a.name for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    names.add(node.module)
+    names.update("numpy." + m for m in set(re.findall(r"\b(?:np|numpy)\.(\w+)", text)) & set(NUMPY_LAZY))
+    stdlib = getattr(sys, "stdlib_module_names", ())
+    for name in sorted(names)[:200]:
+        top = name.split(".")[0]
+        if top in PREIMPORT_NEVER or not (top in stdlib or top == "numpy") or top == "grader":
+            continue
+        try:
+            importlib.import_module(name)
+        except BaseException:  # noqa: BLE001 - a learner's name that is not importable
+            pass
+
+
+def _mount_tmpfs(libc, path, options, flags=0):
+    MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+    return libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | flags,
+                      options.encode()) == 0
+
+
+def isolate(hide):
+    """As root: a private mount and network namespace (best effort: needs CAP_SYS_ADMIN).
+    Gives the learner no network, its own small /tmp, /var/tmp and /dev/shm (gone with it),
+    and empty read-only folders over the paths in `hide` (solutions, other submissions,
+    results).  Returns what was achieved."""
+    got = {"network": False, "private_tmp": False, "hidden": 0}
+    try:
+        libc = _libc()
+    except OSError:
+        return got
+    CLONE_NEWNS, CLONE_NEWNET, MS_RDONLY, MS_REC, MS_PRIVATE, MS_BIND = 0x20000, 0x40000000, 1, 16384, 1 << 18, 4096
+    if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
+        if libc.unshare(CLONE_NEWNET) == 0:
+            got["network"] = True
+        return got
+    got["network"] = True
+    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return got
+    ok = True
+    for d in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(d) and not os.path.islink(d):
+            ok = _mount_tmpfs(libc, d, "size=64m,nr_inodes=4096,mode=1777") and ok
+    got["private_tmp"] = ok and os.path.isdir("/tmp")
+    for path in hide:
+        try:
+            if os.path.islink(path) or not os.path.exists(path):
+                continue
+            if os.path.isdir(path):
+                done = _mount_tmpfs(libc, path, "size=4k,nr_inodes=1,mode=000", MS_RDONLY)
+            else:
+                done = libc.mount(b"/dev/null", os.fsencode(path), None, MS_BIND, None) == 0
+            got["hidden"] += bool(done)
+        except OSError:
+            pass
+    return got
+
+
+def drop_privileges(work, uid, gid):
+    os.chown(work, uid, gid)
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+def harden(init):
+    """Limits, then (as root) namespaces, a private working folder and an unprivileged uid.
+    Runs before any learner code.  Returns a description of the isolation for the grader."""
+    _setrlimit(resource.RLIMIT_CORE, 0)
+    _setrlimit(resource.RLIMIT_AS, int(LIMITS["mem"]))
+    _setrlimit(resource.RLIMIT_FSIZE, int(LIMITS["output"]))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over the output limit: EFBIG, not death
+    info = {"uid": os.getuid(), "network": None, "private_tmp": False, "hidden": 0,
+            "sweep": "tree"}
+    uid = init.get("uid")
+    work = os.getcwd()
+    if uid is None or os.geteuid() != 0:
+        STATE["work"] = work
+        return info
+    try:
+        _libc().prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS: setuid programs gain nothing
+    except (OSError, AttributeError):
+        pass
+    if init.get("isolate", True):
+        info.update(isolate(init.get("hide", ())))
+    if info["private_tmp"]:
+        work = "/tmp/work"
+        os.mkdir(work, 0o700)
+    os.chdir(work)
+    for candidate in dict.fromkeys([int(uid), 65534]):
+        try:
+            drop_privileges(work, candidate, candidate if candidate != 65534 else _nogroup())
+            break
+        except OSError:
+            if candidate == 65534:
+                raise
+    info["uid"] = os.getuid()
+    STATE["work"] = work
+    if init.get("dedicated") and os.getuid() == int(uid) != 65534:
+        STATE["sweep_uid"] = True
+        info["sweep"] = "uid"
+        _setrlimit(resource.RLIMIT_NPROC, int(LIMITS.get("nproc", 128)))
+        reap_all()   # leftovers of a grader that crashed while using this uid
+    return info
+
+
+def _nogroup():
+    import pwd
+    try:
+        return pwd.getpwuid(65534).pw_gid
+    except KeyError:
+        return 65534
+
+
+# ---------------------------------------------------------------- one call, in a fork
+def run_probe(req, notebooks):
     """Body of the forked process: limits, capture, run the probe, answer."""
     rd, wr = req["_pipe"]
     os.close(rd)
+    for fd in STATE["proto"]:
+        try:
+            os.close(fd)   # the learner's code never talks to the grader directly
+        except OSError:
+            pass
     try:
         os.setpgid(0, 0)
     except OSError:
         pass
-    mem, out_limit = int(req.get("mem") or LIMITS["mem"]), int(LIMITS["output"])
-    for lim, val in ((resource.RLIMIT_AS, mem), (resource.RLIMIT_FSIZE, out_limit),
-                     (resource.RLIMIT_CORE, 0)):
-        try:
-            resource.setrlimit(lim, (val, val))
-        except (ValueError, OSError):
-            pass
+    mem = int(req.get("mem") or LIMITS["mem"])
+    _setrlimit(resource.RLIMIT_AS, mem)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    cap = os.open(os.path.join(tmp, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    cap = os.open(os.path.join(STATE["work"], "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(cap, 1)
     os.dup2(cap, 2)
     os.close(cap)
@@ -370,7 +552,7 @@ def run_probe(req, notebooks, tmp):
         os._exit(0)
 
 
-def serve_call(req, notebooks, tmp):
+def serve_call(req, notebooks):
     seconds = float(req.get("timeout") or LIMITS["seconds"])
     rd, wr = os.pipe()
     req["_pipe"] = (rd, wr)
@@ -378,7 +560,7 @@ def serve_call(req, notebooks, tmp):
     pid = os.fork()
     if pid == 0:
         try:
-            run_probe(req, notebooks, tmp)
+            run_probe(req, notebooks)
         finally:
             os._exit(70)
     os.close(wr)
@@ -392,55 +574,77 @@ def serve_call(req, notebooks, tmp):
         info["oversize"] = True
     os.close(rd)
     if info["timed_out"] or info["oversize"]:
-        os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    info["exit"] = status
-    reap_all(pgid=pid)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if info["frame"]:
+        info["exit"] = 0    # answered: the process is ended after the answer is sent (finish_call)
+    else:
+        _, status = os.waitpid(pid, 0)
+        info["exit"] = status
     info["seconds"] = time.monotonic() - t0
     try:
-        info["output_bytes"] = os.path.getsize(os.path.join(tmp, "output.txt"))
+        info["output_bytes"] = os.path.getsize(os.path.join(STATE["work"], "output.txt"))
     except OSError:
         info["output_bytes"] = 0
+    info["pid"] = pid
     return info
 
 
-def drop_privileges(tmp, uid):
-    import pwd
+def finish_call(pid):
+    """End the call's process (it normally ends by itself right after answering) and every
+    process it started; runs while the grader reads the answer, and before any next call."""
+    end = time.monotonic() + 0.5
     try:
-        gid = pwd.getpwuid(uid).pw_gid
-    except KeyError:
-        gid = uid
-    os.chown(tmp, uid, gid)
-    os.setgroups([])
-    os.setgid(gid)
-    os.setuid(uid)
+        while os.waitpid(pid, os.WNOHANG)[0] == 0 and time.monotonic() < end:
+            time.sleep(0.0002)
+    except ChildProcessError:
+        pass
+    reap_all(pgid=pid)
+
+
+def warm_up():
+    """Do once here what every call would otherwise do first in its fork (NumPy's lazy
+    set-up of generators, ufunc loops, the codec): forks then start warm."""
+    for dt in (np.float64, np.float32):
+        rng = np.random.default_rng(0)
+        x = rng.random((8, 8), dtype=dt)
+        m = x >= dt(0.3)
+        y = np.multiply(x, m, out=np.empty_like(x))
+        y *= dt(1 / 0.7)
+        codec.decode(codec.encode({"v": (y, m, float(y.mean()), int(m.sum()))}))
+    np.random.default_rng().random(4)
+    np.random.seed(0)
+    np.random.rand(2)
+    np.random.get_state()
 
 
 def main():
+    warm_up()
     proto_in, proto_out = os.dup(0), os.dup(1)
+    STATE["proto"] = (proto_in, proto_out)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    tmp = os.getcwd()
     _set_subreaper()
     frame = codec.read_frame(proto_in)
+    if frame is None:
+        return
     init = codec.decode(frame)
     LIMITS.update(init.get("limits", {}))
-    try:
-        resource.setrlimit(resource.RLIMIT_AS, (LIMITS["mem"], LIMITS["mem"]))
-    except (ValueError, OSError):
-        pass
-    if init.get("uid") is not None:
-        drop_privileges(tmp, int(init["uid"]))
+    preimport(init["notebooks"])
+    isolation = harden(init)
     notebooks, summary = {}, {}
-    fork = hasattr(os, "fork") and not init.get("no_fork")
     for stem, cells in init["notebooks"].items():
         ns = {"__name__": "__main__", "__builtins__": __builtins__}
         where, problems = load_notebook(cells, ns, float(LIMITS.get("cell_seconds", 2.0)))
         notebooks[stem] = (ns, problems)
         summary[stem] = {"defined": where, "problems": problems}
+    del init
+    reap_all()  # anything the definitions started (class bodies and decorators run code)
     codec.write_frame(proto_out, codec.encode({"status": "ready", "notebooks": summary,
-                                               "uid": os.getuid(), "fork": fork}))
+                                               "uid": os.getuid(), "isolation": isolation}))
     while True:
         frame = codec.read_frame(proto_in)
         if frame is None:
@@ -448,11 +652,13 @@ def main():
         req = codec.decode(frame)
         if req.get("op") == "close":
             break
-        info = serve_call(req, notebooks, tmp)
-        head = {k: v for k, v in info.items() if k != "frame"}
+        info = serve_call(req, notebooks)
+        head = {k: v for k, v in info.items() if k not in ("frame", "pid")}
         codec.write_frame(proto_out, codec.encode(head))
         codec.write_frame(proto_out, info["frame"])
+        finish_call(info["pid"])
     reap_all()
+    os._exit(0)   # no interpreter tear-down: nothing is left to flush
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ bytes next to a JSON header, so decoding never runs code (no pickle, ever).
 Frame:  4-byte header length | JSON header | per array: 8-byte length | bytes
 """
 import json
+import math
 import struct
 
 import numpy as np
@@ -15,6 +16,7 @@ _DTYPES = {np.dtype(t).str for t in (
     "?", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "c8", "c16")}
 _DTYPES |= {np.dtype(t).newbyteorder(">").str for t in ("i2", "i4", "i8", "u2", "u4", "u8", "f2", "f4", "f8")}
 MAX_FRAME = 256 * 2**20  # bytes; larger answers are refused, not read
+MAX_HEADER = 32 * 2**20  # bytes of JSON; arrays travel outside it
 
 
 class CodecError(ValueError):
@@ -73,7 +75,7 @@ def _dec(v, bufs):
         if any(s < 0 for s in shape):
             raise CodecError("negative array dimension")
         buf = bufs[v["__nd__"]]
-        n = int(np.prod(shape, dtype=np.int64))
+        n = math.prod(shape)
         if n * np.dtype(dt).itemsize != len(buf):
             raise CodecError("array size does not match its bytes")
         return np.frombuffer(buf, dtype=dt).reshape(shape).copy()
@@ -92,6 +94,8 @@ def decode(frame):
     """Decode one frame made by encode(); never executes anything it reads."""
     try:
         (hlen,) = struct.unpack_from(">I", frame, 0)
+        if hlen > MAX_HEADER or hlen > len(frame) - 4:
+            raise CodecError("malformed frame: header too long")
         head = json.loads(frame[4:4 + hlen].decode())
         bufs, pos = [], 4 + hlen
         while pos < len(frame):
@@ -103,7 +107,8 @@ def decode(frame):
         return _dec(head, bufs)
     except CodecError:
         raise
-    except (ValueError, KeyError, IndexError, TypeError, struct.error, UnicodeDecodeError) as e:
+    except (ValueError, KeyError, IndexError, TypeError, struct.error, UnicodeDecodeError,
+            RecursionError, OverflowError, AttributeError) as e:
         raise CodecError(f"malformed frame: {e}") from None
 
 

@@ -4,6 +4,10 @@ Learner code never runs here.  A child process (grader/_child.py) loads the lear
 definitions; each question is a *probe* — a small trusted function whose source is
 sent to the child — run in a fresh fork with time, memory and output limits.  Only
 plain data comes back (grader.codec); this process compares it with the contract.
+
+When the grader runs as root, the child drops to an unprivileged uid of its own (leased
+from a pool, see UidLease) after loading Python and NumPy: every process of that uid is
+then the submission's, and all of them are killed when its grading ends.
 """
 import ast
 import inspect
@@ -14,22 +18,27 @@ import sys
 import tempfile
 import textwrap
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from grader import codec
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-UNPRIVILEGED_UID = 65534  # nobody
+UNPRIVILEGED_UID = 65534  # nobody: the fallback when no uid of our own can be leased
+UID_BASE = int(os.environ.get("GRADER_UID_BASE", "60500"))
+UID_COUNT = 256
+LEASE_DIR = Path("/run/dropout-grader")
 
 
 @dataclass
 class Limits:
     seconds: float = 5.0          # wall clock per call
-    mem: int = 2 << 30            # bytes of address space per call
-    output: int = 1 << 20         # bytes of printed output per call
+    mem: int = 2 << 30            # bytes of address space per process
+    output: int = 1 << 20         # bytes of printed output per call (and per file written)
     cell_seconds: float = 2.0     # per definition while loading a notebook
     start_seconds: float = 30.0   # loading all notebooks
+    nproc: int = 128              # processes (and threads) of the submission at once, as root
+    submission_seconds: float = 0  # wall clock for all calls of one submission (0: no limit)
 
 
 class LearnerError(Exception):
@@ -60,22 +69,55 @@ def _scrubbed_env(tmp):
             "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg"}
 
 
+def is_root():
+    return hasattr(os, "geteuid") and os.geteuid() == 0 and os.environ.get("GRADER_KEEP_ROOT") != "1"
+
+
+# ---------------------------------------------------------------- processes
 def children_of(pid):
     """Process ids whose parent is pid (Linux /proc; empty elsewhere)."""
-    kids = []
+    kids = set()
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids.update(int(k) for k in f.read().split())
+        return sorted(kids)
+    except OSError:
+        pass
     try:
         names = os.listdir("/proc")
     except OSError:
-        return kids
+        return []
     for d in names:
         if d.isdigit():
             try:
                 stat = Path(f"/proc/{d}/stat").read_bytes().decode(errors="replace")
                 if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
-                    kids.append(int(d))
+                    kids.add(int(d))
             except (OSError, ValueError):
                 pass
-    return kids
+    return sorted(kids)
+
+
+def pids_of_uid(uid):
+    """Live processes (not zombies) whose owner is uid."""
+    found = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return found
+    for d in names:
+        if d.isdigit():
+            try:
+                if os.stat(f"/proc/{d}").st_uid != uid:
+                    continue
+                with open(f"/proc/{d}/stat", "rb") as f:
+                    state = f.read().rsplit(b")", 1)[1].split()[0]
+                if state not in (b"Z", b"X"):
+                    found.append(int(d))
+            except (OSError, IndexError):
+                pass
+    return found
 
 
 def become_subreaper():
@@ -87,29 +129,189 @@ def become_subreaper():
         pass
 
 
-class Sandbox:
-    """One learner's submission: {stem: [cell sources]} loaded in one child process."""
+def _reap_children():
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
 
-    def __init__(self, notebooks, limits=None, drop_privileges=None):
+
+def kill_tree(keep=()):
+    """Kill our child processes (orphans re-parent to us: we are a subreaper) and theirs,
+    until none is left; `keep` are children that are ours to keep (e.g. workers)."""
+    for _ in range(200):
+        kids = [k for k in children_of(os.getpid()) if k not in keep]
+        if not kids:
+            return
+        for k in kids:
+            try:
+                os.kill(k, signal.SIGKILL)
+            except OSError:
+                pass
+        for k in kids:
+            try:
+                os.waitpid(k, 0)
+            except (ChildProcessError, OSError):
+                pass
+
+
+def kill_uid(uid, patience=5.0):
+    """Kill every process of uid (a uid leased for learner code, never a shared one):
+    a helper becomes that uid and calls kill(-1), which in one atomic sweep reaches every
+    process of the uid but itself — fork bombs included.  Repeats until /proc shows none."""
+    if uid is None or uid == UNPRIVILEGED_UID or not is_root():
+        return True
+    end = time.monotonic() + patience
+    while True:
+        _reap_children()
+        if not pids_of_uid(uid):
+            return True
+        if time.monotonic() > end:
+            return False
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+                os.kill(-1, signal.SIGKILL)
+            except BaseException:  # noqa: BLE001
+                pass
+            os._exit(0)
+        os.waitpid(pid, 0)
+        time.sleep(0.002)
+
+
+# ---------------------------------------------------------------- unprivileged uids
+class UidLease:
+    """A uid for learner code that no account and no other grader uses right now.
+
+    The pool is GRADER_UID_BASE (default 60500) .. +255: uids with no passwd or group entry
+    (checked), outside the ranges Debian and systemd hand out dynamically.  A lease is an
+    exclusive flock on /run/dropout-grader/uid-N.lock (root-only folder), released when the
+    holder exits, so parallel graders on one machine never share a uid."""
+
+    def __init__(self, uid, fd):
+        self.uid, self._fd = uid, fd
+
+    @classmethod
+    def acquire(cls):
+        """A lease, or None when not root or no uid is free (callers then use `nobody`)."""
+        if not is_root():
+            return None
+        import fcntl
+        import grp
+        import pwd
+        try:
+            LEASE_DIR.mkdir(mode=0o700, exist_ok=True)
+            st = LEASE_DIR.lstat()
+            if st.st_uid != 0 or st.st_mode & 0o022 or not LEASE_DIR.is_dir() or LEASE_DIR.is_symlink():
+                return None
+        except OSError:
+            return None
+        for uid in range(UID_BASE, UID_BASE + UID_COUNT):
+            try:
+                pwd.getpwuid(uid)
+                continue       # a real account: never ours
+            except KeyError:
+                pass
+            try:
+                grp.getgrgid(uid)
+                continue
+            except KeyError:
+                pass
+            try:
+                fd = os.open(LEASE_DIR / f"uid-{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            kill_uid(uid)   # leftovers of a grader that died holding this uid
+            return cls(uid, fd)
+        return None
+
+    def release(self):
+        if self._fd is not None:
+            kill_uid(self.uid)
+            os.close(self._fd)
+            self._fd = None
+
+
+def default_hide():
+    """What a learner's process never needs to see: the reference solutions and, on
+    Gradescope, the results folder, the submission and its metadata (earlier scores)."""
+    return [str(PACKAGE_ROOT / "solutions"), "/autograder/results", "/autograder/submission",
+            "/autograder/submission_metadata.json"]
+
+
+def hide_candidates(paths):
+    """Of `paths`, those the learner's process may be kept from seeing: never a folder the
+    Python installation, NumPy or the grader package live in (they are needed after the
+    privileges are dropped)."""
+    import importlib.util
+    needed = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent,
+              PACKAGE_ROOT / "grader"]
+    spec = importlib.util.find_spec("numpy")
+    if spec and spec.origin:
+        needed.append(Path(spec.origin).resolve().parent)
+    out = []
+    for p in paths:
+        try:
+            p = Path(p).resolve()
+        except (OSError, RuntimeError):
+            continue
+        if p == Path(p.anchor) or not p.exists():
+            continue
+        if any(n == p or p in n.parents for n in needed):
+            continue
+        if str(p) not in out:
+            out.append(str(p))
+    return out
+
+
+# ---------------------------------------------------------------- the sandbox
+class Sandbox:
+    """One learner's submission: {stem: [cell sources]} loaded in one child process.
+
+    uid: run learner code as this uid (the grader must be root); dedicated=True says no
+    other process uses it, so it may be swept with kill(-1).  Without uid, a root grader
+    leases one (UidLease) or falls back to `nobody`.  hide: paths the learner's process
+    should not see (where namespaces are available)."""
+
+    def __init__(self, notebooks, limits=None, drop_privileges=None, uid=None, hide=()):
         self.notebooks = notebooks
         self.limits = limits or Limits()
         if drop_privileges is None:
-            drop_privileges = hasattr(os, "geteuid") and os.geteuid() == 0 \
-                and os.environ.get("GRADER_KEEP_ROOT") != "1"
-        self.uid = UNPRIVILEGED_UID if drop_privileges else None
+            drop_privileges = is_root()
+        self.drop = drop_privileges
+        self._lease = None
+        self.uid, self.dedicated = (uid, uid != UNPRIVILEGED_UID) if uid is not None else (None, False)
+        self.hide = list(hide)
         self.proc = None
         self.summary = None
+        self.isolation = None
         self.broken = {}          # function -> LearnerError that stops further calls
         self.start_error = None
         self._sources = {}
         self.calls = 0
+        self.tmp = None
 
     # -- life cycle
-    def start(self):
+    def spawn(self):
+        """Start the learner's process and send it the notebooks; do not wait (its start-up
+        overlaps with the grader's own).  start() waits for it to be ready."""
         if self.proc is not None:
-            return self.summary
-        self.tmp = tempfile.mkdtemp(prefix="grader-")
-        os.chmod(self.tmp, 0o700)
+            return
+        if self.drop and self.uid is None:
+            self._lease = UidLease.acquire()
+            self.uid, self.dedicated = (self._lease.uid, True) if self._lease else (UNPRIVILEGED_UID, False)
+        if self.tmp is None:
+            self.tmp = tempfile.mkdtemp(prefix="grader-")
+            os.chmod(self.tmp, 0o700)
         err = open(os.path.join(self.tmp, "child.err"), "wb")
         become_subreaper()
         self.proc = subprocess.Popen(
@@ -118,16 +320,28 @@ class Sandbox:
             env=_scrubbed_env(self.tmp), start_new_session=True, close_fds=True)
         err.close()
         self._in, self._out = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        self._t_spawn = time.monotonic()
         lim = self.limits
-        init = {"notebooks": self.notebooks, "uid": self.uid,
+        init = {"notebooks": self.notebooks, "uid": self.uid if self.drop else None,
+                "dedicated": self.dedicated, "hide": hide_candidates(self.hide) if self.drop else [],
                 "limits": {"mem": lim.mem, "output": lim.output, "seconds": lim.seconds,
-                           "cell_seconds": lim.cell_seconds}}
+                           "cell_seconds": lim.cell_seconds, "nproc": lim.nproc}}
         try:
             codec.write_frame(self._in, codec.encode(init))
-            frame = codec.read_frame(self._out, deadline=time.monotonic() + lim.start_seconds)
+        except (BrokenPipeError, OSError):
+            pass   # reported by start()
+
+    def start(self):
+        if self.summary is not None or self.start_error is not None:
+            return self.summary
+        self.spawn()
+        lim = self.limits
+        try:
+            frame = codec.read_frame(self._out, deadline=self._t_spawn + lim.start_seconds)
             if frame is None:
                 raise EOFError
             self.summary = codec.decode(frame)
+            self.isolation = self.summary.get("isolation")
         except TimeoutError:
             self._kill()
             self.start_error = ("timeout", f"loading your notebook took more than {lim.start_seconds:g} s")
@@ -137,14 +351,21 @@ class Sandbox:
                                 + self._child_err())
         return self.summary
 
+    def _restart(self):
+        """A fresh learner process after the last one died (the broken exercise stays broken)."""
+        self.proc, self.summary, self.start_error = None, None, None
+        self.start()
+
     def _child_err(self):
         try:
-            text = Path(self.tmp, "child.err").read_text(errors="replace").strip()
+            with open(Path(self.tmp, "child.err"), "rb") as f:
+                text = f.read(1 << 16).decode(errors="replace").strip()
         except OSError:
             return ""
         return f" ({text.splitlines()[-1][:200]})" if text else ""
 
     def _kill(self):
+        """End the learner's process and everything it started."""
         if self.proc is None:
             return
         for target in (lambda: os.killpg(self.proc.pid, signal.SIGKILL), self.proc.kill):
@@ -153,30 +374,32 @@ class Sandbox:
             except OSError:
                 pass
         self.proc.wait()
-        for k in children_of(os.getpid()):   # orphans re-parented to us
-            try:
-                os.kill(k, signal.SIGKILL)
-                os.waitpid(k, 0)
-            except OSError:
-                pass
-
-    def close(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                codec.write_frame(self._in, codec.encode({"op": "close"}))
-                self.proc.wait(timeout=2)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        self._kill()
+        if self.dedicated:
+            kill_uid(self.uid)
+        kill_tree()   # orphans re-parented to us
         for f in (self.proc.stdin, self.proc.stdout):
             try:
                 f.close()
             except OSError:
                 pass
-        import shutil
-        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def close(self):
+        if self.proc is not None:
+            if self.proc.poll() is None and self.summary is not None:
+                try:
+                    codec.write_frame(self._in, codec.encode({"op": "close"}))
+                    self.proc.wait(timeout=2)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+            self._kill()
+            self.proc = None
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+        if self.tmp:
+            import shutil
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
 
     def __enter__(self):
         self.start()
@@ -200,11 +423,13 @@ class Sandbox:
         helpers: further trusted functions the probe calls (their source is sent along:
         a probe sees only these, numpy as np, and the names in _child.PROBE_GLOBALS).
         """
-        self.start()
         for name in uses:
             if name in self.broken:
                 first = self.broken[name]
                 raise LearnerError(first.kind, name, f"not run: {first.message}")
+        if self.proc is None and self.summary is not None:
+            self._restart()
+        self.start()
         if self.start_error:
             raise LearnerError(self.start_error[0], uses[0] if uses else "", self.start_error[1])
         for f in (probe, *helpers):
@@ -215,6 +440,7 @@ class Sandbox:
                "probe_name": probe.__name__, "kwargs": kwargs, "timeout": seconds,
                "mem": int(mem or self.limits.mem), "uses": list(uses)}
         self.calls += 1
+        what = ", ".join(uses) or "your code"
         try:
             codec.write_frame(self._in, codec.encode(req))
             deadline = time.monotonic() + seconds + 10
@@ -222,15 +448,17 @@ class Sandbox:
             body = codec.read_frame(self._out, deadline=deadline)
             if head is None or body is None:
                 raise EOFError
-        except (TimeoutError, EOFError, BrokenPipeError, codec.CodecError):
+            head = codec.decode(head)
+            if not isinstance(head, dict) or not {"timed_out", "oversize", "exit"} <= set(head):
+                raise codec.CodecError("not an answer")
+        except (TimeoutError, EOFError, OSError, codec.CodecError):
             self._kill()
             self.proc = None
             err = LearnerError("crash", uses[0] if uses else "",
-                               "the learner's process stopped answering" + self._child_err())
+                               f"{what} stopped the learner's process from answering (did it kill "
+                               "its parent process?)" + self._child_err())
             self._mark(uses, err)
             raise err from None
-        head = codec.decode(head)
-        what = ", ".join(uses) or "your code"
         if head["timed_out"]:
             err = LearnerError("timeout", uses[0] if uses else "",
                                f"{what} did not finish within {seconds:g} s — an endless loop, "
@@ -243,6 +471,8 @@ class Sandbox:
                                f"({codec.MAX_FRAME // 2**20} MiB)")
         if not body:
             status = head["exit"]
+            if not isinstance(status, int):
+                status = 0
             if os.WIFSIGNALED(status):
                 sig = os.WTERMSIG(status)
                 name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
@@ -254,12 +484,18 @@ class Sandbox:
             err = LearnerError("crash", uses[0] if uses else "", msg)
             self._mark(uses, err)
             raise err
-        ans = codec.decode(body)
-        if ans["status"] == "ok":
-            return ans["value"]
-        if ans["status"] == "learner":
-            raise LearnerError(ans["kind"], ans.get("function", ""), ans["message"])
-        raise GraderBug(f"{probe.__name__}: {ans['message']}\n{ans.get('traceback', '')}")
+        try:
+            ans = codec.decode(body)
+            status = ans["status"]
+        except (codec.CodecError, TypeError, KeyError):
+            raise LearnerError("contract", uses[0] if uses else "",
+                               f"{what} sent an answer the grader cannot read") from None
+        if status == "ok":
+            return ans.get("value")
+        if status == "learner":
+            raise LearnerError(str(ans.get("kind", "raised")), str(ans.get("function", "")),
+                               str(ans.get("message", "")))
+        raise GraderBug(f"{probe.__name__}: {ans.get('message')}\n{ans.get('traceback', '')}")
 
     def _mark(self, uses, err):
         for name in uses:
