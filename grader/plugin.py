@@ -5,7 +5,13 @@
 Options (all namespaced --grader-*): --grader-submission PATH (repeatable; a notebook or a
 folder of notebooks), --grader-seed N, --grader-only EXERCISE, --grader-json FILE
 (Gradescope results.json), --grader-one-notebook (use the single notebook for every
-exercise: how the inline check() grades a kernel's cells).
+exercise: how the inline check() grades a kernel's cells), --grader-timeout S (per call),
+--grader-submission-timeout S (all calls of the submission), --grader-memory MIB,
+--grader-visibility V (Gradescope visibility of every test without a visibility marker),
+and, for batch grading, --grader-uid, --grader-hide, --grader-unreadable, --grader-label.
+
+Markers: exercise(name), points(n), visibility(v) (Gradescope: visible, hidden,
+after_due_date, after_published).
 """
 import time
 from pathlib import Path
@@ -13,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader import nbfile, report
-from grader.sandbox import GraderBug, LearnerError, Limits, Sandbox
+from grader import nbfile, report, submission
+from grader.sandbox import GraderBug, LearnerError, Limits, Sandbox, default_hide
 
 GRADER_DIR = Path(__file__).resolve().parent
 SESSION = pytest.StashKey()
@@ -32,11 +38,25 @@ def pytest_addoption(parser):
                 help="grade every exercise from the single notebook given")
     g.addoption("--grader-timeout", type=float, default=5.0, metavar="S",
                 help="wall-clock limit per call into learner code (default 5 s)")
+    g.addoption("--grader-submission-timeout", type=float, default=0, metavar="S",
+                help="wall-clock limit for all calls of the submission (default: none)")
+    g.addoption("--grader-memory", type=int, default=2048, metavar="MIB",
+                help="address space per learner process (default 2048 MiB)")
+    g.addoption("--grader-visibility", default=None, metavar="V",
+                help="Gradescope visibility of tests that have no visibility marker")
+    g.addoption("--grader-uid", type=int, default=None, help="run learner code as this leased uid")
+    g.addoption("--grader-hide", action="append", default=[], metavar="PATH",
+                help="a path the learner's process should not see")
+    g.addoption("--grader-unreadable", action="append", default=[], metavar="STEM=WHY",
+                help="a notebook of the submission that could not be read, and why")
+    g.addoption("--grader-label", default=None, help="how messages name the submission's folder")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "points(n): points the check is worth (default 1)")
     config.addinivalue_line("markers", "exercise(name): the exercise (function) a check grades")
+    config.addinivalue_line("markers", "visibility(v): Gradescope visibility of the check's result "
+                            "(visible, hidden, after_due_date, after_published)")
     if config.getoption("grader_submission", None):
         session = GradingSession(config)
         config.stash[SESSION] = session
@@ -53,6 +73,7 @@ class Learner:
         s = self._session
         if self.stem not in s.notebooks:
             raise LearnerError("missing", uses[0] if uses else "", s.missing_message(self.stem))
+        timeout = s.budget(timeout, uses)
         return s.sandbox().call(self.stem, probe, uses=uses, timeout=timeout, mem=mem,
                                 helpers=helpers, **kwargs)
 
@@ -122,50 +143,54 @@ def _points(item):
 class GradingSession:
     def __init__(self, config):
         self.config = config
-        self.seed = config.getoption("grader_seed")
-        self.only = config.getoption("grader_only")
+        opt = config.getoption
+        self.seed = opt("grader_seed")
+        self.only = opt("grader_only")
         self.stems = nbfile.course_stems(GRADER_DIR)
-        self.notebooks, self.paths, self.expected = {}, {}, set()
         self.records = []
-        self._sandbox = None
         self.t0 = time.monotonic()
-        self.limits = Limits(seconds=config.getoption("grader_timeout"))
-        self._resolve(config.getoption("grader_submission"), config.getoption("grader_one_notebook"))
-
-    def _resolve(self, paths, one):
-        for p in map(Path, paths):
-            if p.is_dir():
-                self.expected |= set(self.stems.values())
-                self.folder = p
-                for f in sorted(p.glob("*.ipynb")):
-                    stem = nbfile.stem_for(f, self.stems)
-                    if stem and stem not in self.paths:
-                        self.paths[stem] = f
-            elif one:
-                self.one_notebook = p
-                self.expected |= set(self.stems.values())
-                for stem in self.stems.values():
-                    self.paths[stem] = p
-            else:
-                stem = nbfile.stem_for(p, self.stems)
-                if stem is None:
-                    raise pytest.UsageError(f"{p.name} is not a course notebook")
-                self.paths[stem] = p
-                self.expected.add(stem)
-        cache = {}
-        for stem, p in self.paths.items():
-            if p not in cache:
-                cache[p] = nbfile.code_cells(p)
-            self.notebooks[stem] = cache[p]
+        self.label = opt("grader_label")
+        self.isolation = None
+        prepared = config.pluginmanager.get_plugin("grader-prepared")
+        if prepared is not None:
+            self.sub, self._sandbox, self.limits = prepared.submission, prepared.sandbox, prepared.limits
+        else:
+            self.limits = Limits(seconds=opt("grader_timeout"), mem=opt("grader_memory") << 20,
+                                 submission_seconds=opt("grader_submission_timeout"))
+            unreadable = dict(u.split("=", 1) for u in opt("grader_unreadable"))
+            try:
+                self.sub = submission.load(opt("grader_submission"), self.stems,
+                                           opt("grader_one_notebook"), unreadable)
+            except nbfile.BadInput as e:
+                raise pytest.UsageError(str(e)) from None
+            self._sandbox = None
+        self.notebooks, self.paths, self.expected = self.sub.notebooks, self.sub.paths, self.sub.expected
+        self.deadline = (time.monotonic() + self.limits.submission_seconds
+                         if self.limits.submission_seconds else None)
 
     def missing_message(self, stem):
-        where = getattr(self, "folder", None)
+        if stem in self.sub.unreadable:
+            return f"notebook {stem}.ipynb could not be read: {self.sub.unreadable[stem]}"
+        where = self.label or self.sub.folder
         return f"notebook {stem}.ipynb was not found" + (f" in {where}" if where else "")
+
+    def budget(self, timeout, uses):
+        """The call's time limit within what is left of the submission's."""
+        if self.deadline is None:
+            return timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0.05:
+            raise LearnerError("timeout", uses[0] if uses else "",
+                               f"not run: grading of this submission stopped at its time limit of "
+                               f"{self.limits.submission_seconds:g} s")
+        return min(float(timeout or self.limits.seconds), left)
 
     def sandbox(self):
         if self._sandbox is None:
-            self._sandbox = Sandbox(self.notebooks, self.limits)
-            self._sandbox.start()
+            opt = self.config.getoption
+            self._sandbox = Sandbox(self.notebooks, self.limits, uid=opt("grader_uid"),
+                                    hide=default_hide() + opt("grader_hide"))
+        self._sandbox.start()
         return self._sandbox
 
     # -- selection
@@ -191,6 +216,9 @@ class GradingSession:
                "max_score": _points(item), "score": 0.0, "status": "failed", "kind": None,
                "message": "", "nodeid": item.nodeid,
                "number": f"{stem[:2]}.{sum(r['notebook'] == stem for r in self.records) + 1}"}
+        vis = item.get_closest_marker("visibility")
+        if vis or self.config.getoption("grader_visibility"):
+            rec["visibility"] = vis.args[0] if vis else self.config.getoption("grader_visibility")
         if rep.passed:
             rec.update(status="passed", score=rec["max_score"])
         elif rep.skipped:
@@ -212,7 +240,8 @@ class GradingSession:
 
     def pytest_sessionfinish(self, session):
         if self._sandbox is not None:
-            self._sandbox.close()
+            self.isolation = self._sandbox.isolation
+            self._sandbox.close()   # every learner process is gone before results are written
         path = self.config.getoption("grader_json")
         if path:
             report.write_json_atomic(path, report.gradescope(self.records, time.monotonic() - self.t0))
