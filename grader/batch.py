@@ -1,0 +1,725 @@
+"""Grade a whole class:  python -m grader SUBMISSIONS --out RESULTS [--jobs N]
+
+SUBMISSIONS is a folder with one subfolder or one .zip file per learner (the subfolder or
+zip name is the learner's name), or a single learner's submission.  A learner's notebooks
+are found by name (01_*.ipynb, ...) anywhere inside their folder or zip.
+
+RESULTS must not exist (or use --replace, which moves the old folder aside; nothing is
+ever deleted).  Everything is written into a private temporary folder next to it, after
+every learner process is gone, and renamed to RESULTS at the end:
+
+    RESULTS/summary.csv                     one row per learner: points per exercise, total, problems
+    RESULTS/summary.json                    the same, with the grading settings
+    RESULTS/learners/<name>/results.json    Gradescope's format, for each learner
+
+Submissions are graded in parallel by long-lived worker processes (--jobs, default the
+number of CPUs), each running one pytest session per submission; as root, each worker's
+learner code runs as a uid of its own.  One bad submission (unreadable, hostile, too slow)
+costs only its own row.
+"""
+import csv
+import io
+import os
+import re
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from grader import codec, nbfile, report
+
+GRADER_DIR = Path(__file__).resolve().parent
+PACKAGE_ROOT = GRADER_DIR.parent
+MAX_ZIP_MEMBERS = 20000
+MAX_NOTEBOOK_BYTES = 64 * 2**20
+MAX_SUBMISSION_BYTES = 256 * 2**20
+MAX_WALK_ENTRIES = 20000
+MAX_DEPTH = 8
+DEFAULT_SUBMISSION_SECONDS = 120.0
+PROBLEM_KINDS = {"timeout": "timeout", "crash": "crashed", "exit": "crashed", "memory": "memory limit",
+                 "output": "output limit", "missing": "missing", "grader_error": "grader error"}
+
+
+# ---------------------------------------------------------------- finding submissions
+def _skip(name):
+    return name.startswith(".") or name in ("__MACOSX", "__pycache__")
+
+
+def submissions_in(folder):
+    """Subfolders and .zip files of folder that may be learners' submissions."""
+    out = []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return out
+    for e in entries:
+        if _skip(e.name):
+            continue
+        if e.is_symlink() or e.is_dir(follow_symlinks=False) or e.name.lower().endswith(".zip"):
+            out.append(Path(e.path))
+    return out
+
+
+def learner_id(name, taken):
+    base = re.sub(r"[^A-Za-z0-9._@+-]+", "_", name).strip("._")[:80] or "submission"
+    ident, n = base, 1
+    while ident.lower() in taken:
+        n += 1
+        ident = f"{base}-{n}"
+    taken.add(ident.lower())
+    return ident
+
+
+def discover(paths, stems):
+    """[(learner id, source path)] for every submission in paths; BadInput if none."""
+    found, taken = [], set()
+    for p in map(Path, paths):
+        if not p.exists() and not p.is_symlink():
+            raise nbfile.BadInput(f"no such file or folder: {p}")
+        if p.is_dir() and not p.is_symlink():
+            if any(nbfile.stem_for(f, stems) for f in p.glob("*.ipynb")):
+                found.append((learner_id(p.resolve().name, taken), p))
+                continue
+            subs = submissions_in(p)
+            if not subs:
+                raise nbfile.BadInput(f"no submissions in {p}: expected course notebooks, or one "
+                                      "subfolder or .zip file per learner")
+            for s in subs:
+                stem = s.name[:-4] if s.name.lower().endswith(".zip") else s.name
+                found.append((learner_id(stem, taken), s))
+        elif p.suffix.lower() in (".zip", ".ipynb"):
+            found.append((learner_id(p.stem, taken), p))
+        else:
+            raise nbfile.BadInput(f"{p} is not a notebook, a .zip file or a folder")
+    return found
+
+
+# ---------------------------------------------------------------- staging one submission
+class Staged:
+    """A submission's course notebooks copied into a private folder as <stem>.ipynb."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.notes = []          # what the learner should know about their upload
+        self.unreadable = {}     # stem -> why
+        self.fatal = None        # the whole submission could not be read
+
+
+def _choose(candidates, stems, staged):
+    """candidates: [(parts of the path, key)] -> {stem: key}, the shallowest copy of each."""
+    chosen = {}
+    for parts, key in sorted(candidates, key=lambda c: (len(c[0]), c[0])):
+        stem = nbfile.stem_for(parts[-1], stems)
+        if stem is None:
+            continue
+        if stem in chosen:
+            staged.notes.append(f"several copies of {stem}.ipynb: graded {'/'.join(chosen[stem][0])}")
+            continue
+        chosen[stem] = (parts, key)
+    return {stem: key for stem, (parts, key) in chosen.items()}
+
+
+def _copy_limited(src, dst, limit):
+    """Copy a file object to dst, refusing more than limit bytes (never trusts headers)."""
+    total = 0
+    with open(dst, "wb") as out:
+        while True:
+            chunk = src.read(1 << 20)
+            if not chunk:
+                return total
+            total += len(chunk)
+            if total > limit:
+                raise nbfile.BadInput(f"larger than {limit // 2**20} MiB")
+            out.write(chunk)
+
+
+def stage_folder(src, staged, stems):
+    candidates, seen = [], 0
+    root = Path(src)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel = Path(dirpath).relative_to(root).parts
+        dirnames[:] = sorted(d for d in dirnames if not _skip(d)) if len(rel) < MAX_DEPTH else []
+        for name in sorted(filenames):
+            seen += 1
+            if seen > MAX_WALK_ENTRIES:
+                staged.notes.append(f"more than {MAX_WALK_ENTRIES} files: the rest was not searched")
+                break
+            if _skip(name) or not name.lower().endswith(".ipynb"):
+                continue
+            path = Path(dirpath, name)
+            if path.is_symlink():
+                staged.notes.append(f"{'/'.join(rel + (name,))} is a symbolic link: not followed")
+                continue
+            candidates.append((rel + (name,), path))
+        if seen > MAX_WALK_ENTRIES:
+            break
+    for stem, path in _choose(candidates, stems, staged).items():
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise nbfile.BadInput("not a regular file")
+                _copy_limited(f, Path(staged.folder, f"{stem}.ipynb"), MAX_NOTEBOOK_BYTES)
+        except nbfile.BadInput as e:
+            staged.unreadable[stem] = str(e)
+        except OSError as e:
+            staged.unreadable[stem] = f"cannot read it ({e.strerror})"
+
+
+def stage_zip(src, staged, stems):
+    """Read the course notebooks straight out of the zip: nothing else is extracted, names
+    in the archive never become paths, symlinks and unsafe names are skipped, and sizes are
+    counted while decompressing (zip bombs stop at the limit)."""
+    try:
+        z = zipfile.ZipFile(src)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        staged.fatal = f"{Path(src).name} is not a readable zip file ({e})"
+        return
+    with z:
+        infos = z.infolist()
+        if len(infos) > MAX_ZIP_MEMBERS:
+            staged.fatal = f"{Path(src).name} holds more than {MAX_ZIP_MEMBERS} files"
+            return
+        candidates = []
+        for info in infos:
+            name = info.filename.replace("\\", "/")
+            if info.is_dir() or not name.lower().endswith(".ipynb"):
+                continue
+            parts = PurePosixPath(name).parts
+            if stat.S_ISLNK(info.external_attr >> 16):
+                staged.notes.append(f"{name} is a symbolic link: ignored")
+                continue
+            if name.startswith("/") or ".." in parts or re.match(r"^[A-Za-z]:", name):
+                staged.notes.append(f"{name} has an unsafe path: ignored")
+                continue
+            if any(_skip(x) for x in parts):
+                continue
+            candidates.append((parts, info))
+        total = 0
+        for stem, info in _choose(candidates, stems, staged).items():
+            if info.flag_bits & 0x1:
+                staged.unreadable[stem] = "it is encrypted in the zip file"
+                continue
+            try:
+                with z.open(info) as f:
+                    total += _copy_limited(f, Path(staged.folder, f"{stem}.ipynb"),
+                                           min(MAX_NOTEBOOK_BYTES, MAX_SUBMISSION_BYTES - total))
+            except nbfile.BadInput as e:
+                staged.unreadable[stem] = str(e)
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError,
+                    ValueError) as e:
+                import zlib  # noqa: F401 - zlib.error is an Exception subclass caught below
+                staged.unreadable[stem] = f"it could not be unpacked ({type(e).__name__}: {e})"
+            except Exception as e:  # noqa: BLE001 - zlib.error and other decompression errors
+                staged.unreadable[stem] = f"it could not be unpacked ({type(e).__name__}: {e})"
+
+
+def stage(src, folder, stems):
+    """Copy a submission's course notebooks into folder; say what could not be used."""
+    from grader.submission import read_cells
+    staged = Staged(folder)
+    src = Path(src)
+    if src.is_symlink():
+        staged.fatal = f"{src.name} is a symbolic link: not followed"
+    elif src.is_dir():
+        stage_folder(src, staged, stems)
+    elif src.suffix.lower() == ".zip":
+        stage_zip(src, staged, stems)
+    elif src.suffix.lower() == ".ipynb":
+        stem = nbfile.stem_for(src, stems)
+        if stem is None:
+            staged.fatal = f"{src.name} is not a course notebook"
+        else:
+            with open(src, "rb") as f:
+                try:
+                    _copy_limited(f, Path(folder, f"{stem}.ipynb"), MAX_NOTEBOOK_BYTES)
+                except nbfile.BadInput as e:
+                    staged.unreadable[stem] = str(e)
+    else:
+        staged.fatal = f"{src.name} is not a folder, a .zip file or a notebook"
+    for nb in sorted(Path(folder).glob("*.ipynb")):
+        try:
+            read_cells(nb)
+        except nbfile.BadInput as e:
+            staged.unreadable[nb.stem] = str(e).replace(str(nb), nb.name)
+            nb.unlink()
+    if staged.fatal is None and not any(Path(folder).glob("*.ipynb")) and not staged.unreadable:
+        staged.fatal = "no course notebooks found (expected names like " \
+                       f"{next(iter(stems.values()))}.ipynb)"
+    return staged
+
+
+# ---------------------------------------------------------------- the worker process
+def worker_main():
+    """A long-lived worker: reads jobs (frames on stdin), grades each in a fresh pytest
+    session in this process, answers with the records (frames on stdout)."""
+    proto_in, proto_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    from grader import cli
+    import grader.plugin  # noqa: F401 - warm: pytest, NumPy, the checks
+    from grader.sandbox import become_subreaper
+    become_subreaper()
+    stems = nbfile.course_stems(GRADER_DIR)
+    while True:
+        frame = codec.read_frame(proto_in)
+        if frame is None:
+            return
+        job = codec.decode(frame)
+        if job.get("op") == "stop":
+            return
+        t0 = time.monotonic()
+        answer = {"id": job["id"], "records": [], "notes": [], "unreadable": {}, "fatal": None,
+                  "isolation": None, "error": None}
+        folder = Path(job["stage"])
+        try:
+            folder.mkdir(mode=0o700)
+            staged = stage(job["source"], folder, stems)
+            answer.update(notes=staged.notes, unreadable=staged.unreadable, fatal=staged.fatal)
+            if staged.fatal is None:
+                col = cli._Collector()
+                answer["records"] = cli.run(
+                    [str(folder)], only=job.get("only"), seed=job["seed"], timeout=job["timeout"],
+                    submission_timeout=job["submission_timeout"], memory=job["memory"],
+                    visibility=job.get("visibility"), uid=job.get("uid"), hide=job.get("hide", []),
+                    unreadable=staged.unreadable, label="your submission", collector=col)
+                answer["isolation"] = col.isolation
+        except Exception as e:  # noqa: BLE001 - reported in the learner's row
+            answer["error"] = f"{type(e).__name__}: {e}"
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        answer["seconds"] = round(time.monotonic() - t0, 3)
+        codec.write_frame(proto_out, codec.encode(answer))
+
+
+class Worker:
+    def __init__(self, slot, uid, log):
+        self.slot, self.uid, self.log = slot, uid, log
+        self.job = None
+        self.proc = None
+        self.start()
+
+    def start(self):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT)] + [
+            x for x in env.get("PYTHONPATH", "").split(os.pathsep) if x])
+        env.pop("_GRADER_ARGV", None)
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        with open(self.log, "ab") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "grader.batch", "--worker"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                         env=env, cwd=str(PACKAGE_ROOT), start_new_session=True,
+                                         close_fds=True)
+        self.fd = self.proc.stdout.fileno()
+
+    def send(self, job):
+        self.job = job
+        self.started = time.monotonic()
+        codec.write_frame(self.proc.stdin.fileno(), codec.encode(job))
+
+    def receive(self):
+        """The answer to the current job (the worker has something to read)."""
+        frame = codec.read_frame(self.fd, deadline=time.monotonic() + 30)
+        if frame is None:
+            raise EOFError
+        return codec.decode(frame)
+
+    def kill(self, keep=()):
+        from grader.sandbox import kill_tree, kill_uid
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.proc.kill()
+        self.proc.wait()
+        kill_uid(self.uid)
+        kill_tree(keep=keep)
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def stop(self):
+        try:
+            codec.write_frame(self.proc.stdin.fileno(), codec.encode({"op": "stop"}))
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+    def log_tail(self):
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(max(0, os.path.getsize(self.log) - 2000))
+                lines = f.read().decode(errors="replace").strip().splitlines()
+            return lines[-1][:200] if lines else ""
+        except OSError:
+            return ""
+
+
+# ---------------------------------------------------------------- progress
+class Progress:
+    """A one-line progress bar, drawn only when stdout is a terminal."""
+
+    def __init__(self, total, stream=None):
+        self.total, self.done, self.problems = total, 0, 0
+        self.stream = stream or sys.stdout
+        self.on = self.stream.isatty()
+        self.t0 = time.monotonic()
+        self.last = 0
+
+    def update(self, done=None, problem=False, force=False):
+        if done:
+            self.done += 1
+            self.problems += bool(problem)
+        now = time.monotonic()
+        if not self.on or (not force and not done and now - self.last < 0.5):
+            return
+        self.last = now
+        width = 30
+        full = int(width * self.done / max(1, self.total))
+        bar = "█" * full + "░" * (width - full)
+        extra = f" · {self.problems} with problems" if self.problems else ""
+        self.stream.write(f"\r{bar} {self.done}/{self.total} graded{extra} · {now - self.t0:.0f} s ")
+        self.stream.flush()
+
+    def finish(self):
+        if self.on:
+            self.stream.write("\r" + " " * 70 + "\r")
+            self.stream.flush()
+
+
+# ---------------------------------------------------------------- the batch
+def run_batch(entries, jobs, settings, partial, progress=None, hide=()):
+    """Grade entries [(id, source)] with `jobs` workers; {id: answer}."""
+    from grader.sandbox import UidLease, become_subreaper, is_root
+    become_subreaper()
+    work = Path(tempfile.mkdtemp(prefix="grader-batch-"))
+    leases = []
+    if is_root():
+        for _ in range(jobs):
+            lease = UidLease.acquire()
+            if lease is None:
+                break
+            leases.append(lease)
+    jobs = max(1, min(jobs, len(entries)))
+    uids = [lease.uid for lease in leases] + [None] * jobs
+    hard = settings["submission_timeout"] + 60 + 30
+    pending = list(enumerate(entries))
+    answers, retried = {}, set()
+    workers = []
+    try:
+        for slot in range(jobs):
+            workers.append(Worker(slot, uids[slot], str(work / f"worker-{slot}.log")))
+        idle = list(workers)
+        while pending or any(w.job for w in workers):
+            while idle and pending:
+                n, (ident, src) = pending.pop(0)
+                w = idle.pop(0)
+                job = dict(settings, id=ident, source=str(src), stage=str(work / f"s{n}"),
+                           uid=w.uid if is_root() else None, hide=list(hide))
+                try:
+                    w.send(job)
+                except OSError:
+                    w.kill(keep=[x.proc.pid for x in workers if x is not w])
+                    w.start()
+                    w.send(job)
+            busy = {w.fd: w for w in workers if w.job}
+            ready = select.select(list(busy), [], [], 0.5)[0]
+            for fd in ready:
+                w = busy[fd]
+                ident = w.job["id"]
+                try:
+                    answers[ident] = w.receive()
+                except (EOFError, TimeoutError, codec.CodecError, OSError):
+                    why = w.log_tail()
+                    w.kill(keep=[x.proc.pid for x in workers if x is not w])
+                    w.start()
+                    if ident not in retried:
+                        retried.add(ident)
+                        pending.insert(0, (len(entries) + len(retried), (ident, w.job["source"])))
+                        w.job = None
+                        idle.append(w)
+                        continue
+                    answers[ident] = {"id": ident, "records": [], "fatal": None, "notes": [],
+                                      "unreadable": {}, "error": "the grader's worker process "
+                                      f"ended while grading this submission{': ' + why if why else ''}"}
+                a = answers[ident]
+                if progress:
+                    progress.update(done=True, problem=bool(a.get("fatal") or a.get("error") or problems(a)))
+                w.job = None
+                idle.append(w)
+            now = time.monotonic()
+            for w in workers:
+                if w.job and now - w.started > hard:
+                    ident = w.job["id"]
+                    w.kill(keep=[x.proc.pid for x in workers if x is not w])
+                    w.start()
+                    answers[ident] = {"id": ident, "records": [], "fatal": None, "notes": [],
+                                      "unreadable": {}, "error": f"grading did not finish within "
+                                      f"{hard:g} s and was stopped"}
+                    if progress:
+                        progress.update(done=True, problem=True)
+                    w.job = None
+                    idle.append(w)
+            if progress:
+                progress.update()
+    finally:
+        for w in workers:
+            w.stop()
+        for lease in leases:
+            lease.release()    # kills anything left of that uid
+        from grader.sandbox import kill_tree
+        kill_tree()
+        shutil.rmtree(work, ignore_errors=True)
+    return answers
+
+
+def problems(answer):
+    """The learner's problems in a few words each: unreadable, limits hit, crashes."""
+    out = []
+    if answer.get("fatal"):
+        out.append(f"unreadable submission: {answer['fatal']}")
+    if answer.get("error"):
+        out.append(f"grader error: {answer['error']}")
+    for stem, why in sorted(answer.get("unreadable", {}).items()):
+        out.append(f"{stem}.ipynb unreadable: {why}")
+    for g in report.exercises(answer.get("records", [])):
+        kinds = [t.get("kind") for t in g["tests"] if t.get("kind") in PROBLEM_KINDS]
+        if kinds and not (kinds[0] == "missing" and g["notebook"] in answer.get("unreadable", {})):
+            first = next(t for t in g["tests"] if t.get("kind") in PROBLEM_KINDS)
+            msg = " ".join(first["message"].split())
+            msg = msg if len(msg) <= 140 else msg[:139] + "…"
+            out.append(f"{g['notebook'][:2]} {g['exercise']}: {PROBLEM_KINDS[kinds[0]]} ({msg})")
+    return out
+
+
+def _exercise_columns(answers):
+    cols, maxes = [], {}
+    for a in answers.values():
+        for g in report.exercises(a.get("records", [])):
+            key = f"{g['notebook'][:2]} {g['exercise']}"
+            if key not in maxes:
+                cols.append((g["notebook"], key))
+            maxes[key] = max(maxes.get(key, 0.0), g["max_score"])
+    cols.sort(key=lambda c: c[0])   # notebook order; exercises keep their order within one
+    return [k for _, k in cols], maxes
+
+
+def _fmt(x):
+    return f"{x:g}"
+
+
+def summarize(entries, answers, settings, seconds):
+    cols, maxes = _exercise_columns(answers)
+    top = sum(maxes.values())
+    rows = []
+    for ident, src in entries:
+        a = answers.get(ident) or {"records": [], "error": "not graded"}
+        pts = {k: 0.0 for k in cols}
+        for g in report.exercises(a.get("records", [])):
+            pts[f"{g['notebook'][:2]} {g['exercise']}"] = g["score"]
+        rows.append({"learner": ident, "submission": str(src), "score": round(sum(pts.values()), 6),
+                     "max_score": top, "exercises": pts, "problems": problems(a),
+                     "notes": a.get("notes", []), "seconds": a.get("seconds"),
+                     "results": f"learners/{ident}/results.json"})
+    return {"grader": {k: settings[k] for k in ("seed", "timeout", "submission_timeout", "memory",
+                                                    "only", "jobs")},
+            "isolation": next((a.get("isolation") for a in answers.values() if a.get("isolation")), None),
+            "seconds": round(seconds, 1), "max_score": top,
+            "exercises": [{"exercise": k, "max_score": maxes[k]} for k in cols], "learners": rows}
+
+
+def summary_csv(summary):
+    buf = io.StringIO()
+    cols = [e["exercise"] for e in summary["exercises"]]
+    w = csv.writer(buf)
+    w.writerow(["learner", "score", "max_score", *cols, "problems", "submission", "seconds"])
+    for r in summary["learners"]:
+        w.writerow([r["learner"], _fmt(r["score"]), _fmt(r["max_score"]),
+                    *[_fmt(r["exercises"][c]) for c in cols], "; ".join(r["problems"]),
+                    r["submission"], r["seconds"] if r["seconds"] is not None else ""])
+    return buf.getvalue()
+
+
+def learner_results(answer, visibility=None):
+    """Gradescope's results.json for one learner (also when nothing could be graded)."""
+    records = answer.get("records", [])
+    if records:
+        data = report.gradescope(records, answer.get("seconds"), visibility)
+    else:
+        why = answer.get("fatal") or answer.get("error") or "nothing was graded"
+        data = {"score": 0, "tests": [], "output": f"Your submission could not be graded: {why}"}
+    notes = answer.get("notes") or []
+    if notes:
+        data["output"] = data.get("output", "") + "\n\nAbout your upload:\n" + "\n".join(f"- {n}" for n in notes)
+    return data
+
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        f.write(text)
+
+
+def _open_up(folder):
+    """mkdtemp made the folder private; give it the permissions the user's umask asks for."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for dirpath, dirnames, filenames in os.walk(folder):
+        os.chmod(dirpath, 0o777 & ~mask)
+        for f in filenames:
+            os.chmod(os.path.join(dirpath, f), 0o666 & ~mask)
+
+
+def _rename_noreplace(src, dst):
+    """rename(2) that never replaces dst (renameat2 RENAME_NOREPLACE where available)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+        fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        if fn(-100, os.fsencode(src), -100, os.fsencode(dst), 1) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (38, 22):  # ENOSYS, EINVAL: not supported here
+            raise OSError(err, os.strerror(err), str(dst))
+    except (AttributeError, OSError) as e:
+        if isinstance(e, OSError) and e.errno not in (None, 38, 22):
+            raise
+    if os.path.lexists(dst):
+        raise FileExistsError(17, "File exists", str(dst))
+    os.rename(src, dst)
+
+
+def check_out(out, replace):
+    out = Path(out)
+    if os.path.lexists(out) and not replace:
+        raise nbfile.BadInput(f"{out} already exists: choose a new folder for the results, or add "
+                              "--replace to move the old one aside")
+    if not out.parent.is_dir():
+        raise nbfile.BadInput(f"cannot write results into {out}: folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise nbfile.BadInput(f"cannot write results into {out}: folder {out.parent} is not writable")
+    return out
+
+
+def main(a):
+    """python -m grader PATH... --out DIR (a: parsed arguments of grader.cli)."""
+    from grader import cli
+    t0 = time.monotonic()
+    stems = nbfile.course_stems(GRADER_DIR)
+    try:
+        if a.junitxml or a.json:
+            raise nbfile.BadInput("--json and --junitxml are for one learner; with --out each "
+                                  "learner's results.json is written into the results folder")
+        if a.only and a.only not in cli.known_exercises():
+            raise nbfile.BadInput(f"no exercise called {a.only!r} (known: {', '.join(cli.known_exercises())})")
+        if a.jobs is not None and a.jobs < 1:
+            raise nbfile.BadInput("--jobs must be at least 1")
+        entries = discover(a.paths, stems)
+        out = check_out(a.out, a.replace)
+    except nbfile.BadInput as e:
+        print(f"grader: {e}", file=sys.stderr)
+        return 2
+    jobs = a.jobs or os.cpu_count() or 1
+    settings = {"seed": a.seed, "timeout": a.timeout, "memory": a.memory, "only": a.only,
+                "submission_timeout": a.submission_timeout if a.submission_timeout is not None
+                else DEFAULT_SUBMISSION_SECONDS, "visibility": a.visibility, "jobs": jobs}
+    try:
+        partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    except OSError as e:
+        print(f"grader: cannot write results next to {out}: {e.strerror}", file=sys.stderr)
+        return 2
+    hide = [str(partial), str(out)] + [str(Path(p).resolve()) for p in a.paths]
+    progress = Progress(len(entries))
+    try:
+        answers = run_batch(entries, jobs, settings, partial, progress, hide=hide)
+        progress.finish()
+        summary = summarize(entries, answers, settings, time.monotonic() - t0)
+        # every learner process is gone: now, and only now, the results are written
+        for ident, _ in entries:
+            data = learner_results(answers.get(ident, {"error": "not graded"}), a.visibility)
+            dest = partial / "learners" / ident / "results.json"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            report.write_json_atomic(dest, data)
+        report.write_json_atomic(partial / "summary.json", summary)
+        _write(partial / "summary.csv", summary_csv(summary))
+        _open_up(partial)
+        if os.path.lexists(out) and a.replace:
+            aside = out.with_name(f"{out.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
+            _rename_noreplace(out, aside)
+            print(f"moved the old {out} to {aside}")
+        try:
+            _rename_noreplace(partial, out)
+        except FileExistsError:
+            print(f"grader: {out} appeared while grading; the results are in {partial}", file=sys.stderr)
+            out = partial
+    except KeyboardInterrupt:
+        progress.finish()
+        shutil.rmtree(partial, ignore_errors=True)
+        print("grader: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001
+        progress.finish()
+        shutil.rmtree(partial, ignore_errors=True)
+        print(f"grader: internal error, please report it: {type(e).__name__}: {e}", file=sys.stderr)
+        return 3
+    print(overview(summary, out))
+    print(f"graded {len(entries)} submissions in {time.monotonic() - t0:.1f} s with {jobs} "
+          f"parallel job{'s' if jobs != 1 else ''}")
+    return 0
+
+
+def overview(summary, out):
+    rows = summary["learners"]
+    top = summary["max_score"]
+    scores = [r["score"] for r in rows]
+    lines = [f"results: {out}/summary.csv, {out}/summary.json, {out}/learners/<name>/results.json"]
+    if scores:
+        mean = sum(scores) / len(scores)
+        lines.append(f"scores: mean {mean:.1f}/{_fmt(top)}, full marks {sum(s == top for s in scores)}, "
+                     f"zero {sum(s == 0 for s in scores)} of {len(scores)}")
+    bad = [r for r in rows if r["problems"]]
+    if bad:
+        lines.append(f"{len(bad)} submission{'s' if len(bad) != 1 else ''} with problems:")
+        for r in bad[:20]:
+            p = r["problems"][0]
+            lines.append(f"  {r['learner']}: {p if len(p) <= 100 else p[:99] + '…'}"
+                         + (f" (+{len(r['problems']) - 1} more)" if len(r["problems"]) > 1 else ""))
+        if len(bad) > 20:
+            lines.append(f"  … and {len(bad) - 20} more (see summary.csv)")
+    iso = summary.get("isolation")
+    if iso:
+        lines.append(isolation_line(iso))
+    return "\n".join(lines)
+
+
+def isolation_line(iso):
+    bits = [f"learner code ran as uid {iso.get('uid')}"]
+    if iso.get("sweep") == "uid":
+        bits.append("a uid of its own per worker")
+    bits.append("no network" if iso.get("network") else "network not cut off")
+    bits.append("a private /tmp" if iso.get("private_tmp") else "the shared /tmp")
+    if iso.get("hidden"):
+        bits.append(f"{iso['hidden']} grader paths hidden")
+    return "isolation: " + ", ".join(bits)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--worker"]:
+        worker_main()
+    else:
+        print("usage: python -m grader SUBMISSIONS --out RESULTS (see python -m grader --help)",
+              file=sys.stderr)
+        sys.exit(2)
