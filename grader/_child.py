@@ -162,6 +162,7 @@ def load_notebook(cells, ns, cell_seconds):
                         problems[n] = msg
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
+                restore_modules()   # a class body may have monkeypatched what loading uses
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     return where, problems
 
@@ -226,7 +227,9 @@ class Notebook:
                              f"{name} was not found in your notebook — did you rename it or not run its cell?")
 
     def run(self, label, f, *args, **kwargs):
-        """Call learner code; translate what it does wrong into LearnerFailure/LearnerRaised."""
+        """Call learner code; translate what it does wrong into LearnerFailure/LearnerRaised.
+        Afterwards NumPy and the builtins are as they were before any learner code ran, so
+        that a function that monkeypatches them cannot fool the probe that measures it."""
         try:
             return f(*args, **kwargs)
         except NotImplementedError:
@@ -246,6 +249,8 @@ class Notebook:
             raise LearnerRaised(label, e) from None
         except Exception as e:  # noqa: BLE001
             raise LearnerRaised(label, e) from None
+        finally:
+            restore_modules()
 
     def fn(self, name):
         f = self.get(name)
@@ -275,7 +280,25 @@ LIMITS = {"mem": 2 << 30, "output": 1 << 20, "seconds": 5.0, "nproc": 128}
 PROBE_GLOBALS = {"np": np, "LearnerRaised": LearnerRaised, "LearnerFailure": LearnerFailure,
                  "Contract": Contract, "expect_pair": expect_pair, "time": time,
                  "__builtins__": __builtins__}
-STATE = {"proto": (), "sweep_uid": False, "work": None}
+STATE = {"proto": (), "sweep_uid": False, "work": None, "pristine": ()}
+
+
+def snapshot_modules():
+    """Remember the namespaces of the builtins, NumPy and what the answer is sent with,
+    before any learner code runs."""
+    import builtins
+    import json
+    import struct
+    STATE["pristine"] = tuple((m.__dict__, dict(m.__dict__))
+                              for m in (builtins, np, np.random, codec, json, struct, os))
+
+
+def restore_modules():
+    """Undo monkeypatching of the builtins and NumPy (names the learner replaced)."""
+    for live, saved in STATE["pristine"]:
+        for k, v in saved.items():
+            if live.get(k, live) is not v:
+                live[k] = v
 
 
 # ---------------------------------------------------------------- processes
@@ -525,11 +548,13 @@ def run_probe(req, notebooks):
     os.dup2(cap, 1)
     os.dup2(cap, 2)
     os.close(cap)
+    restore_modules()   # whatever the learner's definitions did to NumPy at load time
     nb = Notebook(*notebooks[req["stem"]])
     try:
         g = dict(PROBE_GLOBALS)
         exec(compile(req["probe_src"], "<probe>", "exec"), g)
         value = g[req["probe_name"]](nb, **req["kwargs"])
+        restore_modules()
         try:
             answer = {"status": "ok", "value": value}
             frame = codec.encode(answer)
@@ -635,6 +660,7 @@ def main():
     LIMITS.update(init.get("limits", {}))
     preimport(init["notebooks"])
     isolation = harden(init)
+    snapshot_modules()
     notebooks, summary = {}, {}
     for stem, cells in init["notebooks"].items():
         ns = {"__name__": "__main__", "__builtins__": __builtins__}
@@ -642,6 +668,7 @@ def main():
         notebooks[stem] = (ns, problems)
         summary[stem] = {"defined": where, "problems": problems}
     del init
+    restore_modules()   # class bodies and decorators may have monkeypatched NumPy or builtins
     reap_all()  # anything the definitions started (class bodies and decorators run code)
     codec.write_frame(proto_out, codec.encode({"status": "ready", "notebooks": summary,
                                                "uid": os.getuid(), "isolation": isolation}))

@@ -128,15 +128,19 @@ def _choose(candidates, stems, staged):
 def _copy_limited(src, dst, limit):
     """Copy a file object to dst, refusing more than limit bytes (never trusts headers)."""
     total = 0
-    with open(dst, "wb") as out:
-        while True:
-            chunk = src.read(1 << 20)
-            if not chunk:
-                return total
-            total += len(chunk)
-            if total > limit:
-                raise nbfile.BadInput(f"larger than {limit // 2**20} MiB")
-            out.write(chunk)
+    try:
+        with open(dst, "wb") as out:
+            while True:
+                chunk = src.read(1 << 20)
+                if not chunk:
+                    return total
+                total += len(chunk)
+                if total > limit:
+                    raise nbfile.BadInput(f"larger than {limit // 2**20} MiB")
+                out.write(chunk)
+    except BaseException:
+        Path(dst).unlink(missing_ok=True)
+        raise
 
 
 def stage_folder(src, staged, stems):
@@ -251,7 +255,7 @@ def stage(src, folder, stems):
             nb.unlink()
     if staged.fatal is None and not any(Path(folder).glob("*.ipynb")) and not staged.unreadable:
         staged.fatal = "no course notebooks found (expected names like " \
-                       f"{next(iter(stems.values()))}.ipynb)"
+                       f"{next(iter(stems.values()))}.ipynb)" + "".join(f"; {n}" for n in staged.notes)
     return staged
 
 

@@ -116,6 +116,8 @@ def run(paths, json_path=None, junitxml=None, only=None, seed=0, timeout=5.0, on
     stems = nbfile.course_stems(GRADER_DIR)
     sub = submission.load(paths, stems, one_notebook, unreadable)
     limits = Limits(seconds=timeout, mem=int(memory) << 20, submission_seconds=submission_timeout or 0)
+    if submission_timeout:
+        limits.start_seconds = min(limits.start_seconds, submission_timeout)
     sandbox = Sandbox(sub.notebooks, limits, uid=uid, hide=default_hide() + list(hide))
     wanted = set(sub.notebooks) & set(sub.expected)
     if wanted:
