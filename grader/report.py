@@ -94,6 +94,9 @@ def write_json_atomic(path, data):
     d = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".results-", dir=d)
     try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)   # as open() would have made it, not mkstemp's 0600
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2)
             f.write("\n")
