@@ -15,7 +15,7 @@ import sys
 import time
 import traceback
 
-sys.path.insert(0, sys.argv[1])  # the folder that holds the grader package
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds grader/
 from grader import codec  # noqa: E402
 import numpy as np  # noqa: E402
 import numpy.random  # noqa: E402,F401
