@@ -315,7 +315,7 @@ class Sandbox:
         err = open(os.path.join(self.tmp, "child.err"), "wb")
         become_subreaper()
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(PACKAGE_ROOT / "grader" / "_child.py"), str(PACKAGE_ROOT)],
+            [sys.executable, "-I", str(PACKAGE_ROOT / "grader" / "_child.py")],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=self.tmp,
             env=_scrubbed_env(self.tmp), start_new_session=True, close_fds=True)
         err.close()
