@@ -1,0 +1,306 @@
+"""How fast is grading, and how fast is the course's dropout?  One run, one machine, ratios.
+
+    python -m grader.benchmark              # all three parts (a few minutes)
+    python -m grader.benchmark --only a,c   # some of them
+    python -m grader.benchmark --submissions 100 --jobs 2 --runs 5
+
+(a) grading one complete submission (solutions/) with `python -m grader` against executing
+    the same notebooks through a Jupyter kernel with nbclient (their check() cells made
+    no-ops, so only the notebooks' own code runs) — target: >= 10x faster and < 2 s;
+(b) grading N copies of solutions/ as a class with `python -m grader DIR --out ... --jobs J`
+    — target: 100 submissions with --jobs 2 in < 60 s;
+(c) the reference inverted dropout (dropout_forward_inverted from the solutions, and
+    dropout_backward) on 10 million float32 elements against a plain NumPy copy of the
+    array (the memory-bound floor) and, when PyTorch is installed, against
+    torch.nn.functional.dropout — targets: forward >= 4x faster than torch on the CPU, the
+    cache <= 1 byte per element, extra memory <= 2.3x the input, float32 in and out.
+
+Whole commands are timed from outside (wall clock, median of --runs after one warm-up);
+kernels in-process (median of --runs after a warm-up).  The machine's load is printed:
+other jobs running at the same time make every number worse.  Not a test: nothing fails.
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GRADER_DIR = Path(__file__).resolve().parent
+ROOT = GRADER_DIR.parent
+SOLUTIONS = ROOT / "solutions"
+NBCLIENT_SCRIPT = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import nbformat
+from nbclient import NotebookClient
+for path in sys.argv[1:]:
+    nb = nbformat.read(path, as_version=4)
+    # only the notebook's own code: its check() cells would run the grader again
+    nb.cells.insert(1, nbformat.v4.new_code_cell("check = lambda *args, **kwargs: None"))
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(__import__("pathlib").Path(path).parent)}}).execute()
+"""
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import numpy
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python "
+            f"{platform.python_version()}, NumPy {numpy.__version__}; load average {load:.1f} at the start"
+            + (" (busy: expect slower numbers)" if load > 0.5 * (os.cpu_count() or 1) else ""))
+
+
+def wall(cmd, runs, env=None, cwd=ROOT):
+    """Median wall-clock seconds of a command (after one warm-up run), and the last result."""
+    times, proc = [], None
+    for i in range(runs + 1):
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(map(str, cmd[:4]))}… failed ({proc.returncode}): "
+                               f"{(proc.stderr or proc.stdout).strip()[-300:]}")
+        if i:
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times), proc
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def part_a(runs):
+    notebooks = sorted(str(p) for p in SOLUTIONS.glob("*.ipynb"))
+    if not notebooks:
+        print("(a) skipped: no notebooks in solutions/")
+        return
+    print(f"(a) one complete submission: {len(notebooks)} notebook(s) in solutions/")
+    g, proc = wall([sys.executable, "-m", "grader", "solutions/", "--json", os.devnull], runs, _env())
+    total = [ln for ln in proc.stdout.splitlines() if ln.startswith("total:")]
+    print(f"    python -m grader solutions/          {g:6.2f} s   ({total[0] if total else '?'})")
+    try:
+        import nbclient  # noqa: F401
+        import nbformat  # noqa: F401
+    except ImportError:
+        print("    nbclient/nbformat not installed: no kernel comparison")
+        return
+    k, _ = wall([sys.executable, "-c", NBCLIENT_SCRIPT, *notebooks], max(1, runs // 2), _env())
+    print(f"    nbclient, executing the notebooks     {k:6.2f} s")
+    print(f"    -> grading is {k / g:.1f}x faster than merely executing (target >= 10x); "
+          f"{g:.2f} s (target < 2 s)")
+    imports()
+
+
+def imports():
+    """What the grading process imports, and how long that takes (it must not import nbformat)."""
+    code = ("import sys, time; t = time.perf_counter(); import grader.cli, grader.plugin; "
+            "print(time.perf_counter() - t); print(' '.join(m for m in ('nbformat', 'jsonschema', "
+            "'IPython', 'matplotlib', 'nbclient') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**_env(), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+                         capture_output=True, text=True).stdout.split("\n")
+    heavy = out[1].strip() if len(out) > 1 else "?"
+    print(f"    the grader's imports (pytest, NumPy, the checks): {float(out[0]):.2f} s; "
+          f"heavy modules loaded: {heavy or 'none (no nbformat, IPython, matplotlib)'}")
+
+
+def part_b(n, jobs):
+    notebooks = sorted(SOLUTIONS.glob("*.ipynb"))
+    if not notebooks:
+        print("(b) skipped: no notebooks in solutions/")
+        return
+    print(f"(b) a class: {n} copies of solutions/ graded with --jobs {jobs}")
+    with tempfile.TemporaryDirectory(prefix="grader-bench-") as tmp:
+        subs = Path(tmp) / "submissions"
+        for i in range(n):
+            d = subs / f"learner{i:03d}"
+            d.mkdir(parents=True)
+            for nb in notebooks:
+                shutil.copy(nb, d / nb.name)
+        out = Path(tmp) / "results"
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "grader", str(subs), "--out", str(out), "--jobs",
+                               str(jobs)], cwd=ROOT, env=_env(), capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0:
+            print(f"    failed: {proc.stderr.strip()[-300:]}")
+            return
+        summary = json.loads((out / "summary.json").read_text())
+        full = sum(r["score"] == summary["max_score"] for r in summary["learners"])
+    print(f"    {seconds:6.1f} s for {n} submissions ({seconds / n:.2f} s each; "
+          f"{full}/{n} with full marks) -> target < 60 s for 100 with --jobs 2: "
+          f"{'met' if seconds * 100 / n < 60 else 'missed'}")
+
+
+# ---------------------------------------------------------------- (c) the reference dropout
+def reference(names):
+    """Exec the instructor's definitions of names from solutions/ (the single source)."""
+    import ast
+    from grader import nbfile
+    found, imports = {}, ["import numpy as np"]
+    for path in sorted(SOLUTIONS.glob("*.ipynb")):
+        for src in nbfile.code_cells(path):
+            try:
+                tree = ast.parse(src)
+            except SyntaxError:
+                continue
+            for node in tree.body:
+                if isinstance(node, (ast.Import, ast.ImportFrom)) and "grader" not in ast.unparse(node) \
+                        and "matplotlib" not in ast.unparse(node):
+                    imports.append(ast.unparse(node))
+                if isinstance(node, ast.FunctionDef) and node.name in names and node.name not in found:
+                    found[node.name] = (ast.unparse(node), path.name)
+    ns = {}
+    for line in dict.fromkeys(imports):
+        try:
+            exec(line, ns)
+        except Exception:  # noqa: BLE001 - an import the definitions do not need
+            pass
+    for name, (src, _) in found.items():
+        exec(src, ns)
+    return {n: ns[n] for n in found}, {n: where for n, (_, where) in found.items()}
+
+
+def stand_in():
+    """The e1 variant of the performance notes, used only when the solutions lack dropout."""
+    import numpy as np
+
+    def dropout_forward_inverted(x, p, train=True, rng=None):
+        if not train:
+            return x, (None, 1.0)
+        rng = np.random.default_rng() if rng is None else rng
+        keep = rng.random(x.shape, dtype=np.float32) >= p
+        out = np.multiply(x, keep, out=np.empty_like(x))
+        out *= x.dtype.type(1 / (1 - p))
+        return out, (keep, 1 / (1 - p))
+
+    def dropout_backward(dout, cache):
+        keep, scale = cache
+        dx = np.multiply(dout, keep, out=np.empty_like(dout))
+        dx *= dout.dtype.type(scale)
+        return dx
+    return dropout_forward_inverted, dropout_backward
+
+
+def _median_time(f, runs):
+    f()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _nbytes(obj, seen=None):
+    import numpy as np
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes if obj.base is None else 0
+    if isinstance(obj, (tuple, list)):
+        return sum(_nbytes(o, seen) for o in obj)
+    if isinstance(obj, dict):
+        return sum(_nbytes(o, seen) for o in obj.values())
+    return 0
+
+
+def part_c(runs, n=10_000_000, p=0.3):
+    import tracemalloc
+
+    import numpy as np
+    fns, where = reference(("dropout_forward_inverted", "dropout_backward"))
+    forward, backward = fns.get("dropout_forward_inverted"), fns.get("dropout_backward")
+    label = f"the reference from solutions/ ({', '.join(sorted(set(where.values())))})"
+    if forward is None or backward is None:
+        missing = [m for m, f in (("dropout_forward_inverted", forward), ("dropout_backward", backward)) if f is None]
+        print(f"(c) NOTE: solutions/ defines no {' and no '.join(missing)} (expected in "
+              "02_classic_vs_inverted.ipynb and 03_backward.ipynb); measuring a stand-in instead "
+              "(the e1 variant of the performance notes), NOT the course's reference")
+        sf, sb = stand_in()
+        forward, backward = forward or sf, backward or sb
+        label = "a stand-in (e1)" if not where else label + " with a stand-in for the rest"
+    print(f"(c) inverted dropout on {n:,} float32 elements, p = {p}: {label}")
+    x = np.random.default_rng(0).standard_normal(n, dtype=np.float32).reshape(10_000, n // 10_000)
+    dout = np.random.default_rng(1).standard_normal(x.shape, dtype=np.float32)
+    rng = np.random.default_rng(2)
+    floor_out = np.empty_like(x)
+    t_floor = _median_time(lambda: np.copyto(floor_out, x), runs)
+    t_fwd = _median_time(lambda: forward(x, p, True, rng), runs)
+    out, cache = forward(x, p, True, rng)
+    t_bwd = _median_time(lambda: backward(dout, cache), runs)
+    dx = backward(dout, cache)
+    del out, cache, dx
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    out, cache = forward(x, p, True, rng)
+    dx = backward(dout, cache)
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    ns = 1e9 / n
+    print(f"    plain copy (memory floor)   {t_floor * 1e3:7.1f} ms  {t_floor * ns:5.2f} ns/element")
+    print(f"    dropout forward             {t_fwd * 1e3:7.1f} ms  {t_fwd * ns:5.2f} ns/element "
+          f"= {t_fwd / t_floor:.1f}x the floor")
+    print(f"    dropout backward            {t_bwd * 1e3:7.1f} ms  {t_bwd * ns:5.2f} ns/element "
+          f"= {t_bwd / t_floor:.1f}x the floor")
+    cache_b = _nbytes(cache) / n
+    print(f"    cache {cache_b:.2f} bytes/element (target <= 1); extra memory for forward + backward "
+          f"with out alive {peak / x.nbytes:.2f}x the input (target <= 2.3); dtype {x.dtype} in, "
+          f"{out.dtype} out, {dx.dtype} dx (target float32)")
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        print("    PyTorch is not installed: no comparison with torch.nn.functional.dropout "
+              "(pip install torch to add it)")
+        return
+    xt = torch.from_numpy(x)
+    t_torch = _median_time(lambda: F.dropout(xt, p, training=True), runs)
+    xg = xt.clone().requires_grad_(True)
+    g = torch.from_numpy(dout)
+
+    def torch_fwd_bwd():
+        xg.grad = None
+        F.dropout(xg, p, training=True).backward(g)
+    t_torch_fb = _median_time(torch_fwd_bwd, runs)
+    print(f"    torch {torch.__version__} F.dropout forward  {t_torch * 1e3:7.1f} ms  "
+          f"{t_torch * ns:5.2f} ns/element ({torch.get_num_threads()} threads); forward + autograd "
+          f"backward {t_torch_fb * 1e3:.1f} ms")
+    print(f"    -> the numpy forward is {t_torch / t_fwd:.1f}x faster than torch on the CPU "
+          f"(target >= 4x); forward + backward {t_torch_fb / (t_fwd + t_bwd):.1f}x")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m grader.benchmark", description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", default="a,b,c", help="parts to run, e.g. a,c (default a,b,c)")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per measurement (default 5)")
+    p.add_argument("--submissions", type=int, default=100, help="class size for (b) (default 100)")
+    p.add_argument("--jobs", type=int, default=2, help="parallel jobs for (b) (default 2)")
+    a = p.parse_args(argv)
+    parts = set(a.only.replace(" ", "").split(","))
+    print("machine:", machine())
+    if "a" in parts:
+        part_a(a.runs)
+    if "b" in parts:
+        part_b(a.submissions, a.jobs)
+    if "c" in parts:
+        part_c(a.runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
