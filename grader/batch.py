@@ -268,11 +268,19 @@ def worker_main():
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    from grader import cli
     import grader.plugin  # noqa: F401 - warm: pytest, NumPy, the checks
-    from grader.sandbox import become_subreaper
+    from grader.sandbox import ZygoteServer, become_subreaper
     become_subreaper()
     stems = nbfile.course_stems(GRADER_DIR)
+    server = ZygoteServer()
+    try:
+        _serve_jobs(proto_in, proto_out, stems, server)
+    finally:
+        server.close()
+
+
+def _serve_jobs(proto_in, proto_out, stems, server):
+    from grader import cli
     while True:
         frame = codec.read_frame(proto_in)
         if frame is None:
@@ -294,7 +302,8 @@ def worker_main():
                     [str(folder)], only=job.get("only"), seed=job["seed"], timeout=job["timeout"],
                     submission_timeout=job["submission_timeout"], memory=job["memory"],
                     visibility=job.get("visibility"), uid=job.get("uid"), hide=job.get("hide", []),
-                    unreadable=staged.unreadable, label="your submission", collector=col)
+                    unreadable=staged.unreadable, label="your submission", collector=col,
+                    server=server)
                 answer["isolation"] = col.isolation
         except Exception as e:  # noqa: BLE001 - reported in the learner's row
             answer["error"] = f"{type(e).__name__}: {e}"

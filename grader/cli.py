@@ -105,7 +105,7 @@ class _Prepared:
 
 def run(paths, json_path=None, junitxml=None, only=None, seed=0, timeout=5.0, one_notebook=False,
         submission_timeout=0, memory=2048, visibility=None, uid=None, hide=(), unreadable=None,
-        label=None, collector=None):
+        label=None, collector=None, server=None):
     """Grade and return the list of test records (see grader.report).
 
     The learner's process is started first, so that its start-up (Python, NumPy) overlaps
@@ -118,7 +118,7 @@ def run(paths, json_path=None, junitxml=None, only=None, seed=0, timeout=5.0, on
     limits = Limits(seconds=timeout, mem=int(memory) << 20, submission_seconds=submission_timeout or 0)
     if submission_timeout:
         limits.start_seconds = min(limits.start_seconds, submission_timeout)
-    sandbox = Sandbox(sub.notebooks, limits, uid=uid, hide=default_hide() + list(hide))
+    sandbox = Sandbox(sub.notebooks, limits, uid=uid, hide=default_hide() + list(hide), server=server)
     wanted = set(sub.notebooks) & set(sub.expected)
     if wanted:
         sandbox.spawn()
