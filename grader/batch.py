@@ -23,7 +23,6 @@ import os
 import re
 import select
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -346,13 +345,8 @@ class Worker:
         return codec.decode(frame)
 
     def kill(self, keep=()):
-        from grader.sandbox import kill_tree, kill_uid
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        self.proc.kill()
-        self.proc.wait()
+        from grader.sandbox import end_process, kill_tree, kill_uid
+        end_process(self.proc)
         kill_uid(self.uid)
         kill_tree(keep=keep)
         for f in (self.proc.stdin, self.proc.stdout):

@@ -137,6 +137,17 @@ def _reap_children():
         pass
 
 
+def end_process(proc):
+    """SIGKILL a started process (a Popen or alike) and its process group; wait for it."""
+    if proc.returncode is None:   # not reaped yet, so its pid is still its own
+        for target in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
+            try:
+                target()
+            except OSError:
+                pass
+    proc.wait()
+
+
 def kill_tree(keep=()):
     """Kill our child processes (orphans re-parent to us: we are a subreaper) and theirs,
     until none is left; `keep` are children that are ours to keep (e.g. workers)."""
@@ -335,12 +346,7 @@ class ZygoteServer:
             self.proc.wait(timeout=5)
         except (OSError, subprocess.TimeoutExpired):
             pass
-        for target in (lambda: os.killpg(self.proc.pid, signal.SIGKILL), self.proc.kill):
-            try:
-                target()
-            except OSError:
-                pass
-        self.proc.wait()
+        end_process(self.proc)
         import shutil
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -471,13 +477,7 @@ class Sandbox:
         """End the learner's process and everything it started."""
         if self.proc is None:
             return
-        if self.proc.returncode is None:   # not reaped yet, so its pid is still its own
-            for target in (lambda: os.killpg(self.proc.pid, signal.SIGKILL), self.proc.kill):
-                try:
-                    target()
-                except OSError:
-                    pass
-        self.proc.wait()
+        end_process(self.proc)
         if self.dedicated:
             kill_uid(self.uid)
         if isinstance(self.proc, _ServerProc):

@@ -12,7 +12,6 @@ learner code then runs as an unprivileged uid of its own.
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
