@@ -428,6 +428,9 @@ def preimport(notebooks):
             pass
 
 
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+
+
 def _mount_tmpfs(libc, path, options, flags=0):
     MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
     return libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | flags,
@@ -453,7 +456,7 @@ def isolate(hide):
     if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
         return got
     ok = True
-    for d in ("/tmp", "/var/tmp", "/dev/shm"):
+    for d in SHARED_WRITABLE:
         if os.path.isdir(d) and not os.path.islink(d):
             ok = _mount_tmpfs(libc, d, "size=64m,nr_inodes=4096,mode=1777") and ok
     got["private_tmp"] = ok and os.path.isdir("/tmp")

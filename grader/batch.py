@@ -683,6 +683,9 @@ def main(a):
         print(f"grader: internal error, please report it: {type(e).__name__}: {e}", file=sys.stderr)
         return 3
     print(overview(summary, out))
+    warn = exposure_warning(summary.get("isolation"), a.paths)
+    if warn:
+        print(warn)
     print(f"graded {len(entries)} submissions in {time.monotonic() - t0:.1f} s with {jobs} "
           f"parallel job{'s' if jobs != 1 else ''}")
     return 0
@@ -710,6 +713,30 @@ def overview(summary, out):
     if iso:
         lines.append(isolation_line(iso))
     return "\n".join(lines)
+
+
+def readable_by_others(path):
+    """Can an account other than the owner (e.g. the learner's uid) open path?"""
+    p = Path(path).resolve()
+    try:
+        if not p.stat().st_mode & 0o004:
+            return False
+        return all(q.stat().st_mode & 0o001 for q in p.parents)
+    except OSError:
+        return False
+
+
+def exposure_warning(iso, paths):
+    """Without mount namespaces (e.g. in Docker without CAP_SYS_ADMIN) submissions are hidden
+    from learner code only by their permissions: say so when others may read them."""
+    if not iso or iso.get("uid") in (None, 0) or iso.get("private_tmp"):
+        return ""
+    open_ = [str(p) for p in paths if readable_by_others(p)]
+    if not open_:
+        return ""
+    return (f"warning: learner code ran as uid {iso['uid']} and could read {', '.join(open_)} (other "
+            "learners' work): make it private (chmod -R go-rwx) or grade where mount namespaces "
+            "are allowed (root with CAP_SYS_ADMIN)")
 
 
 def isolation_line(iso):

@@ -194,6 +194,32 @@ def kill_uid(uid, patience=5.0):
         time.sleep(0.002)
 
 
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+
+
+def scrub_files(uid):
+    """Delete what a leased uid left in the world-writable folders (when the learner's
+    process had no private /tmp): the next submission graded with that uid must not see it."""
+    import shutil
+    if uid is None or uid == UNPRIVILEGED_UID or not is_root():
+        return
+    for d in SHARED_WRITABLE:
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(e.path, ignore_errors=True)
+                else:
+                    os.unlink(e.path)
+            except OSError:
+                pass
+
+
 # ---------------------------------------------------------------- unprivileged uids
 class UidLease:
     """A uid for learner code that no account and no other grader uses right now.
@@ -248,6 +274,7 @@ class UidLease:
     def release(self):
         if self._fd is not None:
             kill_uid(self.uid)
+            scrub_files(self.uid)
             os.close(self._fd)
             self._fd = None
 
@@ -432,7 +459,7 @@ class Sandbox:
         self._t_spawn = time.monotonic()
         lim = self.limits
         init = {"notebooks": self.notebooks, "uid": self.uid if self.drop else None,
-                "dedicated": self.dedicated, "hide": hide_candidates(self.hide) if self.drop else [],
+                "dedicated": self.dedicated, "isolate": os.environ.get("GRADER_NO_NAMESPACES") != "1", "hide": hide_candidates(self.hide) if self.drop else [],
                 "limits": {"mem": lim.mem, "output": lim.output, "seconds": lim.seconds,
                            "cell_seconds": lim.cell_seconds, "nproc": lim.nproc}}
         try:
@@ -480,6 +507,8 @@ class Sandbox:
         end_process(self.proc)
         if self.dedicated:
             kill_uid(self.uid)
+            if not (self.isolation or {}).get("private_tmp"):
+                scrub_files(self.uid)   # the next submission with this uid must not find them
         if isinstance(self.proc, _ServerProc):
             self.server.kill_all()   # orphans re-parented to the template
         kill_tree(keep=(self.server.proc.pid,) if self.server else ())   # orphans re-parented to us

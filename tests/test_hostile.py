@@ -402,3 +402,25 @@ def test_existing_results_are_never_overwritten(tmp_path):
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("results.previous-")]
     assert len(aside) == 1 and (aside[0] / "mine.txt").read_text() == "keep me"
     assert (out / "summary.csv").exists() and not list(tmp_path.glob(".results.partial-*"))
+
+
+@pytest.mark.skipif(not ROOTED, reason="the unprivileged uid exists only when the grader is root")
+def test_without_namespaces_the_uid_still_contains_everything(tmp_path):
+    """As in a container without CAP_SYS_ADMIN: no private /tmp, no hidden paths.  A file one
+    submission leaves in /tmp is gone before the next one (same worker, same uid) runs."""
+    leftover = f"/tmp/{MARK}-leftover"
+    leaves = with_body(f"    open({leftover!r}, 'w').write('answers')\n")
+    finds = with_body(f"    import os\n    if os.path.exists({leftover!r}):\n        return np.ones(shape, bool)\n")
+    for name, cells in {"a_leaves": [leaves], "b_finds": [finds], "c_background": [LOAD_TIME_DAEMON, with_body(DETACH)],
+                        "d_killer": [with_body(KILLER)], "e_good": [CORRECT]}.items():
+        nb_in(tmp_path / "subs" / name, [SETUP, *cells])
+    proc = subprocess.run([sys.executable, "-m", "grader", str(tmp_path / "subs"), "--out", str(tmp_path / "out"),
+                           "--jobs", "1", "--timeout", "3"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "GRADER_NO_NAMESPACES": "1"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    time.sleep(0.2)
+    r = rows({"out": tmp_path / "out"})
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["isolation"]["private_tmp"] is False
+    assert {k: float(v["score"]) for k, v in r.items()} == {
+        "a_leaves": MAX, "b_finds": MAX, "c_background": MAX, "d_killer": 0, "e_good": MAX}
+    assert not os.path.exists(leftover) and survivors() == []
