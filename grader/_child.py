@@ -490,15 +490,15 @@ def harden(init):
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over the output limit: EFBIG, not death
     info = {"uid": os.getuid(), "network": None, "private_tmp": False, "hidden": 0,
             "sweep": "tree"}
+    try:
+        _libc().prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS: setuid programs gain nothing
+    except (OSError, AttributeError):
+        pass
     uid = init.get("uid")
     work = os.getcwd()
     if uid is None or os.geteuid() != 0:
         STATE["work"] = work
         return info
-    try:
-        _libc().prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS: setuid programs gain nothing
-    except (OSError, AttributeError):
-        pass
     if init.get("isolate", True):
         info.update(isolate(init.get("hide", ())))
     if info["private_tmp"]:
@@ -774,6 +774,7 @@ def main(warm=True):
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--server":
         warm_up()
+        preimport({})   # the usual modules, once for every learner process forked from here
         serve_zygotes(int(sys.argv[2]))
     else:
         main()

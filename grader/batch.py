@@ -683,7 +683,7 @@ def main(a):
         print(f"grader: internal error, please report it: {type(e).__name__}: {e}", file=sys.stderr)
         return 3
     print(overview(summary, out))
-    warn = exposure_warning(summary.get("isolation"), a.paths)
+    warn = exposure_warning(summary.get("isolation"), [*a.paths, PACKAGE_ROOT / "solutions"])
     if warn:
         print(warn)
     print(f"graded {len(entries)} submissions in {time.monotonic() - t0:.1f} s with {jobs} "
@@ -735,8 +735,8 @@ def exposure_warning(iso, paths):
     if not open_:
         return ""
     return (f"warning: learner code ran as uid {iso['uid']} and could read {', '.join(open_)} (other "
-            "learners' work): make it private (chmod -R go-rwx) or grade where mount namespaces "
-            "are allowed (root with CAP_SYS_ADMIN)")
+            "learners' work, the reference solutions): make them private (chmod -R go-rwx) or grade "
+            "where mount namespaces are allowed (root with CAP_SYS_ADMIN)")
 
 
 def isolation_line(iso):
