@@ -227,9 +227,7 @@ class Notebook:
                              f"{name} was not found in your notebook — did you rename it or not run its cell?")
 
     def run(self, label, f, *args, **kwargs):
-        """Call learner code; translate what it does wrong into LearnerFailure/LearnerRaised.
-        Afterwards NumPy and the builtins are as they were before any learner code ran, so
-        that a function that monkeypatches them cannot fool the probe that measures it."""
+        """Call learner code; translate what it does wrong into LearnerFailure/LearnerRaised."""
         try:
             return f(*args, **kwargs)
         except NotImplementedError:
@@ -249,8 +247,6 @@ class Notebook:
             raise LearnerRaised(label, e) from None
         except Exception as e:  # noqa: BLE001
             raise LearnerRaised(label, e) from None
-        finally:
-            restore_modules()
 
     def fn(self, name):
         f = self.get(name)
@@ -280,22 +276,41 @@ LIMITS = {"mem": 2 << 30, "output": 1 << 20, "seconds": 5.0, "nproc": 128}
 PROBE_GLOBALS = {"np": np, "LearnerRaised": LearnerRaised, "LearnerFailure": LearnerFailure,
                  "Contract": Contract, "expect_pair": expect_pair, "time": time,
                  "__builtins__": __builtins__}
-STATE = {"proto": (), "sweep_uid": False, "work": None, "pristine": ()}
+STATE = {"proto": (), "sweep_uid": False, "work": None, "pristine": (), "answer_path": ()}
+
+
+def _private(mod, depth=1):
+    """A copy of a module's namespace (and of its submodules', depth levels down)."""
+    import types
+    copy = types.ModuleType(mod.__name__)
+    copy.__dict__.update(mod.__dict__)
+    if depth:
+        for k, v in mod.__dict__.items():
+            if isinstance(v, types.ModuleType) and v.__name__.startswith(mod.__name__ + "."):
+                copy.__dict__[k] = _private(v, depth - 1)
+    return copy
 
 
 def snapshot_modules():
-    """Remember the namespaces of the builtins, NumPy and what the answer is sent with,
-    before any learner code runs."""
+    """Before any learner code runs: remember the namespaces of the modules the answer is
+    encoded with, and give probes private copies of NumPy's, time's and the builtins'
+    namespaces, so that learner code that replaces np.random.get_state, time.perf_counter or
+    isinstance cannot fool the probe measuring it (patches deep inside a library still can;
+    they only ever fool measurements taken in the learner's own process)."""
     import builtins
     import json
+    import json.encoder
     import struct
-    STATE["pristine"] = tuple((m.__dict__, dict(m.__dict__))
-                              for m in (builtins, np, np.random, codec, json, struct, os))
+    everything = (builtins, np, np.random, codec, json, json.encoder, struct, os)
+    STATE["pristine"] = tuple((m.__dict__, dict(m.__dict__)) for m in everything)
+    STATE["answer_path"] = STATE["pristine"][:1] + STATE["pristine"][3:7]
+    PROBE_GLOBALS.update(np=_private(np), time=_private(time, 0),
+                         __builtins__=dict(builtins.__dict__))
 
 
-def restore_modules():
-    """Undo monkeypatching of the builtins and NumPy (names the learner replaced)."""
-    for live, saved in STATE["pristine"]:
+def restore_modules(which="pristine"):
+    """Undo monkeypatching (names the learner replaced) of the remembered modules."""
+    for live, saved in STATE[which]:
         for k, v in saved.items():
             if live.get(k, live) is not v:
                 live[k] = v
@@ -551,29 +566,27 @@ def run_probe(req, notebooks):
     os.dup2(cap, 1)
     os.dup2(cap, 2)
     os.close(cap)
-    restore_modules()   # whatever the learner's definitions did to NumPy at load time
     nb = Notebook(*notebooks[req["stem"]])
+    who = req["uses"][0] if req["uses"] else ""
     try:
         g = dict(PROBE_GLOBALS)
         exec(compile(req["probe_src"], "<probe>", "exec"), g)
-        value = g[req["probe_name"]](nb, **req["kwargs"])
-        restore_modules()
-        try:
-            answer = {"status": "ok", "value": value}
-            frame = codec.encode(answer)
-        except codec.CodecError as e:
-            frame = codec.encode({"status": "learner", "kind": "contract", "function": req["uses"][0] if req["uses"] else "",
-                                  "message": f"returned {e}, which the grader cannot read; "
-                                  "return NumPy arrays, numbers or tuples of them"})
+        answer = {"status": "ok", "value": g[req["probe_name"]](nb, **req["kwargs"])}
     except LearnerFailure as e:
-        frame = codec.encode({"status": "learner", "kind": e.kind, "function": e.function, "message": e.message})
+        answer = {"status": "learner", "kind": e.kind, "function": e.function, "message": e.message}
     except LearnerRaised as e:
         f = e.failure()
-        frame = codec.encode({"status": "learner", "kind": f.kind, "function": f.function, "message": f.message})
+        answer = {"status": "learner", "kind": f.kind, "function": f.function, "message": f.message}
     except BaseException as e:  # noqa: BLE001 - a probe bug, or learner values it could not use
-        tb = traceback.format_exc(limit=-3)
-        frame = codec.encode({"status": "probe_error", "message": f"{type(e).__name__}: {_short(e)}",
-                              "traceback": tb[-2000:]})
+        answer = {"status": "probe_error", "message": f"{type(e).__name__}: {_short(e)}",
+                  "traceback": traceback.format_exc(limit=-3)[-2000:]}
+    restore_modules("answer_path")   # what encoding uses is as before any learner code ran
+    try:
+        frame = codec.encode(answer)
+    except codec.CodecError as e:
+        frame = codec.encode({"status": "learner", "kind": "contract", "function": who,
+                              "message": f"returned {e}, which the grader cannot read; "
+                              "return NumPy arrays, numbers or tuples of them"})
     try:
         codec.write_frame(wr, frame)
     finally:

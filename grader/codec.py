@@ -9,12 +9,16 @@ Frame:  4-byte header length | JSON header | per array: 8-byte length | bytes
 import json
 import math
 import struct
+from os import write as _write
 
 import numpy as np
 
 _DTYPES = {np.dtype(t).str for t in (
     "?", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "c8", "c16")}
 _DTYPES |= {np.dtype(t).newbyteorder(">").str for t in ("i2", "i4", "i8", "u2", "u4", "u8", "f2", "f4", "f8")}
+# Bound here, once: learner code in the same process may replace np.asarray & co. later
+_ndarray, _generic, _contiguous, _asarray = np.ndarray, np.generic, np.ascontiguousarray, np.asarray
+_dumps, _pack = json.dumps, struct.pack
 MAX_FRAME = 256 * 2**20  # bytes; larger answers are refused, not read
 MAX_HEADER = 32 * 2**20  # bytes of JSON; arrays travel outside it
 
@@ -36,13 +40,13 @@ def _enc(v, bufs, depth=0):
         return v if -2**63 <= v < 2**64 else {"__bigint__": str(v)}
     if type(v) is float:
         return v
-    if isinstance(v, np.ndarray) and type(v) is np.ndarray:
+    if isinstance(v, _ndarray) and type(v) is _ndarray:
         if v.dtype.str not in _DTYPES:
             raise CodecError(f"a NumPy array of dtype {v.dtype} (only numeric or boolean arrays can be read)")
-        bufs.append(np.ascontiguousarray(v).tobytes())
+        bufs.append(_contiguous(v).tobytes())
         return {"__nd__": len(bufs) - 1, "dtype": v.dtype.str, "shape": list(v.shape)}
-    if isinstance(v, np.generic) and type(v).__module__ == "numpy":
-        return {"__np__": _enc(np.asarray(v).reshape(()), bufs, depth + 1)}
+    if isinstance(v, _generic) and type(v).__module__ == "numpy":
+        return {"__np__": _enc(_asarray(v).reshape(()), bufs, depth + 1)}
     if type(v) is tuple:
         return {"__tuple__": [_enc(x, bufs, depth + 1) for x in v]}
     if type(v) is list:
@@ -55,10 +59,10 @@ def _enc(v, bufs, depth=0):
 def encode(value):
     """Encode a plain value as one frame (bytes); CodecError for anything else."""
     bufs = []
-    head = json.dumps(_enc(value, bufs)).encode()
-    parts = [struct.pack(">I", len(head)), head]
+    head = _dumps(_enc(value, bufs)).encode()
+    parts = [_pack(">I", len(head)), head]
     for b in bufs:
-        parts += [struct.pack(">Q", len(b)), b]
+        parts += [_pack(">Q", len(b)), b]
     return b"".join(parts)
 
 
@@ -114,11 +118,10 @@ def decode(frame):
 
 def write_frame(fd, payload):
     """Write a length-prefixed frame to a file descriptor."""
-    import os
-    data = struct.pack(">Q", len(payload)) + payload
+    data = _pack(">Q", len(payload)) + payload
     view = memoryview(data)
     while view:
-        n = os.write(fd, view)
+        n = _write(fd, view)
         view = view[n:]
 
 
