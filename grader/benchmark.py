@@ -71,8 +71,8 @@ def wall(cmd, runs, env=None, cwd=ROOT):
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(map(str, cmd[:4]))}… failed ({proc.returncode}): "
-                               f"{(proc.stderr or proc.stdout).strip()[-300:]}")
+            last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+            raise RuntimeError(f"exit status {proc.returncode}: {last[0][-300:]}")
         if i:
             times.append(time.perf_counter() - t0)
     return statistics.median(times), proc
@@ -88,7 +88,11 @@ def part_a(runs):
         print("(a) skipped: no notebooks in solutions/")
         return
     print(f"(a) one complete submission: {len(notebooks)} notebook(s) in solutions/")
-    g, proc = wall([sys.executable, "-m", "grader", "solutions/", "--json", os.devnull], runs, _env())
+    try:
+        g, proc = wall([sys.executable, "-m", "grader", "solutions/", "--json", os.devnull], runs, _env())
+    except RuntimeError as e:
+        print(f"    python -m grader solutions/ failed ({e})")
+        return
     total = [ln for ln in proc.stdout.splitlines() if ln.startswith("total:")]
     print(f"    python -m grader solutions/          {g:6.2f} s   ({total[0] if total else '?'})")
     try:
@@ -97,7 +101,11 @@ def part_a(runs):
     except ImportError:
         print("    nbclient/nbformat not installed: no kernel comparison")
         return
-    k, _ = wall([sys.executable, "-c", NBCLIENT_SCRIPT, *notebooks], max(1, runs // 2), _env())
+    try:
+        k, _ = wall([sys.executable, "-c", NBCLIENT_SCRIPT, *notebooks], max(1, runs // 2), _env())
+    except RuntimeError as e:
+        print(f"    nbclient could not execute the notebooks ({e}): no kernel comparison")
+        return
     print(f"    nbclient, executing the notebooks     {k:6.2f} s")
     print(f"    -> grading is {k / g:.1f}x faster than merely executing (target >= 10x); "
           f"{g:.2f} s (target < 2 s)")
