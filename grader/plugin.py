@@ -152,8 +152,10 @@ class GradingSession:
         self.label = opt("grader_label")
         self.isolation = None
         prepared = config.pluginmanager.get_plugin("grader-prepared")
+        self._keep_open, deadline = False, None
         if prepared is not None:
             self.sub, self._sandbox, self.limits = prepared.submission, prepared.sandbox, prepared.limits
+            self._keep_open, deadline = prepared.keep_open, prepared.deadline
         else:
             self.limits = Limits(seconds=opt("grader_timeout"), mem=opt("grader_memory") << 20,
                                  submission_seconds=opt("grader_submission_timeout"))
@@ -165,8 +167,8 @@ class GradingSession:
                 raise pytest.UsageError(str(e)) from None
             self._sandbox = None
         self.notebooks, self.paths, self.expected = self.sub.notebooks, self.sub.paths, self.sub.expected
-        self.deadline = (time.monotonic() + self.limits.submission_seconds
-                         if self.limits.submission_seconds else None)
+        self.deadline = deadline or (time.monotonic() + self.limits.submission_seconds
+                                     if self.limits.submission_seconds else None)
 
     def missing_message(self, stem):
         if stem in self.sub.unreadable:
@@ -241,7 +243,8 @@ class GradingSession:
     def pytest_sessionfinish(self, session):
         if self._sandbox is not None:
             self.isolation = self._sandbox.isolation
-            self._sandbox.close()   # every learner process is gone before results are written
+            if not self._keep_open:
+                self._sandbox.close()   # every learner process is gone before results are written
         path = self.config.getoption("grader_json")
         if path:
             report.write_json_atomic(path, report.gradescope(self.records, time.monotonic() - self.t0))

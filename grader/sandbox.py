@@ -148,11 +148,14 @@ def end_process(proc):
     proc.wait()
 
 
+KEEP_CHILDREN = set()   # our children that are not learner processes (parallel grading runners)
+
+
 def kill_tree(keep=()):
     """Kill our child processes (orphans re-parent to us: we are a subreaper) and theirs,
-    until none is left; `keep` are children that are ours to keep (e.g. workers)."""
+    until none is left; `keep` and KEEP_CHILDREN are children that are ours to keep."""
     for _ in range(200):
-        kids = [k for k in children_of(os.getpid()) if k not in keep]
+        kids = [k for k in children_of(os.getpid()) if k not in keep and k not in KEEP_CHILDREN]
         if not kids:
             return
         for k in kids:
