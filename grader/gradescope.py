@@ -22,7 +22,7 @@ from grader import nbfile, report
 
 GRADER_DIR = Path(__file__).resolve().parent
 CONFIG = GRADER_DIR.parent / "gradescope.json"
-DEFAULTS = {"seed": 0, "timeout": 10.0, "submission_timeout": 480.0, "memory": 512,
+DEFAULTS = {"seed": 0, "timeout": 10.0, "submission_timeout": 480.0, "memory": 512, "jobs": 1,
             "visibility": None, "stdout_visibility": "hidden", "exercise_visibility": {}}
 
 
@@ -85,6 +85,7 @@ def grade(root, cfg):
         records = cli.run([str(folder)], seed=cfg["seed"], timeout=cfg["timeout"],
                           submission_timeout=cfg["submission_timeout"], memory=cfg["memory"],
                           only=cfg.get("only"), unreadable=staged.unreadable, label="your submission",
+                          jobs=cfg.get("jobs") or 1,
                           hide=[str(root / x) for x in ("results", "submission",
                                                         "submission_metadata.json")])
         data = report.gradescope(apply_visibility(records, cfg), time.monotonic() - t0)

@@ -59,6 +59,8 @@ def parser():
     g.add_argument("--memory", type=int, default=512, metavar="MIB",
                    help="address space per learner process (default 512: Gradescope's default "
                    "container has 768 MB)")
+    g.add_argument("--jobs", type=int, default=1, help="processes grading one submission's "
+                   "notebooks in parallel (default 1: Gradescope gives half a CPU by default)")
     g.add_argument("--loose", action="store_true", help="require numpy/pytest >= the versions "
                    "installed here instead of exactly them")
     g.add_argument("--force", action="store_true", help="overwrite OUT.zip if it exists")
@@ -108,7 +110,8 @@ def build_gradescope(a):
     if not out.parent.is_dir():
         raise nbfile.BadInput(f"folder {out.parent} does not exist")
     config = {"seed": a.seed, "timeout": a.timeout, "submission_timeout": a.submission_timeout,
-              "memory": a.memory, "visibility": a.visibility, "stdout_visibility": a.stdout_visibility,
+              "memory": a.memory, "jobs": max(1, a.jobs), "visibility": a.visibility,
+              "stdout_visibility": a.stdout_visibility,
               "exercise_visibility": dict(a.exercise_visibility)}
     from grader.cli import known_exercises
     unknown = [e for e in config["exercise_visibility"] if e not in known_exercises()]
