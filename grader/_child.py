@@ -276,6 +276,7 @@ LIMITS = {"mem": 2 << 30, "output": 1 << 20, "seconds": 5.0, "nproc": 128}
 PROBE_GLOBALS = {"np": np, "LearnerRaised": LearnerRaised, "LearnerFailure": LearnerFailure,
                  "Contract": Contract, "expect_pair": expect_pair, "time": time,
                  "__builtins__": __builtins__}
+CODE = {}   # probe source -> code object
 STATE = {"proto": (), "sweep_uid": False, "work": None, "pristine": (), "answer_path": ()}
 
 
@@ -570,7 +571,7 @@ def run_probe(req, notebooks):
     who = req["uses"][0] if req["uses"] else ""
     try:
         g = dict(PROBE_GLOBALS)
-        exec(compile(req["probe_src"], "<probe>", "exec"), g)
+        exec(req["_code"], g)
         answer = {"status": "ok", "value": g[req["probe_name"]](nb, **req["kwargs"])}
     except LearnerFailure as e:
         answer = {"status": "learner", "kind": e.kind, "function": e.function, "message": e.message}
@@ -595,6 +596,13 @@ def run_probe(req, notebooks):
 
 def serve_call(req, notebooks):
     seconds = float(req.get("timeout") or LIMITS["seconds"])
+    src = req["probe_src"]
+    if src not in CODE:   # compiled once here, not in every fork
+        try:
+            CODE[src] = compile(src, "<probe>", "exec")
+        except SyntaxError as e:
+            CODE[src] = compile(f"raise SyntaxError({str(e)!r})", "<probe>", "exec")
+    req["_code"] = CODE[src]
     rd, wr = os.pipe()
     req["_pipe"] = (rd, wr)
     t0 = time.monotonic()

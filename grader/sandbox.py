@@ -54,6 +54,9 @@ class GraderBug(Exception):
     """A probe failed in a way that is not the learner's doing."""
 
 
+SOURCES = {}   # probe function -> its source (the same for every submission a process grades)
+
+
 def probe_source(func):
     """The source of a probe function without its decorators (it runs in the child)."""
     src = textwrap.dedent(inspect.getsource(func))
@@ -432,7 +435,6 @@ class Sandbox:
         self.isolation = None
         self.broken = {}          # function -> LearnerError that stops further calls
         self.start_error = None
-        self._sources = {}
         self.calls = 0
         self.tmp = None
 
@@ -571,10 +573,10 @@ class Sandbox:
         if self.start_error:
             raise LearnerError(self.start_error[0], uses[0] if uses else "", self.start_error[1])
         for f in (probe, *helpers):
-            if f not in self._sources:
-                self._sources[f] = probe_source(f)
+            if f not in SOURCES:
+                SOURCES[f] = probe_source(f)
         seconds = float(timeout or self.limits.seconds)
-        req = {"op": "call", "stem": stem, "probe_src": "\n\n".join(self._sources[f] for f in (*helpers, probe)),
+        req = {"op": "call", "stem": stem, "probe_src": "\n\n".join(SOURCES[f] for f in (*helpers, probe)),
                "probe_name": probe.__name__, "kwargs": kwargs, "timeout": seconds,
                "mem": int(mem or self.limits.mem), "uses": list(uses)}
         self.calls += 1
