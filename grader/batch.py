@@ -23,6 +23,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -424,7 +425,7 @@ def run_batch(entries, jobs, settings, partial, progress=None, hide=()):
     hard = settings["submission_timeout"] + 60 + 30
     pending = list(enumerate(entries))
     answers, retried = {}, set()
-    workers = []
+    workers, finished = [], False
     try:
         for slot in range(jobs):
             workers.append(Worker(slot, uids[slot], str(work / f"worker-{slot}.log")))
@@ -481,9 +482,13 @@ def run_batch(entries, jobs, settings, partial, progress=None, hide=()):
                     idle.append(w)
             if progress:
                 progress.update()
+        finished = True
     finally:
         for w in workers:
-            w.stop()
+            if finished:
+                w.stop()
+            else:   # interrupted: do not wait for the submissions being graded
+                w.kill(keep=[x.proc.pid for x in workers if x is not w])
         for lease in leases:
             lease.release()    # kills anything left of that uid
         from grader.sandbox import kill_tree
@@ -649,6 +654,11 @@ def main(a):
         print(f"grader: cannot write results next to {out}: {e.strerror}", file=sys.stderr)
         return 2
     hide = [str(partial), str(out)] + [str(Path(p).resolve()) for p in a.paths]
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)   # stopped: end every process, write nothing, as for Ctrl-C
     progress = Progress(len(entries))
     try:
         answers = run_batch(entries, jobs, settings, partial, progress, hide=hide)
