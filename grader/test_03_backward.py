@@ -107,16 +107,15 @@ def contract_factor(scheme, p, train, kept):
     return kept / (1 - p) if p < 1 else np.zeros(kept.shape)
 
 
-def forward_note(scheme, p, train, out, x):
-    """A note when the pasted forward itself breaks the contract (its own checks are in 02)."""
+def forward_problem(scheme, p, train, out, x):
+    """What is wrong with the pasted forward itself ('' if nothing seen; its checks are in 02)."""
     kept = out != 0
     want = contract_factor(scheme, p, train, np.ones(x.shape, bool)).flat[0]
     got = median_ratio(out, x, kept)
     if kept.any() and want and abs(got - want) > 1e-6 * want:
-        return (f" Note: the forward you pasted is off too — {forward_str(scheme, p, train)} gives "
-                f"out / x = {ratio(got, p)} on the kept elements where the contract says "
-                f"{ratio(want, p)}; fix it in notebook 02 (its checks say what is wrong) and paste "
-                "it here again.")
+        return (f"{forward_str(scheme, p, train)} gives out / x = {ratio(got, p)} on the kept "
+                f"elements where the contract says {ratio(want, p)}; fix it in notebook 02 (its "
+                "checks say what is wrong) and paste it here again.")
     return ""
 
 
@@ -139,7 +138,12 @@ def check_dx(r, scheme, p, train=True, rtol=1e-6):
            "compute it without dividing by zero." if p == 1 else "."))
     if np.allclose(dx, want, rtol=rtol, atol=0):
         return
-    note = forward_note(scheme, p, train, out, x)
+    problem = forward_problem(scheme, p, train, out, x)
+    if problem and np.allclose(dx, dout * out / x, rtol=rtol, atol=0):
+        assert False, (
+            f"{call}: dx = dout · out / x, the exact derivative of the forward you pasted — your "
+            f"backward pass follows your forward pass, but the forward breaks the contract: {problem}")
+    note = f" Note: the forward you pasted is off too — {problem}" if problem else ""
     wanted = contract_factor(scheme, p, train, np.ones(1, bool))[0]
     if not train:
         assert False, (

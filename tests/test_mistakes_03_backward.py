@@ -139,6 +139,11 @@ def dropout_backward(dout, cache):
         "In eval mode the forward drew no mask"),
     "NaN at p = 1": (with_p(inverted="    return dout * keep / (1 - p)"), "0 / (1 − p) is 0/0"),
     "uses the latest mask, not the cached one": (GLOBAL_MASK, "LATER forward call"),
+    # not a backward mistake: the feedback must point at the pasted forward pass instead
+    "pasted forward forgets its scaling (backward consistent with it)": (
+        with_p(inverted="    return dout * keep").replace(
+            "out = x * keep / (1 - p) if p < 1 else np.zeros_like(x)", "out = x * keep"),
+        "your backward pass follows your forward pass, but the forward breaks the contract"),
     "per-element Python loop": (ELEMENT_LOOP, "per-element Python loop or np.vectorize"),
     "np.vectorize": (
         "def dropout_backward(dout, cache):\n    keep, scale = cache\n    if keep is None:\n"
