@@ -1,14 +1,13 @@
 """Pieces shared by the checks of the dropout-layer notebooks (02 forward, 03 backward).
 
 Two kinds of function live here:
-- probe helpers (`plain`, `stopwatch`): shipped to the learner's sandbox with
-  `learner.call(..., helpers=(...))`, so they may use only `np`, `time` and their arguments;
-- grader-side helpers (`as_array`, `factor_name`, `ratio`, `assert_vectorised`): they read
-  the plain data a probe returned and write the learner's feedback.
+- probe helpers (`plain`, `stopwatch`, `python_steps`, `race`): shipped to the learner's
+  sandbox with `learner.call(..., helpers=(...))`, so they may use only `np`, `time`, the
+  probe globals and their arguments;
+- grader-side helpers (`as_array`, `factor_name`, `ratio`, `median_ratio`,
+  `assert_vectorised`): they read the plain data a probe returned and write the feedback.
 """
 import numpy as np
-
-from grader.stats import pct  # noqa: F401 - re-exported for the test files
 
 # A forward or backward pass may be this many times slower than the reference timed in the
 # same process and run, and never fails below FLOOR seconds: an honest vectorised layer is
@@ -79,6 +78,17 @@ def python_steps(prepare, shapes):
     return counts
 
 
+def race(prepare, reference, learner, shape, step_shapes, steps_per_element):
+    """The Python steps of the learner's call at two small shapes, then (unless those already
+    show a loop over elements, which needs no timing) the CPU times of the reference's and the
+    learner's calls at `shape`.  prepare(shape, f) builds the inputs of f and returns the call."""
+    steps = python_steps(lambda s: prepare(s, learner), step_shapes)
+    (n1, n2) = (int(np.prod(s)) for s in step_shapes)
+    if (steps[1] - steps[0]) / (n2 - n1) >= steps_per_element:
+        return {"steps": steps, "reference": [], "learner": []}
+    return {"steps": steps, **stopwatch(prepare(shape, reference), prepare(shape, learner))}
+
+
 # ---------------------------------------------------------------- grader-side helpers
 def as_array(value, shape, call, dtype=None):
     """The value must be a numeric ndarray of this shape (and dtype); say what is wrong if not."""
@@ -144,3 +154,6 @@ def assert_vectorised(r, call, what="function"):
         f"{FLOOR * 1e3:.0f} ms). That is the cost of a per-element Python loop or np.vectorize "
         "(np.vectorize is a loop too): work on whole arrays — compare, multiply and divide them "
         "in one NumPy expression each.")
+
+
+TIMING_HELPERS = (stopwatch, python_steps, race)  # what a timing probe ships with it

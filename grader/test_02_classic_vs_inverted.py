@@ -15,9 +15,9 @@ grader.stats whose false-failure probability for a correct implementation is sta
 import numpy as np
 import pytest
 
-from grader.dropout_checks import (STEP_SHAPES, TIMING_N, as_array, assert_vectorised, factor_name,
-                                   median_ratio, pct, plain, python_steps, ratio, stopwatch)
-from grader.stats import FAIL, hoeffding
+from grader.dropout_checks import (STEP_SHAPES, STEPS_PER_ELEMENT, TIMING_HELPERS, TIMING_N, as_array,
+                                   assert_vectorised, factor_name, median_ratio, plain, ratio)
+from grader.stats import FAIL, hoeffding, pct
 
 
 # ---------------------------------------------------------------- probes (run in the sandbox)
@@ -73,20 +73,16 @@ def invalid(nb, name, ps):
     return got
 
 
-def race(nb, name, ref_src, shape, p, seed, step_shapes):
-    """The learner's training forward against the reference, in this process, on float32;
-    and the Python steps it takes at two sizes."""
+def timing(nb, name, ref_src, shape, p, seed, step_shapes, steps_per_element):
+    """The learner's training forward against the reference, on float32 (see race)."""
     ref = {}
     exec(ref_src, ref)
-    theirs, mine = nb.fn(name), ref[name]
     rng = np.random.default_rng(seed + 1)
 
-    def prepare(shape, f=theirs):
+    def prepare(shape, f):
         x = np.random.default_rng(seed).uniform(1, 2, shape).astype(np.float32)
         return lambda: f(x, p, train=True, rng=rng)
-    res = stopwatch(prepare(shape, mine), prepare(shape))
-    res["steps"] = python_steps(prepare, step_shapes)
-    return res
+    return race(prepare, ref[name], nb.fn(name), shape, step_shapes, steps_per_element)
 
 
 # ---------------------------------------------------------------- checks, shared by both schemes
@@ -342,9 +338,10 @@ class _ForwardChecks:
     @pytest.mark.points(1)
     def test_vectorised(self, learner):
         """is vectorised: no Python loop over elements, not far slower than the reference"""
-        times = learner.call(race, (self.name,), timeout=30, helpers=(stopwatch, python_steps),
+        times = learner.call(timing, (self.name,), timeout=30, helpers=TIMING_HELPERS,
                              name=self.name, ref_src=learner.reference(self.name), shape=TIMING_N,
-                             p=0.3, seed=learner.seed(100), step_shapes=STEP_SHAPES)
+                             p=0.3, seed=learner.seed(100), step_shapes=STEP_SHAPES,
+                             steps_per_element=STEPS_PER_ELEMENT)
         assert_vectorised(times, f"{self.name}(x, 0.3, train=True)", "forward pass")
 
 

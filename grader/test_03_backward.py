@@ -17,8 +17,9 @@ needed.  Messages report dx / dout and the median of dx / expected, so that "off
 import numpy as np
 import pytest
 
-from grader.dropout_checks import (STEP_SHAPES, TIMING_N, as_array, assert_vectorised, factor_name,
-                                   median_ratio, pct, plain, python_steps, ratio, stopwatch)
+from grader.dropout_checks import (STEP_SHAPES, STEPS_PER_ELEMENT, TIMING_HELPERS, TIMING_N, as_array,
+                                   assert_vectorised, factor_name, median_ratio, plain, ratio)
+from grader.stats import pct
 
 pytestmark = pytest.mark.exercise("dropout_backward")
 USES = ("dropout_backward", "dropout_forward_inverted", "dropout_forward_classic")
@@ -74,23 +75,21 @@ def backward_case(nb, scheme, shape, p, seed, train=True, dtype="float64", twice
     return res
 
 
-def race(nb, ref_src, shape, p, seed, step_shapes):
-    """The learner's backward pass against the reference, each on its own forward's cache;
-    and the Python steps the learner's backward pass takes at two sizes."""
+def timing(nb, ref_src, shape, p, seed, step_shapes, steps_per_element):
+    """The learner's backward pass against the reference, each on the cache of its own
+    forward pass, on float32 (see race)."""
     ref = {}
     exec(ref_src, ref)
-    forward, backward = forward_fn(nb, "inverted"), nb.fn("dropout_backward")
+    mine = (ref["dropout_forward_inverted"], ref["dropout_backward"])
+    theirs = (forward_fn(nb, "inverted"), nb.fn("dropout_backward"))
 
-    def prepare(shape, fwd=forward, bwd=backward):
+    def prepare(shape, pair):
         g = np.random.default_rng(seed)
         x = g.uniform(1, 2, shape).astype(np.float32)
         dout = g.standard_normal(shape).astype(np.float32)
-        cache = fwd(x, p, train=True, rng=np.random.default_rng(seed + 1))[1]
-        return lambda: bwd(dout, cache)
-    res = stopwatch(prepare(shape, ref["dropout_forward_inverted"], ref["dropout_backward"]),
-                    prepare(shape))
-    res["steps"] = python_steps(prepare, step_shapes)
-    return res
+        cache = pair[0](x, p, train=True, rng=np.random.default_rng(seed + 1))[1]
+        return lambda: pair[1](dout, cache)
+    return race(prepare, mine, theirs, shape, step_shapes, steps_per_element)
 
 
 # ---------------------------------------------------------------- grader side
@@ -248,7 +247,8 @@ def test_any_shape_and_float32(learner):
 @pytest.mark.points(1)
 def test_vectorised(learner):
     """is vectorised: no Python loop over elements, not far slower than the reference"""
-    times = learner.call(race, USES, timeout=30, helpers=(forward_fn, stopwatch, python_steps),
+    times = learner.call(timing, USES, timeout=30, helpers=(forward_fn, *TIMING_HELPERS),
                          ref_src=learner.reference("dropout_forward_inverted", "dropout_backward"),
-                         shape=TIMING_N, p=0.3, seed=learner.seed(70), step_shapes=STEP_SHAPES)
+                         shape=TIMING_N, p=0.3, seed=learner.seed(70), step_shapes=STEP_SHAPES,
+                         steps_per_element=STEPS_PER_ELEMENT)
     assert_vectorised(times, "dropout_backward(dout, cache)", "backward pass")
