@@ -1,4 +1,4 @@
-"""Pieces shared by the checks of the dropout-layer notebooks (02 forward, 03 backward).
+"""Pieces shared by the checks of the dropout notebooks (01 mask, 02 forward, 03 backward, 05 layer).
 
 Two kinds of function live here:
 - probe helpers (`plain`, `stopwatch`, `python_steps`, `race`): shipped to the learner's
@@ -157,3 +157,32 @@ def assert_vectorised(r, call, what="function"):
 
 
 TIMING_HELPERS = (stopwatch, python_steps, race)  # what a timing probe ships with it
+
+
+def assert_independent_coins(m, what="mask"):
+    """Feedback for a boolean keep-mask of shape (rows, cols), rows = examples: one coin per
+    element, not per row, not shared by the batch, neighbours independent.  Designed for
+    (2000, 50) at p = 0.3 (the probabilities in the comments assume it)."""
+    from grader.stats import hoeffding, pct
+    rows, cols = m.shape
+    same_as_first = (m == m[0]).all(axis=1).mean()
+    # a correct mask repeats row 0 with probability (0.7² + 0.3²)^50 ≈ 1.5e-12 per row
+    assert same_as_first < 0.5, (
+        f"{pct(same_as_first)} of the {rows} rows of the {what} are identical to the first row: one "
+        "mask is shared by the whole batch. Each example (row) needs its own coins — one per "
+        "element of the full shape.")
+    whole = ((m.sum(axis=1) == 0) | (m.sum(axis=1) == cols)).mean()
+    # a correct row is all kept or all dropped with probability 0.7^50 + 0.3^50 ≈ 1.8e-8
+    assert whole < 0.1, (
+        f"{pct(whole)} of the rows of the {what} are kept or dropped as a whole: one coin per row "
+        "instead of one per element.")
+    # Neighbouring pairs against the mask's own kept share f, so that this is about
+    # independence alone: |f² − q²| <= 2·t_f, and the pair share is within t_pair of f².
+    # 3 uses of hoeffding: false failure < 3e-10.
+    f, t_f, t_pair = m.mean(), hoeffding(m.size), hoeffding(rows * (cols - 1))
+    for where, both in (("side by side in a row", (m[:, 1:] & m[:, :-1]).mean()),
+                        ("above each other in a column", (m[1:, :] & m[:-1, :]).mean())):
+        assert abs(both - f * f) < t_pair + 2 * t_f, (
+            f"Two neighbouring elements ({where}) are both kept {pct(both)} of the time, while "
+            f"{pct(f)} of all elements are kept; independent coins give {pct(f)}² = {pct(f * f)} "
+            f"± {pct(t_pair + 2 * t_f)}. The coins are not independent.")

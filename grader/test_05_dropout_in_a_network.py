@@ -16,6 +16,7 @@ probability for a correct implementation is stated next to each of them.
 import numpy as np
 import pytest
 
+from grader.dropout_checks import assert_independent_coins
 from grader.stats import hoeffding, pct
 
 LAYER = ("Dropout",)
@@ -438,25 +439,7 @@ class TestDropout:
         assert not np.array_equal(m1, m2), (
             "Two forward calls in training mode dropped exactly the same elements: draw a new mask "
             "on every forward call (is a seed fixed, or the mask drawn once in __init__?).")
-        same_as_first = (m1 == m1[0]).all(axis=1).mean()
-        # a correct mask repeats row 0 with probability (0.7² + 0.3²)^50 ≈ 1.5e-12 per row
-        assert same_as_first < 0.5, (
-            f"{pct(same_as_first)} of the 2000 rows dropped the same elements as the first row: one "
-            "mask is shared by the whole batch. Draw one coin per element of x.shape.")
-        whole = ((m1.sum(axis=1) == 0) | (m1.sum(axis=1) == 50)).mean()
-        # a correct row is all kept or all dropped with probability 0.7^50 + 0.3^50 ≈ 1.8e-8
-        assert whole < 0.1, (
-            f"{pct(whole)} of the rows were kept or dropped as a whole: one coin per row instead of "
-            "one per element.")
-        # Neighbouring pairs against the mask's own kept share f: |f² − q²| <= 2·t_f, the pair
-        # share within t_pair of f².  3 uses: false failure < 3e-10.
-        f, t_f, t_pair = m1.mean(), hoeffding(m1.size), hoeffding(2000 * 49)
-        for where, both in (("side by side in a row", (m1[:, 1:] & m1[:, :-1]).mean()),
-                            ("above each other in a column", (m1[1:, :] & m1[:-1, :]).mean())):
-            assert abs(both - f * f) < t_pair + 2 * t_f, (
-                f"Two neighbouring elements ({where}) were both kept {pct(both)} of the time while "
-                f"{pct(f)} of all elements were kept; independent coins give {pct(f * f)} ± "
-                f"{pct(t_pair + 2 * t_f)}. The coins are not independent.")
+        assert_independent_coins(m1, "training-mode mask")
 
     @pytest.mark.points(2)
     def test_eval_is_identity(self, learner):
