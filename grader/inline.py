@@ -46,11 +46,11 @@ def _kernel_cells():
 def check(exercise, cells=None):
     """Grade one exercise from the cells run so far in this kernel; print a short report.
 
-    Returns the number of checks that failed (0 when all passed)."""
+    Returns nothing (so the cell shows only the report); grade() gives results as data."""
     cells = _kernel_cells() if cells is None else cells
     if cells is None:
         print("check() works inside Jupyter; from a shell run: python -m grader notebooks/")
-        return None
+        return
     nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
           "cells": [{"cell_type": "code", "source": c, "metadata": {}, "outputs": [],
                      "execution_count": None} for c in cells]}
@@ -61,10 +61,10 @@ def check(exercise, cells=None):
             res = _run([path, "--one-notebook", "--only", exercise], timeout=300)
         except GradingError as e:
             print(f"✗ could not check {exercise}: {e}")
-            return None
+            return
         except subprocess.TimeoutExpired:
             print(f"✗ checking {exercise} took more than 5 minutes and was stopped")
-            return None
+            return
     tests = res["tests"]
     failed = [t for t in tests if t["status"] != "passed"]
     got, top = res["score"], sum(t["max_score"] for t in tests)
@@ -78,4 +78,3 @@ def check(exercise, cells=None):
             print(f"  ✗ {name}")
             for line in t["output"].strip().splitlines():
                 print(f"      {line}")
-    return len(failed)

@@ -95,7 +95,7 @@ def reference_source(stem, names):
     import ast
     path = GRADER_DIR.parent / "solutions" / f"{stem}.ipynb"
     cells = nbfile.code_cells(path)
-    found, imports = {}, ["import numpy as np"]
+    found, imports = {}, [("np", "import numpy as np")]
     for src in cells:
         try:
             tree = ast.parse(src)
@@ -104,13 +104,17 @@ def reference_source(stem, names):
         for node in tree.body:
             if isinstance(node, (ast.Import, ast.ImportFrom)) and not ast.unparse(node).startswith(
                     ("from grader", "import grader", "import matplotlib", "from matplotlib")):
-                imports.append(ast.unparse(node))
+                imports += [((a.asname or a.name).split(".")[0], ast.unparse(node)) for a in node.names]
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in names:
-                found[node.name] = ast.unparse(node)
+                found[node.name] = node
     missing = [n for n in names if n not in found]
     if missing:
         raise RuntimeError(f"{path.name} defines no {', '.join(missing)}")
-    return "\n".join(dict.fromkeys(imports)) + "\n\n" + "\n\n".join(found[n] for n in names)
+    # only the imports the definitions use: the sandbox may not be able to import the others
+    # (e.g. the setup cell's pathlib once the child has dropped its privileges)
+    used = {n.id for d in found.values() for n in ast.walk(d) if isinstance(n, ast.Name)}
+    needed = [imp for name, imp in imports if name in used]
+    return "\n".join(dict.fromkeys(needed)) + "\n\n" + "\n\n".join(ast.unparse(found[n]) for n in names)
 
 
 @pytest.fixture(scope="module")

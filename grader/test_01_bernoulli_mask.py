@@ -8,6 +8,7 @@ correct implementation is stated next to each use.
 import numpy as np
 import pytest
 
+from grader.dropout_checks import assert_independent_coins
 from grader.stats import hoeffding, pct, variance_ratio_ok
 
 pytestmark = pytest.mark.exercise("bernoulli_mask")
@@ -109,28 +110,7 @@ def test_every_element_gets_its_own_coin(learner):
     shape, p = (2000, 50), 0.3
     (m,) = learner.call(masks, USES, shape=shape, p=p, seed=learner.seed(20))
     m = as_mask(m, shape, call(shape, p))
-    same_as_first = (m == m[0]).all(axis=1).mean()
-    # a correct mask repeats row 0 with probability (0.7²+0.3²)^50 ≈ 1.5e-12 per row
-    assert same_as_first < 0.5, (
-        f"{pct(same_as_first)} of the 2000 rows are identical to the first row: one mask is shared "
-        "by the whole batch. Each example (row) needs its own coins — draw one per element of the "
-        "full shape.")
-    uniform_rows = ((m.sum(axis=1) == 0) | (m.sum(axis=1) == 50)).mean()
-    # a correct row is all-kept or all-dropped with probability 0.7^50 + 0.3^50 ≈ 1.8e-8
-    assert uniform_rows < 0.1, (
-        f"{pct(uniform_rows)} of the rows are kept or dropped as a whole: one coin per row instead "
-        "of one per element.")
-    # Pairs of neighbours are compared with the mask's own kept share f, so that this check
-    # is about independence alone: |f² − q²| <= 2·t_f, and the pair share is within t_pair
-    # of f². 3 uses: false failure < 3e-10.
-    f, t_f, t_pair = m.mean(), hoeffding(m.size), hoeffding(2000 * 49)
-    pairs = {"side by side in a row": (m[:, 1:] & m[:, :-1]).mean(),
-             "above each other in a column": (m[1:, :] & m[:-1, :]).mean()}
-    for where, both in pairs.items():
-        assert abs(both - f * f) < t_pair + 2 * t_f, (
-            f"Two neighbouring elements ({where}) are both kept {pct(both)} of the time, while "
-            f"{pct(f)} of all elements are kept; independent coins give {pct(f)}² = {pct(f * f)} "
-            f"± {pct(t_pair + 2 * t_f)}. The coins are not independent.")
+    assert_independent_coins(m)
 
 
 @pytest.mark.points(2)

@@ -1,0 +1,246 @@
+"""The grader of notebook 03 against real backward-pass mistakes (each must lose points with a
+message that names it) and against honest alternatives (each must keep full marks).
+
+The cache is the learner's own format, so a fixture that needs another cache redefines the
+forward passes with it: every fixture is a last cell appended to the solution notebook, after
+the reference forward passes of its first exercise cell (tests.grading.grade_variants).
+"""
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.grading import ROOT, grade_notebook, grade_variants, notebook, solution_cells
+
+STEM = "03_backward"
+
+# Forward passes whose cache is (mask or None, p, scheme): the backward pass works out the
+# factor itself, which is where most backward mistakes happen.
+FORWARDS_WITH_P = '''
+def dropout_forward_inverted(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x, (None, p, "inverted")
+    rng = np.random.default_rng() if rng is None else rng
+    keep = rng.random(x.shape) < 1 - p
+    out = x * keep / (1 - p) if p < 1 else np.zeros_like(x)
+    return out, (keep, p, "inverted")
+
+
+def dropout_forward_classic(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x * (1 - p), (None, p, "classic")
+    rng = np.random.default_rng() if rng is None else rng
+    keep = rng.random(x.shape) < 1 - p
+    return x * keep, (keep, p, "classic")
+'''
+
+BACKWARD_WITH_P = '''
+def dropout_backward(dout, cache):
+    keep, p, scheme = cache
+{mask}    if keep is None:
+        return dout * (1 - p) if scheme == "classic" else dout
+    if scheme == "classic":
+        return dout * keep
+{inverted}
+'''
+
+
+def with_p(inverted="    return dout * keep / (1 - p) if p < 1 else np.zeros_like(dout)", mask=""):
+    """FORWARDS_WITH_P and a backward pass for them, with one piece replaced."""
+    return FORWARDS_WITH_P + BACKWARD_WITH_P.format(mask=mask, inverted=inverted)
+
+
+# Forward passes that cache CS231n's scaled mask (a float array, or the factor in eval mode).
+FORWARDS_SCALED = '''
+def dropout_forward_inverted(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x, (1.0, p)
+    rng = np.random.default_rng() if rng is None else rng
+    mask = (rng.random(x.shape) >= p).astype(x.dtype) * (0.0 if p == 1 else 1 / (1 - p))
+    return x * mask, (mask, p)
+
+
+def dropout_forward_classic(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x * (1 - p), (1 - p, p)
+    rng = np.random.default_rng() if rng is None else rng
+    mask = (rng.random(x.shape) >= p).astype(x.dtype)
+    return x * mask, (mask, p)
+'''
+
+GLOBAL_MASK = '''
+_last_mask = None
+
+
+def dropout_forward_inverted(x, p, train=True, rng=None):
+    global _last_mask
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x, (None, 1.0)
+    rng = np.random.default_rng() if rng is None else rng
+    _last_mask = rng.random(x.shape) >= p
+    scale = 0.0 if p == 1 else 1 / (1 - p)
+    return x * _last_mask * scale, (_last_mask.copy(), scale)
+
+
+def dropout_backward(dout, cache):
+    keep, scale = cache
+    if keep is None:
+        return dout * scale
+    return dout * _last_mask * scale        # the latest mask, not the cached one
+'''
+
+ELEMENT_LOOP = '''
+def dropout_backward(dout, cache):
+    keep, scale = cache
+    if keep is None:
+        return dout * scale
+    dx = np.zeros_like(dout)
+    flat_dout, flat_keep, flat_dx = dout.reshape(-1), keep.reshape(-1), dx.reshape(-1)
+    for i in range(flat_dout.size):
+        if flat_keep[i]:
+            flat_dx[i] = flat_dout[i] * scale
+    return dx
+'''
+
+# name: (fixture source, a phrase of the message that must name the mistake)
+MISTAKES = {
+    "draws a fresh mask": (
+        with_p(mask="    if keep is not None:\n        keep = np.random.default_rng().random(dout.shape) >= p\n"),
+        "a fresh one?"),
+    "forgets 1/(1 - p)": (with_p(inverted="    return dout * keep"), "You forgot to divide by 1 − p"),
+    "scales twice": (
+        FORWARDS_SCALED + '''
+def dropout_backward(dout, cache):
+    mask, p = cache
+    if np.ndim(mask) and 0 < p < 1 and mask.max() > 1:
+        return dout * mask / (1 - p)         # the mask already holds 1/(1 - p)
+    return dout * mask
+''', "You scale twice"),
+    "returns dout unchanged": ("def dropout_backward(dout, cache):\n    return dout\n",
+                               "returned dout unchanged"),
+    "wrong eval-mode gradient: classic eval returns dout": (
+        with_p().replace('return dout * (1 - p) if scheme == "classic" else dout', "return dout"),
+        "wrong eval-mode gradient"),
+    "wrong eval-mode gradient: inverted eval scaled by 1 - p": (
+        with_p().replace('return dout * (1 - p) if scheme == "classic" else dout', "return dout * (1 - p)"),
+        "wrong eval-mode gradient"),
+    "wrong eval-mode gradient: crashes on an eval cache": (
+        "def dropout_backward(dout, cache):\n    keep, scale = cache\n    return dout * keep * scale\n",
+        "In eval mode the forward drew no mask"),
+    "NaN at p = 1": (with_p(inverted="    return dout * keep / (1 - p)"), "0 / (1 − p) is 0/0"),
+    "uses the latest mask, not the cached one": (GLOBAL_MASK, "LATER forward call"),
+    # not a backward mistake: the feedback must point at the pasted forward pass instead
+    "pasted forward forgets its scaling (backward consistent with it)": (
+        with_p(inverted="    return dout * keep").replace(
+            "out = x * keep / (1 - p) if p < 1 else np.zeros_like(x)", "out = x * keep"),
+        "your backward pass follows your forward pass, but the forward breaks the contract"),
+    "per-element Python loop": (ELEMENT_LOOP, "per-element Python loop or np.vectorize"),
+    "np.vectorize": (
+        "def dropout_backward(dout, cache):\n    keep, scale = cache\n    if keep is None:\n"
+        "        return dout * scale\n    return np.vectorize(lambda d, k: d * scale if k else 0.0)(dout, keep)\n",
+        "per-element Python loop or np.vectorize"),
+}
+
+HONEST = {
+    "reference as written": "",
+    "np.where": ('''
+def dropout_backward(dout, cache):
+    keep, scale = cache
+    if keep is None:
+        return dout * scale
+    return np.where(keep, dout * scale, 0.0)
+'''),
+    "cached scaled mask": FORWARDS_SCALED + "\ndef dropout_backward(dout, cache):\n    return dout * cache[0]\n",
+    "cached boolean mask with p, keep = u < 1 - p": with_p(),
+    "explicit p = 0 and p = 1 shortcuts": FORWARDS_WITH_P.replace(
+        "rng = np.random.default_rng() if rng is None else rng",
+        "if p == 0:\n        return x, (None, 0.0, \"inverted\")\n"
+        "    rng = np.random.default_rng() if rng is None else rng", 1) + '''
+def dropout_backward(dout, cache):
+    keep, p, scheme = cache
+    if p == 1 and keep is not None:
+        return np.zeros_like(dout)
+    if keep is None:
+        return dout * (1 - p) if scheme == "classic" else dout
+    return dout * keep / (1 - p) if scheme == "inverted" else dout * keep
+''',
+    "dict cache, float64 draws": ('''
+def dropout_forward_inverted(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x, {"mask": None, "factor": 1.0}
+    rng = np.random.default_rng() if rng is None else rng
+    mask = rng.random(x.shape) >= p
+    factor = 0.0 if p == 1 else 1 / (1 - p)
+    out = x * mask
+    out *= factor
+    return out, {"mask": mask, "factor": factor}
+
+
+def dropout_forward_classic(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x * (1 - p), {"mask": None, "factor": 1 - p}
+    rng = np.random.default_rng() if rng is None else rng
+    mask = rng.random(x.shape) >= p
+    return x * mask, {"mask": mask, "factor": 1.0}
+
+
+def dropout_backward(dout, cache):
+    dx = dout * cache["factor"]
+    if cache["mask"] is not None:
+        dx = dx * cache["mask"]
+    return dx
+'''),
+}
+
+
+@pytest.fixture(scope="module")
+def grades():
+    sources = {k: src for k, (src, _) in MISTAKES.items()} | HONEST
+    return grade_variants(STEM, "dropout_backward", sources)
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_mistake_is_named(grades, mistake):
+    g, phrase = grades[mistake], MISTAKES[mistake][1]
+    assert g.score < g.max_score, g
+    assert phrase in g.messages(), g
+
+
+@pytest.mark.parametrize("variant", HONEST)
+def test_honest_variant_gets_full_marks(grades, variant):
+    g = grades[variant]
+    assert g.max_score == 11 and g.score == g.max_score, g
+
+
+def test_missing_forward_passes_are_asked_for():
+    """Notebook 03 without the pasted forward passes: every check says to paste them."""
+    cells = [c for c in solution_cells(STEM) if "def dropout_forward_" not in c]
+    with tempfile.TemporaryDirectory() as d:
+        g = grade_notebook(notebook(Path(d) / f"{STEM}.ipynb", cells))
+    assert g.score == 0 and len(g.failed()) == len(g.tests), g
+    for t in g.tests:
+        assert "is not defined in this notebook" in t["output"], t
+        assert "paste your two forward functions from notebook 02" in t["output"], t
+
+
+def test_blank_notebook_is_not_implemented():
+    """The student notebook as shipped: 0 points, not implemented yet, paste the forwards."""
+    g = grade_notebook(ROOT / "notebooks" / f"{STEM}.ipynb")
+    assert g.score == 0, g
+    for t in g.tests:
+        assert "not implemented yet" in t["output"], t
+        assert "paste your two forward functions from notebook 02" in t["output"], t
