@@ -15,7 +15,8 @@ import sys
 import time
 import traceback
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds grader/
+COURSE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, COURSE_ROOT)  # holds grader/
 from grader import codec  # noqa: E402
 import numpy as np  # noqa: E402
 import numpy.random  # noqa: E402,F401
@@ -436,12 +437,26 @@ def preimport(notebooks):
     stdlib = getattr(sys, "stdlib_module_names", ())
     for name in sorted(names)[:200]:
         top = name.split(".")[0]
-        if top in PREIMPORT_NEVER or not (top in stdlib or top == "numpy") or top == "grader":
+        if top in PREIMPORT_NEVER or top == "grader":
+            continue
+        if not (top in stdlib or top == "numpy" or _in_course(top)):
             continue
         try:
             importlib.import_module(name)
         except BaseException:  # noqa: BLE001 - a learner's name that is not importable
             pass
+
+
+def _in_course(top):
+    """Is `top` a package of the course itself (e.g. data/, next to grader/)?  Its code is the
+    instructor's, so it may be imported before privileges are dropped."""
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return False
+    where = spec and (spec.origin or next(iter(spec.submodule_search_locations or []), None))
+    return bool(where) and os.path.abspath(where).startswith(COURSE_ROOT + os.sep)
 
 
 SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")

@@ -498,22 +498,28 @@ def run_batch(entries, jobs, settings, partial, progress=None, hide=()):
 
 
 def problems(answer):
-    """The learner's problems in a few words each: unreadable, limits hit, crashes."""
+    """The learner's problems in a few words each: unreadable, missing, limits hit, crashes."""
     out = []
     if answer.get("fatal"):
         out.append(f"unreadable submission: {answer['fatal']}")
     if answer.get("error"):
         out.append(f"grader error: {answer['error']}")
-    for stem, why in sorted(answer.get("unreadable", {}).items()):
-        out.append(f"{stem}.ipynb unreadable: {why}")
+    unreadable = answer.get("unreadable", {})
+    out += [f"{stem}.ipynb unreadable: {why}" for stem, why in sorted(unreadable.items())]
+    missing, limits = [], []
     for g in report.exercises(answer.get("records", [])):
-        kinds = [t.get("kind") for t in g["tests"] if t.get("kind") in PROBLEM_KINDS]
-        if kinds and not (kinds[0] == "missing" and g["notebook"] in answer.get("unreadable", {})):
-            first = next(t for t in g["tests"] if t.get("kind") in PROBLEM_KINDS)
-            msg = " ".join(first["message"].split())
-            msg = msg if len(msg) <= 140 else msg[:139] + "…"
-            out.append(f"{g['notebook'][:2]} {g['exercise']}: {PROBLEM_KINDS[kinds[0]]} ({msg})")
-    return out
+        first = next((t for t in g["tests"] if t.get("kind") in PROBLEM_KINDS), None)
+        if first is None or g["notebook"] in unreadable:
+            continue
+        if first["kind"] == "missing":
+            missing += [] if g["notebook"] in missing else [g["notebook"]]
+            continue
+        msg = " ".join(first["message"].split())
+        msg = msg if len(msg) <= 140 else msg[:139] + "…"
+        limits.append(f"{g['notebook'][:2]} {g['exercise']}: {PROBLEM_KINDS[first['kind']]} ({msg})")
+    if missing:
+        out.append("missing: " + ", ".join(f"{m}.ipynb" for m in missing))
+    return out + limits
 
 
 def _exercise_columns(answers):
@@ -635,8 +641,7 @@ def main(a):
         if a.junitxml or a.json:
             raise nbfile.BadInput("--json and --junitxml are for one learner; with --out each "
                                   "learner's results.json is written into the results folder")
-        if a.only and a.only not in cli.known_exercises():
-            raise nbfile.BadInput(f"no exercise called {a.only!r} (known: {', '.join(cli.known_exercises())})")
+        cli.check_only(a.only)
         if a.jobs is not None and a.jobs < 1:
             raise nbfile.BadInput("--jobs must be at least 1")
         entries = discover(a.paths, stems)

@@ -35,7 +35,8 @@ def parser():
                    "also a folder of submissions (one subfolder or .zip per learner)")
     p.add_argument("--json", metavar="FILE", help="also write Gradescope's results.json to FILE")
     p.add_argument("--junitxml", metavar="FILE", help="also write JUnit XML (pytest's own)")
-    p.add_argument("--only", metavar="EXERCISE", help="grade one exercise, e.g. bernoulli_mask")
+    p.add_argument("--only", metavar="EXERCISE", help="grade one exercise, e.g. bernoulli_mask; or "
+                   "a notebook (01, or 01_bernoulli_mask); or several, separated by commas")
     p.add_argument("--seed", type=int, default=0, help="seed for the grading draws (default 0)")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S",
                    help="wall-clock limit per call into learner code (default 5)")
@@ -112,15 +113,13 @@ class _Prepared:
 
 
 def test_files(expected, only=None):
-    """The check files for the expected notebooks (and, with only, holding that exercise)."""
-    import re
+    """The check files for the expected notebooks (and, with only, holding a selected check)."""
+    from grader.submission import selected
     out = []
     for f in sorted(GRADER_DIR.glob("test_[0-9][0-9]_*.py")):
-        if f.stem[len("test_"):] not in expected:
-            continue
-        if only and only not in re.findall(r"""mark\.exercise\(\s*["'](\w+)["']""", f.read_text()):
-            continue
-        out.append(f)
+        stem = f.stem[len("test_"):]
+        if stem in expected and any(selected(only, stem, e) for e in exercises_in(f)):
+            out.append(f)
     return out
 
 
@@ -336,8 +335,7 @@ def main(argv=None):
             return batch.main(a)
         stems = nbfile.course_stems(GRADER_DIR)
         resolve(a.paths, stems, a.one_notebook)
-        if a.only and a.only not in known_exercises():
-            raise nbfile.BadInput(f"no exercise called {a.only!r} (known: {', '.join(known_exercises())})")
+        check_only(a.only)
     except nbfile.BadInput as e:
         print(f"grader: {e}", file=sys.stderr)
         return 2
@@ -356,12 +354,28 @@ def main(argv=None):
     return 0
 
 
-def known_exercises():
-    """Exercise names, read from the test files' markers without importing them."""
+def exercises_in(test_file):
+    """Exercise names in one check file, read from its markers without importing it."""
     import re
+    return list(dict.fromkeys(re.findall(r"""mark\.exercise\(\s*["'](\w+)["']""",
+                                         Path(test_file).read_text())))
+
+
+def known_exercises():
+    """Exercise names of every check file, in order."""
     names = []
     for f in sorted(GRADER_DIR.glob("test_[0-9][0-9]_*.py")):
-        for n in re.findall(r"""mark\.exercise\(\s*["'](\w+)["']""", f.read_text()):
-            if n not in names:
-                names.append(n)
+        names += [n for n in exercises_in(f) if n not in names]
     return names
+
+
+def check_only(only):
+    """BadInput unless every item of --only names an exercise or a notebook (stem or number)."""
+    if not only:
+        return
+    stems = nbfile.course_stems(GRADER_DIR)
+    known = set(known_exercises()) | set(stems) | set(stems.values())
+    for tok in only.replace(" ", "").split(","):
+        if tok not in known:
+            raise nbfile.BadInput(f"no exercise called {tok!r} (known: {', '.join(known_exercises())}; "
+                                  f"or a notebook: {', '.join(sorted(stems))})")

@@ -1,7 +1,7 @@
 """Build the Gradescope autograder:  python -m grader.package gradescope OUT.zip
 
     python -m grader.package gradescope autograder.zip
-    python -m grader.package gradescope autograder.zip --visibility after_due_date \\
+    python -m grader.package gradescope autograder.zip --only 01 --visibility after_due_date \\
         --exercise-visibility bernoulli_mask=visible --timeout 10 --memory 512
 
 The zip holds setup.sh and run_autograder (from grader/templates/gradescope/), the grader
@@ -51,6 +51,9 @@ def parser():
                    metavar="EXERCISE=VISIBILITY", help="visibility of one exercise's tests")
     g.add_argument("--stdout-visibility", choices=VISIBILITIES, default="hidden",
                    help="who sees the autograder's printed log (default hidden: instructors only)")
+    g.add_argument("--only", metavar="EXERCISES", default=None,
+                   help="the notebooks or exercises this assignment grades, e.g. 01 or 01,02 "
+                   "(default: all; others would count as missing)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
     g.add_argument("--submission-timeout", type=float, default=480.0,
@@ -74,12 +77,15 @@ def requirements(loose=False):
 
 
 def files(root=ROOT):
-    """(path in the zip, path here) of the grader and the reference solutions."""
+    """(path in the zip, path here) of the grader, the course's data and the reference solutions."""
     out = []
     for f in sorted(GRADER_DIR.rglob("*")):
-        if f.is_file() and "__pycache__" not in f.parts and f.suffix in (".py", ".ini", ".yml", ".sh", "") \
-                and TEMPLATES not in f.parents:
+        if f.is_file() and "__pycache__" not in f.parts and f.suffix in (".py", ".ini") \
+                and GRADER_DIR / "templates" not in f.parents:
             out.append((f"grader/{f.relative_to(GRADER_DIR).as_posix()}", f))
+    data = root / "data"   # the course's data sets and their loader, which notebooks import
+    out += [(f"data/{f.relative_to(data).as_posix()}", f) for f in sorted(data.rglob("*"))
+            if f.is_file() and "__pycache__" not in f.parts] if data.is_dir() else []
     solutions = sorted((root / "solutions").glob("*.ipynb"))
     if not solutions:
         raise nbfile.BadInput(f"no reference solutions in {root / 'solutions'}: the checks need them")
@@ -109,11 +115,12 @@ def build_gradescope(a):
         raise nbfile.BadInput(f"{out} already exists (add --force to replace it)")
     if not out.parent.is_dir():
         raise nbfile.BadInput(f"folder {out.parent} does not exist")
-    config = {"seed": a.seed, "timeout": a.timeout, "submission_timeout": a.submission_timeout,
+    config = {"only": a.only, "seed": a.seed, "timeout": a.timeout, "submission_timeout": a.submission_timeout,
               "memory": a.memory, "jobs": max(1, a.jobs), "visibility": a.visibility,
               "stdout_visibility": a.stdout_visibility,
               "exercise_visibility": dict(a.exercise_visibility)}
-    from grader.cli import known_exercises
+    from grader.cli import check_only, known_exercises
+    check_only(a.only)
     unknown = [e for e in config["exercise_visibility"] if e not in known_exercises()]
     if unknown:
         raise nbfile.BadInput(f"no exercise called {unknown[0]!r} (known: {', '.join(known_exercises())})")

@@ -32,7 +32,8 @@ def pytest_addoption(parser):
                 help="a learner's notebook or folder of notebooks to grade (activates the plugin)")
     g.addoption("--grader-seed", type=int, default=0, metavar="N",
                 help="seed for the grading draws (default 0: the same scores on every run)")
-    g.addoption("--grader-only", default=None, metavar="EXERCISE", help="grade one exercise")
+    g.addoption("--grader-only", default=None, metavar="EXERCISE",
+                help="grade only these exercises or notebooks (comma-separated; e.g. bernoulli_mask, 01)")
     g.addoption("--grader-json", default=None, metavar="FILE", help="write Gradescope results.json")
     g.addoption("--grader-one-notebook", action="store_true",
                 help="grade every exercise from the single notebook given")
@@ -204,7 +205,7 @@ class GradingSession:
         keep, drop = [], []
         for item in items:
             stem = Path(str(item.path)).stem[len("test_"):]
-            wanted = stem in self.expected and (self.only is None or _exercise(item) == self.only)
+            wanted = stem in self.expected and submission.selected(self.only, stem, _exercise(item))
             (keep if wanted else drop).append(item)
         if drop:
             config.hook.pytest_deselected(items=drop)

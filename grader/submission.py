@@ -17,6 +17,14 @@ class Submission:
     unreadable: dict = field(default_factory=dict)  # stem -> why it could not be read
 
 
+def selected(only, stem, exercise):
+    """Is a check of `exercise` in notebook `stem` selected by --only?  only: None (all), or a
+    comma-separated list of exercise names and notebooks (a stem or its number: 01, 02...)."""
+    if not only:
+        return True
+    return any(tok in (exercise, stem, stem[:2]) for tok in only.replace(" ", "").split(","))
+
+
 def read_cells(path):
     """nbfile.code_cells with the limits a hostile file needs (size, nesting)."""
     path = Path(path)

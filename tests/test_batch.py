@@ -36,7 +36,7 @@ def graded(tmp_path_factory):
         z.write(nb, f"bob/notebooks/{STEM}.ipynb")
     (subs / "notes.txt").write_text("not a submission")
     out = tmp / "results"
-    proc = grader(subs, "--out", out, "--jobs", "2", "--seed", "7")
+    proc = grader(subs, "--out", out, "--jobs", "2", "--seed", "7", "--only", "01")
     return out, proc
 
 
@@ -61,15 +61,21 @@ def test_writes_summary_csv_json_and_each_learners_results(graded):
     assert "graded 2 submissions" in proc.stdout
 
 
-def test_one_learners_folder_is_a_class_of_one(tmp_path):
+def test_one_learners_folder_is_a_class_of_one_and_missing_notebooks_are_named(tmp_path):
     learner(tmp_path / "me", CORRECT)
     proc = grader(tmp_path / "me", "--out", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "learners" / "me" / "results.json").exists()
+    stems = sorted(nbfile.course_stems(ROOT / "grader").values())
+    with open(tmp_path / "out" / "summary.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["01 bernoulli_mask"] == "13"
+    if len(stems) > 1:   # one line names every missing notebook
+        assert row["problems"] == "missing: " + ", ".join(f"{s}.ipynb" for s in stems[1:])
 
 
 @pytest.mark.parametrize("case", ["no submissions", "json with out", "no parent", "folder without out",
-                                  "bad jobs"])
+                                  "bad jobs", "bad only"])
 def test_unusable_batch_input_is_one_line_and_exit_2(tmp_path, case):
     (tmp_path / "empty").mkdir()
     learner(tmp_path / "class" / "ann", CORRECT)
@@ -77,7 +83,8 @@ def test_unusable_batch_input_is_one_line_and_exit_2(tmp_path, case):
             "json with out": [tmp_path / "class", "--out", tmp_path / "o", "--json", tmp_path / "r.json"],
             "no parent": [tmp_path / "class", "--out", tmp_path / "nope" / "o"],
             "folder without out": [tmp_path / "class"],
-            "bad jobs": [tmp_path / "class", "--out", tmp_path / "o", "--jobs", "0"]}[case]
+            "bad jobs": [tmp_path / "class", "--out", tmp_path / "o", "--jobs", "0"],
+            "bad only": [tmp_path / "class", "--out", tmp_path / "o", "--only", "01,nosuch"]}[case]
     proc = grader(*args)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("grader: ")

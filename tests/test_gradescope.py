@@ -29,7 +29,8 @@ def package(tmp_path, *options):
 @pytest.fixture(scope="module")
 def autograder(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gradescope")
-    return package(tmp, "--exercise-visibility", "bernoulli_mask=after_due_date", "--timeout", "5")
+    return package(tmp, "--only", "01", "--exercise-visibility", "bernoulli_mask=after_due_date",
+                   "--timeout", "5")
 
 
 def run_autograder(zip_path, tmp_path, fill):
@@ -58,7 +59,7 @@ def test_zip_holds_the_autograder_and_refuses_to_overwrite(autograder, tmp_path)
     info = zipfile.ZipFile(autograder).getinfo("run_autograder")
     assert (info.external_attr >> 16) & 0o111, "run_autograder must be executable"
     cfg = json.loads(zipfile.ZipFile(autograder).read("gradescope.json"))
-    assert cfg["exercise_visibility"] == {"bernoulli_mask": "after_due_date"}
+    assert cfg["exercise_visibility"] == {"bernoulli_mask": "after_due_date"} and cfg["only"] == "01"
     solution = json.loads(zipfile.ZipFile(autograder).read(f"solutions/{STEM}.ipynb"))
     assert all(not c.get("outputs") for c in solution["cells"])
     again = subprocess.run([sys.executable, "-m", "grader.package", "gradescope", str(autograder)],
@@ -71,8 +72,8 @@ def test_nested_notebooks_are_found_and_graded(autograder, tmp_path):
         (sub / "dropout" / "notebooks").mkdir(parents=True)
         notebook(sub / "dropout" / "notebooks" / f"{STEM}.ipynb", ["import numpy as np", CORRECT])
     res, proc = run_autograder(autograder, tmp_path, fill)
-    top = sum(t["max_score"] for t in res["tests"] if t["name"].startswith(STEM))
-    assert res["score"] >= top > 0
+    assert {t["name"].split(" · ")[0] for t in res["tests"]} == {STEM}   # --only 01
+    assert res["score"] == sum(t["max_score"] for t in res["tests"]) > 0
     assert all(t["visibility"] == "after_due_date" for t in res["tests"] if t["name"].startswith(STEM))
     assert res["stdout_visibility"] == "hidden"
     assert "total:" in proc.stdout

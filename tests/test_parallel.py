@@ -24,6 +24,9 @@ def course(tmp_path_factory):
     """The grader with check files for notebooks 01, 02 and 03 (02 and 03: copies of 01's)."""
     root = tmp_path_factory.mktemp("course")
     shutil.copytree(ROOT / "grader", root / "grader", ignore=shutil.ignore_patterns("__pycache__"))
+    for f in (root / "grader").glob("test_[0-9][0-9]_*.py"):
+        if f.name != "test_01_bernoulli_mask.py":
+            f.unlink()
     for n in ("02_copy", "03_again"):
         shutil.copy(ROOT / "grader" / "test_01_bernoulli_mask.py", root / "grader" / f"test_{n}.py")
     work = root / "work"
