@@ -305,7 +305,7 @@ def snapshot_modules():
     import struct
     everything = (builtins, np, np.random, codec, json, json.encoder, struct, os)
     STATE["pristine"] = tuple((m.__dict__, dict(m.__dict__)) for m in everything)
-    STATE["answer_path"] = STATE["pristine"][:1] + STATE["pristine"][3:7]
+    STATE["answer_path"] = STATE["pristine"][:1] + STATE["pristine"][3:]
     PROBE_GLOBALS.update(np=_private(np), time=_private(time, 0),
                          __builtins__=dict(builtins.__dict__))
 
@@ -598,7 +598,7 @@ def run_probe(req, notebooks):
                   "traceback": traceback.format_exc(limit=-3)[-2000:]}
     restore_modules("answer_path")   # what encoding uses is as before any learner code ran
     try:
-        frame = codec.encode(answer)
+        frame = codec.encode_parts(answer)   # arrays go out without a copy
     except codec.CodecError as e:
         frame = codec.encode({"status": "learner", "kind": "contract", "function": who,
                               "message": f"returned {e}, which the grader cannot read; "

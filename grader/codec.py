@@ -43,7 +43,7 @@ def _enc(v, bufs, depth=0):
     if isinstance(v, _ndarray) and type(v) is _ndarray:
         if v.dtype.str not in _DTYPES:
             raise CodecError(f"a NumPy array of dtype {v.dtype} (only numeric or boolean arrays can be read)")
-        bufs.append(_contiguous(v).tobytes())
+        bufs.append(memoryview(_contiguous(v)).cast("B") if v.size else memoryview(b""))
         return {"__nd__": len(bufs) - 1, "dtype": v.dtype.str, "shape": list(v.shape)}
     if isinstance(v, _generic) and type(v).__module__ == "numpy":
         return {"__np__": _enc(_asarray(v).reshape(()), bufs, depth + 1)}
@@ -56,14 +56,21 @@ def _enc(v, bufs, depth=0):
     raise CodecError(f"an object of type {_describe(v)}")
 
 
-def encode(value):
-    """Encode a plain value as one frame (bytes); CodecError for anything else."""
+def encode_parts(value):
+    """The frame of a plain value as a list of buffers (arrays are not copied); CodecError
+    for anything else.  b"".join(encode_parts(v)) == encode(v)."""
     bufs = []
     head = _dumps(_enc(value, bufs)).encode()
+    head += b" " * ((4 - len(head)) % 8)   # JSON allows trailing spaces: the first array is 8-aligned
     parts = [_pack(">I", len(head)), head]
     for b in bufs:
-        parts += [_pack(">Q", len(b)), b]
-    return b"".join(parts)
+        parts += [_pack(">Q", b.nbytes), b]
+    return parts
+
+
+def encode(value):
+    """Encode a plain value as one frame (bytes); CodecError for anything else."""
+    return b"".join(encode_parts(value))
 
 
 def _dec(v, bufs):
@@ -82,7 +89,9 @@ def _dec(v, bufs):
         n = math.prod(shape)
         if n * np.dtype(dt).itemsize != len(buf):
             raise CodecError("array size does not match its bytes")
-        return np.frombuffer(buf, dtype=dt).reshape(shape).copy()
+        arr = np.frombuffer(buf, dtype=dt).reshape(shape)
+        # a view of the frame when it is ours to keep (read_frame's bytearray), else a copy
+        return arr if arr.flags.writeable and arr.flags.aligned else arr.copy()
     if "__np__" in v:
         return _dec(v["__np__"], bufs)[()]
     if "__tuple__" in v:
@@ -101,10 +110,10 @@ def decode(frame):
         if hlen > MAX_HEADER or hlen > len(frame) - 4:
             raise CodecError("malformed frame: header too long")
         head = json.loads(frame[4:4 + hlen].decode())
-        bufs, pos = [], 4 + hlen
+        bufs, pos, view = [], 4 + hlen, memoryview(frame)
         while pos < len(frame):
             (n,) = struct.unpack_from(">Q", frame, pos)
-            bufs.append(frame[pos + 8:pos + 8 + n])
+            bufs.append(view[pos + 8:pos + 8 + n])
             if len(bufs[-1]) != n:
                 raise CodecError("truncated frame")
             pos += 8 + n
@@ -117,31 +126,34 @@ def decode(frame):
 
 
 def write_frame(fd, payload):
-    """Write a length-prefixed frame to a file descriptor."""
-    data = _pack(">Q", len(payload)) + payload
-    view = memoryview(data)
-    while view:
-        n = _write(fd, view)
-        view = view[n:]
+    """Write a length-prefixed frame (bytes, or a list of buffers from encode_parts)."""
+    parts = payload if isinstance(payload, list) else [payload]
+    total = sum(memoryview(p).nbytes for p in parts)
+    for part in [_pack(">Q", total), *parts]:
+        view = memoryview(part).cast("B")
+        while view:
+            n = _write(fd, view)
+            view = view[n:]
 
 
 def read_exact(fd, n, deadline=None):
-    """Read exactly n bytes (None on EOF); TimeoutError after the monotonic deadline."""
+    """Read exactly n bytes into a new bytearray (None on EOF); TimeoutError after the
+    monotonic deadline."""
     import os
     import select
     import time
-    chunks, got = [], 0
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
     while got < n:
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
                 raise TimeoutError
-        chunk = os.read(fd, min(n - got, 1 << 20))
-        if not chunk:
+        k = os.readv(fd, [view[got:got + (1 << 22)]])
+        if not k:
             return None
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
+        got += k
+    return buf
 
 
 def read_frame(fd, deadline=None, limit=MAX_FRAME):
