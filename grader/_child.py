@@ -7,6 +7,7 @@ probe function (source sent by the grader) run in a fork of this process, under 
 memory and output limits; the answer goes back as plain data (grader.codec).
 """
 import ast
+import glob
 import os
 import re
 import resource
@@ -122,25 +123,44 @@ def _alarm(signum, frame):
     raise _CellTimeout()
 
 
+CELLS = {}   # (cell number, source) -> prepare_cell(...): parsed and compiled once per process
+
+
+def prepare_cell(idx, src):
+    """A cell's definitions, parsed and compiled (cached: in batch grading the template
+    prepares the course's own cells once, and every learner process forked from it reuses
+    them for the cells the learner did not change).  ("error", message, names) for a cell
+    that does not parse; ("ok", [(node, names, code)]) otherwise."""
+    key = (idx, src)
+    if key not in CELLS:
+        clean = _strip_magics(src)
+        try:
+            tree = ast.parse(clean, filename=f"<cell {idx}>")
+        except (SyntaxError, ValueError, MemoryError, RecursionError) as e:
+            line = getattr(e, "lineno", None)
+            msg = f"{type(e).__name__} in cell {idx}" + (f", line {line}" if line else "") + \
+                f": {getattr(e, 'msg', None) or e}"
+            CELLS[key] = ("error", msg, re.findall(r"^\s*(?:async\s+)?(?:def|class)\s+(\w+)", clean, re.M))
+        else:
+            CELLS[key] = ("ok", [(node, names, compile(ast.Module(body=[node], type_ignores=[]),
+                                                       f"<cell {idx}>", "exec"))
+                                 for node, names in definitions(tree)])
+    return CELLS[key]
+
+
 def load_notebook(cells, ns, cell_seconds):
     """Execute the definitions of each cell; return {name: cell} and {name: problem}."""
     where, problems = {}, {}
     signal.signal(signal.SIGALRM, _alarm)
     for idx, src in enumerate(cells, start=1):
-        src = _strip_magics(src)
-        try:
-            tree = ast.parse(src, filename=f"<cell {idx}>")
-        except (SyntaxError, ValueError, MemoryError, RecursionError) as e:
-            line = getattr(e, "lineno", None)
-            msg = f"{type(e).__name__} in cell {idx}" + (f", line {line}" if line else "") + \
-                f": {getattr(e, 'msg', None) or e}"
-            for name in re.findall(r"^\s*(?:async\s+)?(?:def|class)\s+(\w+)", src, re.M):
-                problems[name] = msg
+        prepared = prepare_cell(idx, src)
+        if prepared[0] == "error":
+            for name in prepared[2]:
+                problems[name] = prepared[1]
             continue
-        for node, names in definitions(tree):
+        for node, names, code in prepared[1]:
             if isinstance(node, (ast.Import, ast.ImportFrom)) and _import(node, ns):
                 continue
-            code = compile(ast.Module(body=[node], type_ignores=[]), f"<cell {idx}>", "exec")
             signal.setitimer(signal.ITIMER_REAL, cell_seconds)
             try:
                 exec(code, ns)
@@ -423,16 +443,16 @@ def preimport(notebooks):
              "statistics", "fractions", "numbers", "dataclasses", "typing", "warnings", "pathlib"}
     text = "\n".join(src for cells in notebooks.values() for src in cells)
     for cells in notebooks.values():
-        for src in cells:
-            try:
-                tree = ast.parse(_strip_magics(src))
-            except (SyntaxError, ValueError, MemoryError, RecursionError):
+        for idx, src in enumerate(cells, start=1):
+            kind, *prepared = prepare_cell(idx, src)   # what loading runs (parsed once)
+            if kind != "ok":
                 continue
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Import):
-                    names.update(a.name for a in node.names)
-                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                    names.add(node.module)
+            for top, _names, _code in prepared[0]:
+                for node in ast.walk(top):
+                    if isinstance(node, ast.Import):
+                        names.update(a.name for a in node.names)
+                    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                        names.add(node.module)
     names.update("numpy." + m for m in set(re.findall(r"\b(?:np|numpy)\.(\w+)", text)) & set(NUMPY_LAZY))
     stdlib = getattr(sys, "stdlib_module_names", ())
     for name in sorted(names)[:200]:
@@ -763,6 +783,24 @@ def serve_zygotes(sock_fd):
     os._exit(0)
 
 
+def prepare_course():
+    """For the template: import what the course's notebooks import and parse and compile
+    their cells, once for every learner process forked from here (the instructor's code
+    and the handed-out cells; nothing is executed)."""
+    from grader import nbfile
+    notebooks = {}
+    for folder in ("solutions", "notebooks"):
+        for path in sorted(glob.glob(os.path.join(COURSE_ROOT, folder, "*.ipynb"))):
+            try:
+                notebooks[path] = nbfile.code_cells(path)
+            except (nbfile.BadInput, RecursionError, MemoryError):
+                continue
+    preimport(notebooks)
+    for cells in notebooks.values():
+        for idx, src in enumerate(cells, start=1):
+            prepare_cell(idx, src)
+
+
 def main(warm=True):
     if warm:
         warm_up()
@@ -810,7 +848,7 @@ def main(warm=True):
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--server":
         warm_up()
-        preimport({})   # the usual modules, once for every learner process forked from here
+        prepare_course()
         serve_zygotes(int(sys.argv[2]))
     else:
         main()

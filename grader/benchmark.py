@@ -124,12 +124,60 @@ def imports():
           f"heavy modules loaded: {heavy or 'none (no nbformat, IPython, matplotlib)'}")
 
 
+def _empty_probe(nb):
+    return None
+
+
+def overheads(runs=30):
+    """What the grader itself costs, apart from the checks' own work: a learner process per
+    submission (forked from the warm template, as in batch grading), each call into it, and
+    how many calls the checks make for one complete submission."""
+    import grader.sandbox as sandbox
+    from grader import cli, nbfile, submission
+    sub = submission.load([str(SOLUTIONS)], nbfile.course_stems(GRADER_DIR))
+    stem = next(iter(sub.notebooks))
+    calls, original = [0], sandbox.Sandbox.call
+
+    def counting(self, *a, **k):
+        calls[0] += 1
+        return original(self, *a, **k)
+    sandbox.Sandbox.call = counting
+    try:
+        t0 = time.perf_counter()
+        cli.run([str(SOLUTIONS)], jobs=1)
+        session = time.perf_counter() - t0
+    finally:
+        sandbox.Sandbox.call = original
+    server = sandbox.ZygoteServer()
+    try:
+        t0 = time.perf_counter()
+        for _ in range(10):
+            with sandbox.Sandbox(sub.notebooks, server=server) as box:
+                box.call(stem, _empty_probe)
+        per_box = (time.perf_counter() - t0) / 10
+        with sandbox.Sandbox(sub.notebooks, server=server) as box:
+            box.call(stem, _empty_probe)
+            t0 = time.perf_counter()
+            for _ in range(runs):
+                box.call(stem, _empty_probe)
+            per_call = (time.perf_counter() - t0) / runs
+    finally:
+        server.close()
+    fixed = per_box - per_call + calls[0] * per_call
+    print(f"    the grader's own cost: {1e3 * (per_box - per_call):.0f} ms per submission for its "
+          f"learner process (forked from a warm template), {1e3 * per_call:.1f} ms per call into "
+          f"learner code; the checks make {calls[0]} calls per complete submission, so about "
+          f"{fixed:.2f} s of one submission's {session:.2f} s (one process) is the grader's, the "
+          "rest the checks' own work")
+
+
 def part_b(n, jobs):
     notebooks = sorted(SOLUTIONS.glob("*.ipynb"))
     if not notebooks:
         print("(b) skipped: no notebooks in solutions/")
         return
     print(f"(b) a class: {n} copies of solutions/ graded with --jobs {jobs}")
+    overheads()
     with tempfile.TemporaryDirectory(prefix="grader-bench-") as tmp:
         subs = Path(tmp) / "submissions"
         for i in range(n):

@@ -249,7 +249,7 @@ def grader(*args, timeout=600):
 
 
 def survivors():
-    """Processes left by learner code: by marker, by the sandbox's own script, or by uid."""
+    """Processes left by learner code: by marker, or by the sandbox's own script (forks of it)."""
     child = str(ROOT / "grader" / "_child.py").encode()
     found = []
     for d in os.listdir("/proc"):
@@ -257,13 +257,12 @@ def survivors():
             continue
         try:
             cmd = Path(f"/proc/{d}/cmdline").read_bytes()
-            uid = os.stat(f"/proc/{d}").st_uid
             state = Path(f"/proc/{d}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
         if state == b"Z":
             continue
-        if MARK.encode() in cmd or child in cmd or (ROOTED and 60500 <= uid < 60756):
+        if MARK.encode() in cmd or child in cmd:   # (uids are shared with concurrent graders)
             found.append((int(d), cmd.replace(b"\0", b" ")[:120]))
     return found
 
