@@ -325,7 +325,7 @@ def snapshot_modules():
     import struct
     everything = (builtins, np, np.random, codec, json, json.encoder, struct, os)
     STATE["pristine"] = tuple((m.__dict__, dict(m.__dict__)) for m in everything)
-    STATE["answer_path"] = STATE["pristine"][:1] + STATE["pristine"][3:]
+    STATE["answer_path"] = STATE["pristine"][:1] + STATE["pristine"][3:-1]   # not os: codec has os.write
     PROBE_GLOBALS.update(np=_private(np), time=_private(time, 0),
                          __builtins__=dict(builtins.__dict__))
 

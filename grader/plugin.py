@@ -245,6 +245,7 @@ class GradingSession:
             rep.longrepr = rec["message"]
         self.records.append(rec)
 
+    @pytest.hookimpl(tryfirst=True)   # before JUnit XML is written: learner processes first gone
     def pytest_sessionfinish(self, session):
         if self._sandbox is not None:
             self.isolation = self._sandbox.isolation
