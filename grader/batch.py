@@ -114,7 +114,11 @@ class Staged:
 def _choose(candidates, stems, staged):
     """candidates: [(parts of the path, key)] -> {stem: key}, the shallowest copy of each."""
     chosen = {}
-    for parts, key in sorted(candidates, key=lambda c: (len(c[0]), c[0])):
+    def order(c):
+        stem = nbfile.stem_for(c[0][-1], stems) or ""
+        return len(c[0]), nbfile.exact_first(c[0][-1], stem), c[0]
+
+    for parts, key in sorted(candidates, key=order):
         stem = nbfile.stem_for(parts[-1], stems)
         if stem is None:
             continue

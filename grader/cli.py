@@ -64,6 +64,13 @@ def parser():
 def resolve(paths, stems, one_notebook=False):
     """Check every path before any grading starts; BadInput names the first problem."""
     from grader.submission import read_cells
+    given = {}
+
+    def once(stem, path):
+        if stem in given and given[stem] != path:
+            raise nbfile.BadInput(f"{stem} is given twice: {given[stem]} and {path} (grade one at a time)")
+        given[stem] = path
+
     for p in map(Path, paths):
         if not p.exists():
             raise nbfile.BadInput(f"no such file or folder: {p}")
@@ -79,7 +86,8 @@ def resolve(paths, stems, one_notebook=False):
             if not course:
                 raise nbfile.BadInput(f"no course notebooks in {p} (expected names like "
                                       f"{next(iter(stems.values()))}.ipynb)")
-            for f in course:
+            for stem, f in nbfile.course_notebooks(p, stems).items():
+                once(stem, f)
                 read_cells(f)
         else:
             if p.suffix != ".ipynb":
@@ -88,6 +96,8 @@ def resolve(paths, stems, one_notebook=False):
             if not one_notebook and not nbfile.stem_for(p, stems):
                 raise nbfile.BadInput(f"{p.name} is not a course notebook (expected a name starting "
                                       f"with a number, like {next(iter(stems.values()))}.ipynb)")
+            if not one_notebook:
+                once(nbfile.stem_for(p, stems), p)
 
 
 class _Collector:

@@ -60,3 +60,26 @@ def stem_for(path, stems):
     """The course notebook a file belongs to, by its two-digit prefix; None if none."""
     m = STEM.match(Path(path).name)
     return stems.get(m.group(1)) if m else None
+
+
+def exact_first(path, stem):
+    """Sort key among copies of one notebook: the file named exactly `stem`.ipynb first
+    (Jupyter's '01_x-Copy1.ipynb' would otherwise sort before '01_x.ipynb')."""
+    return (Path(path).name != f"{stem}.ipynb", Path(path).name)
+
+
+def course_notebooks(folder, stems):
+    """{stem: path} for the course notebooks in a folder; BadInput when one is ambiguous."""
+    found = {}
+    for f in Path(folder).glob("*.ipynb"):
+        stem = stem_for(f, stems)
+        if stem:
+            found.setdefault(stem, []).append(f)
+    chosen = {}
+    for stem, files in sorted(found.items()):
+        files.sort(key=lambda f: exact_first(f, stem))
+        if len(files) > 1 and files[0].name != f"{stem}.ipynb":
+            raise BadInput(f"several notebooks in {folder} could be {stem}: "
+                           f"{', '.join(f.name for f in files)} (keep one, or name it {stem}.ipynb)")
+        chosen[stem] = files[0]
+    return chosen

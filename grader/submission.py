@@ -47,10 +47,8 @@ def load(paths, stems, one_notebook=False, unreadable=None):
         if p.is_dir():
             sub.expected |= set(stems.values())
             sub.folder = p
-            for f in sorted(p.glob("*.ipynb")):
-                stem = nbfile.stem_for(f, stems)
-                if stem and stem not in sub.paths:
-                    sub.paths[stem] = f
+            for stem, f in nbfile.course_notebooks(p, stems).items():
+                sub.paths.setdefault(stem, f)
         elif one_notebook:
             sub.expected |= set(stems.values())
             for stem in stems.values():

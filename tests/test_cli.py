@@ -20,7 +20,12 @@ def _bad_inputs(tmp_path):
     (tmp_path / "01_v3.ipynb").write_text(json.dumps({"nbformat": 3, "cells": []}))
     (tmp_path / "01_bin.ipynb").write_bytes(b"\xff\xfe\x00garbage")
     (tmp_path / "notes.ipynb").write_text(NB01.read_text())
+    (tmp_path / "two").mkdir()
+    for name in ("01_mine.ipynb", "01_bernoulli_mask-Copy1.ipynb"):
+        (tmp_path / "two" / name).write_text(NB01.read_text())
     return {
+        "same notebook twice": ([NB01, ROOT / "notebooks"], "given twice"),
+        "ambiguous copies": ([tmp_path / "two"], "several notebooks"),
         "missing path": ([tmp_path / "nope"], "no such file"),
         "not a notebook": ([tmp_path / "01_a.txt"], "not a notebook"),
         "invalid JSON": ([tmp_path / "01_bad.ipynb"], "not valid notebook JSON"),
@@ -110,3 +115,11 @@ def test_broken_definition_is_reported_with_its_cell(tmp_path):
     cells = ["import numpy as np", "def bernoulli_mask(shape, p, rng=None)\n    return 1\n"]
     proc = run_grader([notebook(tmp_path / "01_bernoulli_mask.ipynb", cells), "-v"])
     assert "SyntaxError in cell 2" in proc.stdout
+
+
+def test_the_exactly_named_notebook_wins_over_a_copy(tmp_path):
+    (tmp_path / "01_bernoulli_mask.ipynb").write_text(NB01.read_text())
+    blank = ROOT / "notebooks" / "01_bernoulli_mask.ipynb"
+    (tmp_path / "01_bernoulli_mask-Copy1.ipynb").write_text(blank.read_text())
+    proc = run_grader([tmp_path, "--only", "bernoulli_mask"])
+    assert proc.returncode == 0 and "13/13" in proc.stdout, proc.stdout
