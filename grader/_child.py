@@ -479,7 +479,7 @@ def _in_course(top):
     return bool(where) and os.path.abspath(where).startswith(COURSE_ROOT + os.sep)
 
 
-SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")   # as in sandbox.py
 
 
 def _mount_tmpfs(libc, path, options, flags=0):

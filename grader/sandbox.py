@@ -173,11 +173,16 @@ def kill_tree(keep=()):
                 pass
 
 
+def _leased(uid):
+    """A uid that only learner code of ours uses (never `nobody`, never when not root)."""
+    return uid is not None and uid != UNPRIVILEGED_UID and is_root()
+
+
 def kill_uid(uid, patience=5.0):
     """Kill every process of uid (a uid leased for learner code, never a shared one):
     a helper becomes that uid and calls kill(-1), which in one atomic sweep reaches every
     process of the uid but itself — fork bombs included.  Repeats until /proc shows none."""
-    if uid is None or uid == UNPRIVILEGED_UID or not is_root():
+    if not _leased(uid):
         return True
     end = time.monotonic() + patience
     while True:
@@ -200,14 +205,14 @@ def kill_uid(uid, patience=5.0):
         time.sleep(0.002)
 
 
-SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")   # as in _child.py
 
 
 def scrub_files(uid):
     """Delete what a leased uid left in the world-writable folders (when the learner's
     process had no private /tmp): the next submission graded with that uid must not see it."""
     import shutil
-    if uid is None or uid == UNPRIVILEGED_UID or not is_root():
+    if not _leased(uid):
         return
     for d in SHARED_WRITABLE:
         try:
