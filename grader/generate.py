@@ -140,8 +140,14 @@ def leaks(student, solution):
     return problems
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        print(f"generate: {message} (see python -m grader.generate --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m grader.generate", description=__doc__.split("\n")[0])
+    ap = _Parser(prog="python -m grader.generate", description=__doc__.split("\n")[0])
     ap.add_argument("notebooks", nargs="*", help="solution notebooks (default: solutions/*.ipynb)")
     ap.add_argument("--out", help="output folder (default: notebooks/)")
     ap.add_argument("--force", action="store_true", help="overwrite notebooks edited since generation")

@@ -107,3 +107,10 @@ def test_leaks_reports_solution_lines_outputs_and_markers():
     assert any("solution code" in p for p in problems)
     assert any("outputs" in p for p in problems)
     assert g.leaks(g.student_version(sol, "x"), sol) == []
+
+
+def test_unknown_option_is_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        g.main(["--frobnicate"])
+    assert e.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
