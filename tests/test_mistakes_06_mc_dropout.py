@@ -1,7 +1,6 @@
 """The grader of notebook 06 against known mistakes in mc_dropout_predict, and against honest
 alternatives that must keep full marks.  Each mistake is appended as a last cell to the
 solution notebook (redefining the function) and graded with `python -m grader`."""
-import os
 
 import pytest
 
@@ -194,16 +193,7 @@ def test_mistake_loses_points_and_is_named(graded, name):
     assert "could not run this check" not in g.messages(), f"{name!r} crashed a check: {g!r}"
 
 
-# Alternatives that import a standard-library module inside the function: when the grader
-# runs as root it executes learner code as an unprivileged user, who cannot import modules
-# from an interpreter installed under /root (e.g. pyenv); numpy's are preloaded.
-NEEDS_IMPORT = {"passes on a deep copy of the network"}
-
-
 @pytest.mark.parametrize("name", list(HONEST))
 def test_honest_alternative_gets_full_marks(graded, name):
-    if name in NEEDS_IMPORT and hasattr(os, "geteuid") and os.geteuid() == 0 \
-            and "ModuleNotFoundError" in graded[name].messages():
-        pytest.skip("grading as root: the sandboxed child cannot import the standard library here")
     g = graded[name]
     assert g.score == g.max_score > 0, f"{name!r} lost points: {g!r}"
