@@ -19,6 +19,7 @@ import traceback
 COURSE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, COURSE_ROOT)  # holds grader/
 from grader import codec  # noqa: E402
+from grader.procs import children_of  # noqa: E402
 import numpy as np  # noqa: E402
 import numpy.random  # noqa: E402,F401
 
@@ -339,33 +340,6 @@ def restore_modules(which="pristine"):
 
 
 # ---------------------------------------------------------------- processes
-def _children():
-    """Our child processes (Linux: /proc/self/task/*/children; a /proc scan elsewhere)."""
-    kids = set()
-    try:
-        for tid in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{tid}/children") as f:
-                kids.update(int(k) for k in f.read().split())
-        return kids
-    except OSError:
-        pass
-    me = os.getpid()
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return kids
-    for d in entries:
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat", "rb") as f:
-                    stat = f.read().decode(errors="replace")
-                if int(stat[stat.rindex(")") + 2:].split()[1]) == me:
-                    kids.add(int(d))
-            except (OSError, ValueError):
-                pass
-    return kids
-
-
 def _wait_all(block):
     """Collect every finished child; with block, wait until no child is left."""
     while True:
@@ -396,7 +370,7 @@ def reap_all(pgid=None):
         except OSError:
             pass
     for _ in range(200):
-        kids = _children()
+        kids = set(children_of(os.getpid()))
         for k in kids:
             try:
                 os.kill(k, signal.SIGKILL)
@@ -766,7 +740,7 @@ def serve_zygotes(sock_fd):
             reply({"status": exited.pop(req["pid"], None)})
         elif req["op"] == "kill":
             for _ in range(200):
-                kids = _children()
+                kids = set(children_of(os.getpid()))
                 for k in kids:
                     for kill in (os.killpg, os.kill):
                         try:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import codec
+from grader.procs import children_of, pids_of_uid
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 UNPRIVILEGED_UID = 65534  # nobody: the fallback when no uid of our own can be leased
@@ -77,52 +78,6 @@ def is_root():
 
 
 # ---------------------------------------------------------------- processes
-def children_of(pid):
-    """Process ids whose parent is pid (Linux /proc; empty elsewhere)."""
-    kids = set()
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                kids.update(int(k) for k in f.read().split())
-        return sorted(kids)
-    except OSError:
-        pass
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return []
-    for d in names:
-        if d.isdigit():
-            try:
-                stat = Path(f"/proc/{d}/stat").read_bytes().decode(errors="replace")
-                if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
-                    kids.add(int(d))
-            except (OSError, ValueError):
-                pass
-    return sorted(kids)
-
-
-def pids_of_uid(uid):
-    """Live processes (not zombies) whose owner is uid."""
-    found = []
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return found
-    for d in names:
-        if d.isdigit():
-            try:
-                if os.stat(f"/proc/{d}").st_uid != uid:
-                    continue
-                with open(f"/proc/{d}/stat", "rb") as f:
-                    state = f.read().rsplit(b")", 1)[1].split()[0]
-                if state not in (b"Z", b"X"):
-                    found.append(int(d))
-            except (OSError, IndexError):
-                pass
-    return found
-
-
 def become_subreaper():
     """Orphans of learner processes re-parent to us, so none can outlive grading."""
     try:
