@@ -232,7 +232,8 @@ def _where(exc):
 
 
 class Notebook:
-    """What a probe sees: the learner's names, and a guarded way to call them."""
+    """What a probe sees (its first argument): the learner's names, a guarded way to call
+    them, and the exceptions it may catch (nb.Raised) or raise (nb.Failure)."""
 
     def __init__(self, ns, problems):
         self._ns, self._problems = ns, problems
@@ -270,6 +271,10 @@ class Notebook:
         except Exception as e:  # noqa: BLE001
             raise LearnerRaised(label, e) from None
 
+    def pair(self, value, name, what="(out, cache)"):
+        """value, if it is a 2-tuple; otherwise the learner broke the contract."""
+        return expect_pair(value, name, what)
+
     def fn(self, name):
         f = self.get(name)
         if not callable(f):
@@ -279,6 +284,9 @@ class Notebook:
 
 class Contract(Exception):
     """A probe found the learner's value in the wrong form (e.g. not a (out, cache) pair)."""
+
+
+Notebook.Raised, Notebook.Failure = LearnerRaised, LearnerFailure
 
 
 def expect_pair(value, name, what="(out, cache)"):
