@@ -221,7 +221,7 @@ class GradingSession:
         stem = Path(str(item.path)).stem[len("test_"):]
         rec = {"notebook": stem, "exercise": _exercise(item), "name": _docline(item),
                "max_score": _points(item), "score": 0.0, "status": "failed", "kind": None,
-               "message": "", "nodeid": item.nodeid,
+               "message": "", "nodeid": item.nodeid, "check": item.name,
                "number": f"{stem[:2]}.{sum(r['notebook'] == stem for r in self.records) + 1}"}
         vis = item.get_closest_marker("visibility")
         if vis or self.config.getoption("grader_visibility"):

@@ -77,7 +77,7 @@ def gradescope(records, seconds=None, visibility=None):
         t = {"name": f"{r['notebook']} · {r['exercise']} · {r['name']}", "score": r["score"],
              "max_score": r["max_score"], "status": "passed" if r["status"] == "passed" else "failed",
              "output": r["message"] if r["status"] != "passed" else "passed",
-             "number": r["number"]}
+             "number": r["number"], "check": r.get("check", "")}
         if visibility or r.get("visibility"):
             t["visibility"] = r.get("visibility") or visibility
         tests.append(t)

@@ -32,6 +32,14 @@ class Graded:
     def failed(self):
         return [t for t in self.tests if t["status"] != "passed"]
 
+    def failed_checks(self):
+        """Names of the failed check functions, in report order (e.g. 'test_any_shape')."""
+        return [t.get("check", "") for t in self.failed()]
+
+    def first_message(self):
+        failed = self.failed()
+        return failed[0]["output"] if failed else ""
+
     def messages(self):
         return "\n".join(f"{t['name']}: {t['output']}" for t in self.failed())
 
