@@ -7,7 +7,6 @@ probe function (source sent by the grader) run in a fork of this process, under 
 memory and output limits; the answer goes back as plain data (grader.codec).
 """
 import ast
-import glob
 import os
 import re
 import resource
@@ -124,7 +123,7 @@ def _alarm(signum, frame):
     raise _CellTimeout()
 
 
-CELLS = {}   # (cell number, source) -> prepare_cell(...): parsed and compiled once per process
+CELLS = {}   # (cell number, source) -> prepare_cell(...): parsed and compiled once, in main
 
 
 def prepare_cell(idx, src):
@@ -143,9 +142,13 @@ def prepare_cell(idx, src):
                 f": {getattr(e, 'msg', None) or e}"
             CELLS[key] = ("error", msg, re.findall(r"^\s*(?:async\s+)?(?:def|class)\s+(\w+)", clean, re.M))
         else:
-            CELLS[key] = ("ok", [(node, names, compile(ast.Module(body=[node], type_ignores=[]),
-                                                       f"<cell {idx}>", "exec"))
-                                 for node, names in definitions(tree)])
+            try:
+                CELLS[key] = ("ok", [(node, names, compile(ast.Module(body=[node], type_ignores=[]),
+                                                           f"<cell {idx}>", "exec"))
+                                     for node, names in definitions(tree)])
+            except (SyntaxError, ValueError, MemoryError, RecursionError) as e:
+                CELLS[key] = ("error", f"{type(e).__name__} in cell {idx}: {_short(e)}",
+                              re.findall(r"^\s*(?:async\s+)?(?:def|class)\s+(\w+)", clean, re.M))
     return CELLS[key]
 
 
@@ -222,6 +225,14 @@ class LearnerRaised(Exception):
                               f"{self.function} raised {self.type}: {_short(self.exc)}{self.where}")
 
 
+def _from_learner(exc):
+    """Did exc come out of the learner's own code (a frame of one of its cells)?"""
+    try:
+        return any(f.filename.startswith("<cell ") for f in traceback.extract_tb(exc.__traceback__))
+    except BaseException:  # noqa: BLE001
+        return False
+
+
 def _where(exc):
     cells = [(f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__)
              if f.filename.startswith("<cell ")]
@@ -270,6 +281,11 @@ class Notebook:
             raise LearnerRaised(label, e) from None
         except Exception as e:  # noqa: BLE001
             raise LearnerRaised(label, e) from None
+        except BaseException as e:  # noqa: BLE001 - KeyboardInterrupt, GeneratorExit, own subclasses
+            raise LearnerFailure("raised", label, f"{label} raised {type(e).__name__}"
+                                 f"{': ' + _short(e) if _short(e) else ''}{_where(e)}; a function should "
+                                 "return a value or raise an ordinary exception (a subclass of "
+                                 "Exception)") from None
 
     def pair(self, value, name, what="(out, cache)"):
         """value, if it is a 2-tuple; otherwise the learner broke the contract."""
@@ -416,25 +432,25 @@ PREIMPORT_NEVER = {"antigravity", "this", "__hello__", "__phello__", "idlelib", 
 NUMPY_LAZY = ("testing", "polynomial", "fft", "ma", "typing", "ctypeslib", "strings", "char", "rec")
 
 
+IMPORT_LINE = re.compile(r"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import|import[ \t]+([\w., \t]+?))[ \t]*(?:#.*)?$",
+                         re.M)
+
+
 def preimport(notebooks):
     """Import, while we may still read the whole Python installation, the standard-library and
     NumPy modules the learner's cells mention (also inside functions): after privileges are
-    dropped, an installation under a private home (e.g. pyenv in /root) is unreadable."""
+    dropped, an installation under a private home (e.g. pyenv in /root) is unreadable.
+    The cells are only scanned as text here: they are parsed after the limits are set and
+    the privileges dropped (see main)."""
     import importlib
     names = {"math", "random", "itertools", "functools", "collections", "operator", "copy",
              "statistics", "fractions", "numbers", "dataclasses", "typing", "warnings", "pathlib"}
-    text = "\n".join(src for cells in notebooks.values() for src in cells)
-    for cells in notebooks.values():
-        for idx, src in enumerate(cells, start=1):
-            kind, *prepared = prepare_cell(idx, src)   # what loading runs (parsed once)
-            if kind != "ok":
-                continue
-            for top, _names, _code in prepared[0]:
-                for node in ast.walk(top):
-                    if isinstance(node, ast.Import):
-                        names.update(a.name for a in node.names)
-                    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                        names.add(node.module)
+    text = "\n".join(src for cells in notebooks.values() for src in cells)[:4 << 20]
+    for m in IMPORT_LINE.finditer(text):
+        if m.group(1):
+            names.add(m.group(1))
+        else:
+            names.update(part.split()[0] for part in m.group(2).split(",") if part.split())
     names.update("numpy." + m for m in set(re.findall(r"\b(?:np|numpy)\.(\w+)", text)) & set(NUMPY_LAZY))
     stdlib = getattr(sys, "stdlib_module_names", ())
     for name in sorted(names)[:200]:
@@ -475,12 +491,14 @@ def isolate(hide):
     Gives the learner no network, its own small /tmp, /var/tmp and /dev/shm (gone with it),
     and empty read-only folders over the paths in `hide` (solutions, other submissions,
     results).  Returns what was achieved."""
-    got = {"network": False, "private_tmp": False, "hidden": 0}
+    got = {"network": False, "private_tmp": False, "hidden": 0, "ipc": False}
     try:
         libc = _libc()
     except OSError:
         return got
     CLONE_NEWNS, CLONE_NEWNET, MS_RDONLY, MS_REC, MS_PRIVATE, MS_BIND = 0x20000, 0x40000000, 1, 16384, 1 << 18, 4096
+    CLONE_NEWIPC = 0x08000000
+    got["ipc"] = libc.unshare(CLONE_NEWIPC) == 0   # SysV shared memory, semaphores, queues: private
     if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
         if libc.unshare(CLONE_NEWNET) == 0:
             got["network"] = True
@@ -514,19 +532,27 @@ def drop_privileges(work, uid, gid):
     os.setuid(uid)
 
 
-def harden(init):
-    """Limits, then (as root) namespaces, a private working folder and an unprivileged uid.
-    Runs before any learner code.  Returns a description of the isolation for the grader."""
+def set_limits():
+    """Memory, output and core-dump limits: the first thing done, before the learner's cells
+    are read, parsed or compiled."""
     _setrlimit(resource.RLIMIT_CORE, 0)
     _setrlimit(resource.RLIMIT_AS, int(LIMITS["mem"]))
     _setrlimit(resource.RLIMIT_FSIZE, int(LIMITS["output"]))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over the output limit: EFBIG, not death
+
+
+def harden(init):
+    """(As root) namespaces, a private working folder and an unprivileged uid; never
+    ptrace-able by the learner's forks.  Runs before any learner code is parsed.  Returns a
+    description of the isolation for the grader."""
+    set_limits()
     info = {"uid": os.getuid(), "network": None, "private_tmp": False, "hidden": 0,
             "sweep": "tree"}
     try:
         _libc().prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS: setuid programs gain nothing
     except (OSError, AttributeError):
         pass
+    _not_dumpable()
     uid = init.get("uid")
     work = os.getcwd()
     if uid is None or os.geteuid() != 0:
@@ -546,6 +572,7 @@ def harden(init):
             if candidate == 65534:
                 raise
     info["uid"] = os.getuid()
+    _not_dumpable()   # a change of uid may reset it
     STATE["work"] = work
     if init.get("dedicated") and os.getuid() == int(uid) != 65534:
         STATE["sweep_uid"] = True
@@ -553,6 +580,15 @@ def harden(init):
         _setrlimit(resource.RLIMIT_NPROC, int(LIMITS.get("nproc", 128)))
         reap_all()   # leftovers of a grader that crashed while using this uid
     return info
+
+
+def _not_dumpable():
+    """PR_SET_DUMPABLE 0: no process of the same uid (the learner's forks) may ptrace this one
+    or open its /proc/PID/fd and /proc/PID/mem; the forks inherit it."""
+    try:
+        _libc().prctl(4, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _nogroup():
@@ -584,7 +620,9 @@ def run_probe(req, notebooks):
     os.dup2(cap, 1)
     os.dup2(cap, 2)
     os.close(cap)
-    nb = Notebook(*notebooks[req["stem"]])
+    ns = {"__name__": "__main__", "__builtins__": __builtins__}
+    _where_defined, problems = load_notebook(notebooks[req["stem"]], ns, float(LIMITS["cell_seconds"]))
+    nb = Notebook(ns, problems)
     who = req["uses"][0] if req["uses"] else ""
     try:
         g = dict(PROBE_GLOBALS)
@@ -596,15 +634,20 @@ def run_probe(req, notebooks):
         f = e.failure()
         answer = {"status": "learner", "kind": f.kind, "function": f.function, "message": f.message}
     except BaseException as e:  # noqa: BLE001 - a probe bug, or learner values it could not use
-        answer = {"status": "probe_error", "message": f"{type(e).__name__}: {_short(e)}",
-                  "traceback": traceback.format_exc(limit=-3)[-2000:]}
+        if _from_learner(e):   # raised inside the learner's code (a method the probe called)
+            answer = {"status": "learner", "kind": "raised", "function": who,
+                      "message": f"{who or 'your code'} raised {type(e).__name__}: {_short(e)}{_where(e)}"}
+        else:
+            answer = {"status": "probe_error", "message": f"{type(e).__name__}: {_short(e)}",
+                      "traceback": traceback.format_exc(limit=-3)[-2000:]}
     restore_modules("answer_path")   # what encoding uses is as before any learner code ran
     try:
         frame = codec.encode_parts(answer)   # arrays go out without a copy
-    except codec.CodecError as e:
+    except BaseException as e:  # noqa: BLE001 - e.g. an int too long to write, a recursive list
+        why = str(e) if isinstance(e, codec.CodecError) else f"a value that cannot be written ({type(e).__name__})"
         frame = codec.encode({"status": "learner", "kind": "contract", "function": who,
-                              "message": f"returned {e}, which the grader cannot read; "
-                              "return NumPy arrays, numbers or tuples of them"})
+                              "message": f"{who or 'your code'} returned {_short(why, 200)}, which the grader "
+                              "cannot read; return NumPy arrays, numbers or tuples of them"})
     try:
         codec.write_frame(wr, frame)
     finally:
@@ -623,6 +666,8 @@ def serve_call(req, notebooks):
     rd, wr = os.pipe()
     req["_pipe"] = (rd, wr)
     t0 = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu0 = before.ru_utime + before.ru_stime
     pid = os.fork()
     if pid == 0:
         try:
@@ -650,6 +695,9 @@ def serve_call(req, notebooks):
         _, status = os.waitpid(pid, 0)
         info["exit"] = status
     info["seconds"] = time.monotonic() - t0
+    finish_call(pid)   # the fork and everything it started are gone (and reaped) ...
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)   # ... so their CPU time is counted here
+    info["cpu"] = used.ru_utime + used.ru_stime - cpu0
     try:
         info["output_bytes"] = os.path.getsize(os.path.join(STATE["work"], "output.txt"))
     except OSError:
@@ -765,25 +813,10 @@ def serve_zygotes(sock_fd):
     os._exit(0)
 
 
-def prepare_course():
-    """For the template: import what the course's notebooks import and parse and compile
-    their cells, once for every learner process forked from here (the instructor's code
-    and the handed-out cells; nothing is executed)."""
-    from grader import nbfile
-    notebooks = {}
-    for folder in ("solutions", "notebooks"):
-        for path in sorted(glob.glob(os.path.join(COURSE_ROOT, folder, "*.ipynb"))):
-            try:
-                notebooks[path] = nbfile.code_cells(path)
-            except (nbfile.BadInput, RecursionError, MemoryError):
-                continue
-    preimport(notebooks)
-    for cells in notebooks.values():
-        for idx, src in enumerate(cells, start=1):
-            prepare_cell(idx, src)
-
-
 def main(warm=True):
+    """Serve one learner's submission.  This process never runs learner code: it sets the
+    limits, drops privileges, parses and compiles the cells (after both), then answers each
+    call in a fork that loads the learner's definitions and runs one probe."""
     if warm:
         warm_up()
     proto_in, proto_out = os.dup(0), os.dup(1)
@@ -792,23 +825,28 @@ def main(warm=True):
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     _set_subreaper()
+    frame = codec.read_frame(proto_in, limit=1 << 16)   # the settings: small, read first
+    if frame is None:
+        return
+    settings = codec.decode(frame)
+    LIMITS.update(settings.get("limits", {}))
+    set_limits()                 # before the learner's cells are even read
     frame = codec.read_frame(proto_in)
     if frame is None:
         return
-    init = codec.decode(frame)
-    LIMITS.update(init.get("limits", {}))
-    preimport(init["notebooks"])
-    isolation = harden(init)
+    notebooks = codec.decode(frame)["notebooks"]
+    del frame
+    preimport(notebooks)         # a text scan; the cells are not parsed yet
+    isolation = harden(settings)  # namespaces, an unprivileged uid
     snapshot_modules()
-    notebooks, summary = {}, {}
-    for stem, cells in init["notebooks"].items():
-        ns = {"__name__": "__main__", "__builtins__": __builtins__}
-        where, problems = load_notebook(cells, ns, float(LIMITS.get("cell_seconds", 2.0)))
-        notebooks[stem] = (ns, problems)
-        summary[stem] = {"defined": where, "problems": problems}
-    del init
-    restore_modules()   # class bodies and decorators may have monkeypatched NumPy or builtins
-    reap_all()  # anything the definitions started (class bodies and decorators run code)
+    summary = {}
+    for stem, cells in notebooks.items():
+        problems = {}
+        for idx, src in enumerate(cells, start=1):
+            prepared = prepare_cell(idx, src)   # parsed and compiled, never run, in this process
+            if prepared[0] == "error":
+                problems.update(dict.fromkeys(prepared[2], prepared[1]))
+        summary[stem] = {"problems": problems}
     codec.write_frame(proto_out, codec.encode({"status": "ready", "notebooks": summary,
                                                "uid": os.getuid(), "isolation": isolation}))
     while True:
@@ -822,15 +860,13 @@ def main(warm=True):
         head = {k: v for k, v in info.items() if k not in ("frame", "pid")}
         codec.write_frame(proto_out, codec.encode(head))
         codec.write_frame(proto_out, info["frame"])
-        finish_call(info["pid"])
     reap_all()
     os._exit(0)   # no interpreter tear-down: nothing is left to flush
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--server":
-        warm_up()
-        prepare_course()
+        warm_up()   # the template holds Python and NumPy, warm; nothing of the course
         serve_zygotes(int(sys.argv[2]))
     else:
         main()

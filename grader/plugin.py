@@ -78,6 +78,17 @@ class Learner:
         return s.sandbox().call(self.stem, probe, uses=uses, timeout=timeout, mem=mem,
                                 helpers=helpers, **kwargs)
 
+    def timed(self, probe, uses=(), timeout=None, **kwargs):
+        """(value, CPU seconds) of one probe call: the CPU time of the fork that ran it and of
+        everything it started, measured outside the learner's reach (see Sandbox.call)."""
+        return self.call(probe, uses, timeout=timeout, cpu=True, **kwargs)
+
+    def solution(self, name):
+        """The instructor's `name` from solutions/<this notebook>.ipynb, defined here, in the
+        grader's own process (never in the learner's): to time it, or to compute a reference
+        result from the same inputs the learner's code got."""
+        return reference_function(self.stem, name)
+
     def seed(self, k=0):
         """A grading seed: fixed for a given --grader-seed, different for each k."""
         return int(np.random.SeedSequence([self._session.seed, k]).generate_state(1)[0])
@@ -90,6 +101,17 @@ class Learner:
         solutions/<this notebook>.ipynb — the single source.  Send it to a probe as a string and
         exec it there into a namespace of its own, e.g. to time the learner against it."""
         return reference_source(self.stem, names)
+
+
+_REFERENCE = {}
+
+
+def reference_function(stem, name):
+    if (stem, name) not in _REFERENCE:
+        ns = {"__name__": f"reference_{stem}"}
+        exec(compile(reference_source(stem, (name,)), f"<solutions/{stem}>", "exec"), ns)
+        _REFERENCE[(stem, name)] = ns[name]
+    return _REFERENCE[(stem, name)]
 
 
 def reference_source(stem, names):

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import codec
+from grader import codec, ipc
 from grader.procs import children_of, pids_of_uid
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -423,12 +423,15 @@ class Sandbox:
         self._in, self._out = self.proc.stdin.fileno(), self.proc.stdout.fileno()
         self._t_spawn = time.monotonic()
         lim = self.limits
-        init = {"notebooks": self.notebooks, "uid": self.uid if self.drop else None,
-                "dedicated": self.dedicated, "isolate": os.environ.get("GRADER_NO_NAMESPACES") != "1", "hide": hide_candidates(self.hide) if self.drop else [],
-                "limits": {"mem": lim.mem, "output": lim.output, "seconds": lim.seconds,
-                           "cell_seconds": lim.cell_seconds, "nproc": lim.nproc}}
-        try:
-            codec.write_frame(self._in, codec.encode(init))
+        settings = {"uid": self.uid if self.drop else None, "dedicated": self.dedicated,
+                    "isolate": os.environ.get("GRADER_NO_NAMESPACES") != "1",
+                    "hide": hide_candidates(self.hide) if self.drop else [],
+                    "limits": {"mem": lim.mem, "output": lim.output, "seconds": lim.seconds,
+                               "cell_seconds": lim.cell_seconds, "nproc": lim.nproc}}
+        self._ipc_before = ipc.snapshot() if not self.dedicated else None
+        try:   # the limits first: the learner's process sets them before it reads any cell
+            codec.write_frame(self._in, codec.encode(settings))
+            codec.write_frame(self._in, codec.encode({"notebooks": self.notebooks}))
         except (BrokenPipeError, OSError):
             pass   # reported by start()
 
@@ -474,6 +477,10 @@ class Sandbox:
             kill_uid(self.uid)
             if not (self.isolation or {}).get("private_tmp"):
                 scrub_files(self.uid)   # the next submission with this uid must not find them
+            if not (self.isolation or {}).get("ipc"):
+                ipc.remove_of_uid(self.uid)   # SysV objects outlive processes: remove them
+        elif getattr(self, "_ipc_before", None) is not None:
+            ipc.remove_new(self._ipc_before)
         if isinstance(self.proc, _ServerProc):
             self.server.kill_all()   # orphans re-parented to the template
         kill_tree(keep=(self.server.proc.pid,) if self.server else ())   # orphans re-parented to us
@@ -515,8 +522,10 @@ class Sandbox:
             return {}
         return self.summary["notebooks"].get(stem, {}).get("defined", {})
 
-    def call(self, stem, probe, uses=(), timeout=None, mem=None, helpers=(), **kwargs):
-        """Run probe(nb, **kwargs) in a fresh fork of the learner's process; return its value.
+    def call(self, stem, probe, uses=(), timeout=None, mem=None, helpers=(), cpu=False, **kwargs):
+        """Run probe(nb, **kwargs) in a fresh fork of the learner's process; return its value
+        (with cpu=True: (value, CPU seconds of the fork and all it started), measured by the
+        process that forked it, in which learner code never runs).
 
         uses: the learner names the probe calls, so that one that hung or crashed before
         is reported at once instead of costing another time-out.
@@ -591,7 +600,7 @@ class Sandbox:
             raise LearnerError("contract", uses[0] if uses else "",
                                f"{what} sent an answer the grader cannot read") from None
         if status == "ok":
-            return ans.get("value")
+            return (ans.get("value"), float(head.get("cpu") or 0.0)) if cpu else ans.get("value")
         if status == "learner":
             raise LearnerError(str(ans.get("kind", "raised")), str(ans.get("function", "")),
                                str(ans.get("message", "")))
