@@ -474,7 +474,8 @@ def _in_course(top):
     except (ImportError, ValueError):
         return False
     where = spec and (spec.origin or next(iter(spec.submodule_search_locations or []), None))
-    return bool(where) and os.path.abspath(where).startswith(COURSE_ROOT + os.sep)
+    root = STATE.get("course") or COURSE_ROOT
+    return bool(where) and os.path.abspath(where).startswith(root + os.sep)
 
 
 SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")   # as in sandbox.py
@@ -830,6 +831,9 @@ def main(warm=True):
         return
     settings = codec.decode(frame)
     LIMITS.update(settings.get("limits", {}))
+    if settings.get("course"):   # the course's own packages (data/) are importable by the cells
+        STATE["course"] = os.path.abspath(settings["course"])
+        sys.path.insert(0, STATE["course"])
     set_limits()                 # before the learner's cells are even read
     frame = codec.read_frame(proto_in)
     if frame is None:

@@ -35,13 +35,12 @@ from pathlib import Path, PurePosixPath
 from grader import codec, nbfile, report
 
 GRADER_DIR = Path(__file__).resolve().parent
-PACKAGE_ROOT = GRADER_DIR.parent
 MAX_ZIP_MEMBERS = 20000
 MAX_NOTEBOOK_BYTES = 64 * 2**20
 MAX_SUBMISSION_BYTES = 256 * 2**20
 MAX_WALK_ENTRIES = 20000
 MAX_DEPTH = 8
-DEFAULT_SUBMISSION_SECONDS = 120.0
+MAX_CENTRAL_DIRECTORY = MAX_ZIP_MEMBERS * 400   # bytes: 46 per entry plus a long name, generously
 PROBLEM_KINDS = {"timeout": "timeout", "crash": "crashed", "exit": "crashed", "memory": "memory limit",
                  "output": "output limit", "missing": "missing", "grader_error": "grader error"}
 
@@ -129,6 +128,56 @@ def _choose(candidates, stems, staged):
     return {stem: key for stem, (parts, key) in chosen.items()}
 
 
+def open_regular(path):
+    """A binary file object for path if it is a regular file (not a link, FIFO, device or
+    socket); BadInput otherwise.  Opening never blocks (a FIFO would wait for a writer)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == 40:   # ELOOP: a symbolic link
+            raise nbfile.BadInput("it is a symbolic link: not followed") from None
+        raise nbfile.BadInput(f"cannot read it ({e.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+        raise nbfile.BadInput(f"it is {kind}, not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def zip_directory_ok(f):
+    """Read the end-of-central-directory record (and Zip64's) ourselves, before zipfile
+    allocates anything for the directory: (ok, why).  Entry counts and directory size
+    over the limits are refused here."""
+    import struct
+    size = f.seek(0, 2)
+    tail_len = min(size, 22 + 65535)
+    f.seek(size - tail_len)
+    tail = f.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        return False, "is not a readable zip file (no end of central directory)"
+    _sig, _d, _dcd, _n_here, entries, cd_size, _cd_off, _clen = struct.unpack("<4s4H2LH", tail[at:at + 22])
+    loc = tail.rfind(b"PK\x06\x07", 0, at)
+    if loc >= 0 and at - loc >= 20 and (entries == 0xFFFF or cd_size == 0xFFFFFFFF):
+        (z64_off,) = struct.unpack("<Q", tail[loc + 8:loc + 16])
+        if z64_off + 56 > size:
+            return False, "is not a readable zip file (bad Zip64 record)"
+        f.seek(z64_off)
+        rec = f.read(56)
+        if rec[:4] != b"PK\x06\x06":
+            return False, "is not a readable zip file (bad Zip64 record)"
+        entries, cd_size = struct.unpack("<QQ", rec[32:48])
+    if entries > MAX_ZIP_MEMBERS:
+        return False, f"holds more than {MAX_ZIP_MEMBERS} files"
+    if cd_size > MAX_CENTRAL_DIRECTORY:
+        return False, f"has a central directory larger than {MAX_CENTRAL_DIRECTORY // 2**20} MiB"
+    f.seek(0)
+    return True, ""
+
+
 def _copy_limited(src, dst, limit):
     """Copy a file object to dst, refusing more than limit bytes (never trusts headers)."""
     total = 0
@@ -169,10 +218,7 @@ def stage_folder(src, staged, stems):
             break
     for stem, path in _choose(candidates, stems, staged).items():
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(fd, "rb") as f:
-                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                    raise nbfile.BadInput("not a regular file")
+            with open_regular(path) as f:
                 _copy_limited(f, Path(staged.folder, f"{stem}.ipynb"), MAX_NOTEBOOK_BYTES)
         except nbfile.BadInput as e:
             staged.unreadable[stem] = str(e)
@@ -185,11 +231,22 @@ def stage_zip(src, staged, stems):
     in the archive never become paths, symlinks and unsafe names are skipped, and sizes are
     counted while decompressing (zip bombs stop at the limit)."""
     try:
-        z = zipfile.ZipFile(src)
+        raw = open_regular(src)
+    except nbfile.BadInput as e:
+        staged.fatal = f"{Path(src).name}: {e}"
+        return
+    try:
+        ok, why = zip_directory_ok(raw)
+        if not ok:
+            staged.fatal = f"{Path(src).name} {why}"
+            raw.close()
+            return
+        z = zipfile.ZipFile(raw)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         staged.fatal = f"{Path(src).name} is not a readable zip file ({e})"
+        raw.close()
         return
-    with z:
+    with raw, z:
         infos = z.infolist()
         if len(infos) > MAX_ZIP_MEMBERS:
             staged.fatal = f"{Path(src).name} holds more than {MAX_ZIP_MEMBERS} files"
@@ -240,11 +297,11 @@ def stage(src, folder, stems):
         if stem is None:
             staged.fatal = f"{src.name} is not a course notebook"
         else:
-            with open(src, "rb") as f:
-                try:
+            try:
+                with open_regular(src) as f:
                     _copy_limited(f, Path(folder, f"{stem}.ipynb"), MAX_NOTEBOOK_BYTES)
-                except nbfile.BadInput as e:
-                    staged.unreadable[stem] = str(e)
+            except nbfile.BadInput as e:
+                staged.unreadable[stem] = str(e)
     else:
         staged.fatal = f"{src.name} is not a folder, a .zip file or a notebook"
     for nb in sorted(Path(folder).glob("*.ipynb")):
@@ -261,17 +318,18 @@ def stage(src, folder, stems):
 
 # ---------------------------------------------------------------- the worker process
 def worker_main():
-    """A long-lived worker: reads jobs (frames on stdin), grades each in a fresh pytest
-    session in this process, answers with the records (frames on stdout)."""
+    """A long-lived worker: reads jobs (frames on stdin), grades each with the engine in this
+    process, answers with the records (frames on stdout)."""
     proto_in, proto_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    import grader.plugin  # noqa: F401 - warm: pytest, NumPy, the checks
+    from grader import engine
     from grader.sandbox import ZygoteServer, become_subreaper
     become_subreaper()
-    stems = nbfile.course_stems(GRADER_DIR)
+    stems = engine.course_stems()
+    for stem in stems.values():
+        engine.collect(stem)   # warm: the checks are imported once per worker
     server = ZygoteServer()
     try:
         _serve_jobs(proto_in, proto_out, stems, server)
@@ -280,7 +338,8 @@ def worker_main():
 
 
 def _serve_jobs(proto_in, proto_out, stems, server):
-    from grader import cli
+    from grader import engine
+    from grader.config import Config
     while True:
         frame = codec.read_frame(proto_in)
         if frame is None:
@@ -297,14 +356,12 @@ def _serve_jobs(proto_in, proto_out, stems, server):
             staged = stage(job["source"], folder, stems)
             answer.update(notes=staged.notes, unreadable=staged.unreadable, fatal=staged.fatal)
             if staged.fatal is None:
-                col = cli._Collector()
-                answer["records"] = cli.run(
-                    [str(folder)], only=job.get("only"), seed=job["seed"], timeout=job["timeout"],
-                    submission_timeout=job["submission_timeout"], memory=job["memory"],
-                    visibility=job.get("visibility"), uid=job.get("uid"), hide=job.get("hide", []),
-                    unreadable=staged.unreadable, label="your submission", collector=col,
-                    server=server)
-                answer["isolation"] = col.isolation
+                config = Config(**job["config"])
+                sub = engine.load([str(folder)], config, unreadable=staged.unreadable)
+                info = {}
+                answer["records"] = engine.grade(sub, config, label="your submission",
+                                                 uid=job.get("uid"), server=server, info=info)
+                answer["isolation"] = info.get("isolation")
         except Exception as e:  # noqa: BLE001 - reported in the learner's row
             answer["error"] = f"{type(e).__name__}: {e}"
         finally:
@@ -322,14 +379,13 @@ class Worker:
 
     def start(self):
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT)] + [
+        env["PYTHONPATH"] = os.pathsep.join([str(GRADER_DIR.parent)] + [
             x for x in env.get("PYTHONPATH", "").split(os.pathsep) if x])
         env.pop("_GRADER_ARGV", None)
-        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         with open(self.log, "ab") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "grader.batch", "--worker"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                                         env=env, cwd=str(PACKAGE_ROOT), start_new_session=True,
+                                         env=env, cwd=os.path.dirname(self.log), start_new_session=True,
                                          close_fds=True)
         self.fd = self.proc.stdout.fileno()
 
@@ -356,14 +412,19 @@ class Worker:
             except OSError:
                 pass
 
-    def stop(self):
+    def ask_to_stop(self):
         try:
             codec.write_frame(self.proc.stdin.fileno(), codec.encode({"op": "stop"}))
             self.proc.stdin.close()
-            self.proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
+        except OSError:
             pass
-        self.kill()
+
+    def wait_stopped(self):
+        """After ask_to_stop: the worker cleans up (its template, its folders) and exits."""
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
 
     def log_tail(self):
         try:
@@ -422,7 +483,7 @@ def run_batch(entries, jobs, settings, progress=None, hide=()):
             leases.append(lease)
     jobs = max(1, min(jobs, len(entries)))
     uids = [lease.uid for lease in leases] + [None] * jobs
-    hard = settings["submission_timeout"] + 60 + 30
+    hard = settings["config"]["submission_timeout"] + 60 + 30
     pending = list(enumerate(entries))
     answers, retried = {}, set()
     workers, finished = [], False
@@ -434,8 +495,9 @@ def run_batch(entries, jobs, settings, progress=None, hide=()):
             while idle and pending:
                 n, (ident, src) = pending.pop(0)
                 w = idle.pop(0)
-                job = dict(settings, id=ident, source=str(src), stage=str(work / f"s{n}"),
-                           uid=w.uid if is_root() else None, hide=list(hide))
+                cfg = dict(settings["config"], hide=tuple(hide))
+                job = dict(id=ident, source=str(src), stage=str(work / f"s{n}"),
+                           uid=w.uid if is_root() else None, config=cfg)
                 try:
                     w.send(job)
                 except OSError:
@@ -484,11 +546,13 @@ def run_batch(entries, jobs, settings, progress=None, hide=()):
                 progress.update()
         finished = True
     finally:
-        for w in workers:
-            if finished:
-                w.stop()
-            else:   # interrupted: do not wait for the submissions being graded
-                w.kill(keep=[x.proc.pid for x in workers if x is not w])
+        if finished:   # every worker cleans up after itself before any is killed
+            for w in workers:
+                w.ask_to_stop()
+            for w in workers:
+                w.wait_stopped()
+        for w in workers:   # what is left (all of it, when interrupted)
+            w.kill(keep=[x.proc.pid for x in workers if x is not w and x.proc.poll() is None])
         for lease in leases:
             lease.release()    # kills anything left of that uid
         from grader.sandbox import kill_tree
@@ -558,15 +622,22 @@ def summarize(entries, answers, settings, seconds):
             "exercises": [{"exercise": k, "max_score": maxes[k]} for k in cols], "learners": rows}
 
 
+def csv_cell(text):
+    """Text that a spreadsheet shows as text: control characters stripped, and a leading
+    = + - @ (a formula) neutralised with an apostrophe."""
+    text = " ".join(report.clean(text).split())
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
 def summary_csv(summary):
     buf = io.StringIO()
     cols = [e["exercise"] for e in summary["exercises"]]
     w = csv.writer(buf)
     w.writerow(["learner", "score", "max_score", *cols, "problems", "submission", "seconds"])
     for r in summary["learners"]:
-        w.writerow([r["learner"], _fmt(r["score"]), _fmt(r["max_score"]),
-                    *[_fmt(r["exercises"][c]) for c in cols], "; ".join(r["problems"]),
-                    r["submission"], r["seconds"] if r["seconds"] is not None else ""])
+        w.writerow([csv_cell(r["learner"]), _fmt(r["score"]), _fmt(r["max_score"]),
+                    *[_fmt(r["exercises"][c]) for c in cols], csv_cell("; ".join(r["problems"])),
+                    csv_cell(r["submission"]), r["seconds"] if r["seconds"] is not None else ""])
     return buf.getvalue()
 
 
@@ -632,27 +703,35 @@ def check_out(out, replace):
     return out
 
 
-def main(a):
-    """python -m grader PATH... --out DIR (a: parsed arguments of grader.cli)."""
-    from grader import cli
+def main(a, config):
+    """python -m grader PATH... --out DIR (a: parsed arguments of grader.cli; config: the
+    grader.config.Config they give).  Every path is made absolute here, before any worker
+    starts: the workers run in a folder of their own."""
+    from dataclasses import asdict
+
+    from grader import engine
+    from grader.config import BATCH_SUBMISSION_TIMEOUT
     t0 = time.monotonic()
-    stems = nbfile.course_stems(GRADER_DIR)
+    stems = engine.course_stems()
     try:
         if a.junitxml or a.json:
             raise nbfile.BadInput("--json and --junitxml are for one learner; with --out each "
                                   "learner's results.json is written into the results folder")
-        cli.check_only(a.only)
+        engine.check_only(a.only)
         if a.jobs is not None and a.jobs < 1:
             raise nbfile.BadInput("--jobs must be at least 1")
-        entries = discover(a.paths, stems)
-        out = check_out(a.out, a.replace)
+        entries = discover([os.path.abspath(p) for p in a.paths], stems)
+        out = check_out(os.path.abspath(a.out), a.replace)
     except nbfile.BadInput as e:
-        print(f"grader: {e}", file=sys.stderr)
+        print(f"grader: {report.clean(e)}", file=sys.stderr)
         return 2
-    jobs = a.jobs or os.cpu_count() or 1
-    settings = {"seed": a.seed, "timeout": a.timeout, "memory": a.memory, "only": a.only,
-                "submission_timeout": a.submission_timeout if a.submission_timeout is not None
-                else DEFAULT_SUBMISSION_SECONDS, "visibility": a.visibility, "jobs": jobs}
+    if a.submission_timeout is None:
+        config = config.with_(submission_timeout=BATCH_SUBMISSION_TIMEOUT)
+    config = config.with_(course=str(config.root()))
+    jobs = config.workers()
+    settings = {"seed": config.seed, "timeout": config.timeout, "memory": config.memory,
+                "only": config.only, "submission_timeout": config.submission_timeout,
+                "visibility": config.visibility, "jobs": jobs, "config": asdict(config)}
     try:
         partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     except OSError as e:
@@ -698,7 +777,7 @@ def main(a):
         print(f"grader: internal error, please report it: {type(e).__name__}: {e}", file=sys.stderr)
         return 3
     print(overview(summary, out))
-    warn = exposure_warning(summary.get("isolation"), [*a.paths, PACKAGE_ROOT / "solutions"])
+    warn = exposure_warning(summary.get("isolation"), [*a.paths, config.root() / "solutions"])
     if warn:
         print(warn)
     print(f"graded {len(entries)} submissions in {time.monotonic() - t0:.1f} s with {jobs} "

@@ -114,7 +114,7 @@ def part_a(runs):
 
 def imports():
     """What the grading process imports, and how long that takes (it must not import nbformat)."""
-    code = ("import sys, time; t = time.perf_counter(); import grader.cli, grader.plugin; "
+    code = ("import sys, time; t = time.perf_counter(); import grader.cli, grader.engine; "
             "print(time.perf_counter() - t); print(' '.join(m for m in ('nbformat', 'jsonschema', "
             "'IPython', 'matplotlib', 'nbclient') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**_env(), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},

@@ -17,18 +17,22 @@ class GradingError(Exception):
 def _run(args, timeout=600):
     with tempfile.TemporaryDirectory(prefix="grader-call-") as d:
         out = Path(d) / "results.json"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [x for x in env.get("PYTHONPATH", "").split(os.pathsep) if x])
         proc = subprocess.run([sys.executable, "-m", "grader", *map(str, args), "--json", str(out)],
-                              cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+                              cwd=d, capture_output=True, text=True, timeout=timeout, env=env)
         if proc.returncode != 0 or not out.exists():
             msg = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
             raise GradingError(msg.removeprefix("grader: "))
         return json.loads(out.read_text())
 
 
-def grade(*paths, only=None, seed=0):
-    """Grade notebooks (paths to notebooks or folders); returns Gradescope's results.json dict."""
-    args = list(paths) + (["--only", only] if only else []) + ["--seed", str(seed)]
+def grade(*paths, only=None, seed=None, course=None):
+    """Grade notebooks (paths to notebooks or folders); returns Gradescope's results.json dict.
+    Defaults (seed, limits) are grader.config's, as on the command line."""
+    args = [os.path.abspath(p) for p in paths] + (["--only", only] if only else []) \
+        + (["--seed", str(seed)] if seed is not None else []) \
+        + (["--course", str(course)] if course else [])
     return _run(args)
 
 

@@ -245,11 +245,17 @@ class UidLease:
             self._fd = None
 
 
-def default_hide():
+def default_hide(course=None):
     """What a learner's process never needs to see: the reference solutions and, on
     Gradescope, the results folder, the submission and its metadata (earlier scores)."""
-    return [str(PACKAGE_ROOT / "solutions"), "/autograder/results", "/autograder/submission",
-            "/autograder/submission_metadata.json"]
+    from grader.config import course_root
+    try:
+        course = Path(course) if course else course_root()
+        solutions = [str(course / "solutions")]
+    except Exception:  # noqa: BLE001 - no course: nothing of it to hide
+        solutions = []
+    return solutions + ["/autograder/results", "/autograder/submission",
+                        "/autograder/submission_metadata.json"]
 
 
 def hide_candidates(paths):
@@ -380,8 +386,10 @@ class Sandbox:
     should not see (where namespaces are available).  server: a ZygoteServer to fork the
     learner's process from (batch grading) instead of starting a new interpreter."""
 
-    def __init__(self, notebooks, limits=None, drop_privileges=None, uid=None, hide=(), server=None):
+    def __init__(self, notebooks, limits=None, drop_privileges=None, uid=None, hide=(), server=None,
+                 course=None):
         self.notebooks = notebooks
+        self.course = str(course) if course else None
         self.server = server
         self.limits = limits or Limits()
         if drop_privileges is None:
@@ -424,6 +432,7 @@ class Sandbox:
         self._t_spawn = time.monotonic()
         lim = self.limits
         settings = {"uid": self.uid if self.drop else None, "dedicated": self.dedicated,
+                    "course": self.course,
                     "isolate": os.environ.get("GRADER_NO_NAMESPACES") != "1",
                     "hide": hide_candidates(self.hide) if self.drop else [],
                     "limits": {"mem": lim.mem, "output": lim.output, "seconds": lim.seconds,
