@@ -79,10 +79,11 @@ class Check:
 
 
 def _line(obj):
-    try:
-        return inspect.getsourcelines(obj)[1]
-    except (OSError, TypeError):
-        return 0
+    """Where obj is written: a function's first line; a class's first method's."""
+    if inspect.isfunction(obj):
+        return obj.__code__.co_firstlineno
+    lines = [f.__code__.co_firstlineno for f in vars(obj).values() if inspect.isfunction(f)]
+    return min(lines, default=0)
 
 
 _COLLECTED = {}
