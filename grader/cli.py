@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from grader import nbfile, report
+from grader import nbfile
+from grader.publish import report
 from grader.config import GRADER_DIR
 
 ARGV_ENV = "_GRADER_ARGV"
@@ -57,6 +58,7 @@ def parser():
                    help="if DIR exists, move it aside to DIR.previous-<time> (nothing is deleted)")
     p.add_argument("-v", "--verbose", action="store_true", help="show every check and its message")
     p.add_argument("--one-notebook", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--self-study", action="store_true", help=argparse.SUPPRESS)   # check(), grade()
     return p
 
 
@@ -108,7 +110,10 @@ def run(paths, config, json_path=None, junitxml=None, one_notebook=False, label=
     records = engine.grade(sub, config, label=label)
     seconds = time.monotonic() - t0
     if json_path:   # written after every learner process is gone
-        report.write_json_atomic(json_path, report.gradescope(records, seconds))
+        data = report.gradescope(records, seconds)
+        if config.unsandboxed:
+            data["output"] = "⚠ " + engine.UNSANDBOXED + "\n\n" + data["output"]
+        report.write_json_atomic(json_path, data)
     if junitxml:
         report.write_text_atomic(junitxml, report.junit(records, seconds))
     return records
@@ -162,6 +167,13 @@ def main(argv=None):
             config.root()
         except CourseNotFound as e:
             raise nbfile.BadInput(str(e)) from None
+        from grader.sandbox.host import sandbox_available
+        if not sandbox_available():
+            if a.out or not a.self_study:
+                raise nbfile.BadInput("grading needs the sandbox (fork and resource limits: Linux, "
+                                      "macOS or WSL), which is missing here; check() in a notebook "
+                                      "still works, unsandboxed, for self-study")
+            config = config.with_(unsandboxed=True)
         if a.out:
             from grader import batch
             return batch.main(a, config)
@@ -182,6 +194,9 @@ def main(argv=None):
     if not records:
         print("grader: nothing was graded (no checks matched)", file=sys.stderr)
         return 2
+    if config.unsandboxed:
+        from grader.engine import UNSANDBOXED
+        print("⚠ " + UNSANDBOXED)
     print(report.details(records) if a.verbose else report.table(records))
     print(f"graded in {time.monotonic() - t0:.1f} s")
     return 0

@@ -14,6 +14,11 @@ Gradescope's run_autograder, check() in a notebook and grader.grade() — calls 
 4. The learner's process and everything it started are ended before anything is returned,
    so nothing is published while learner code still runs.
 
+Where fork and resource limits are missing (native Windows), only a learner grading their own
+work may ask for config.unsandboxed (check(), grader.grade()): learner code then runs without
+limits, and every report says so (UNSANDBOXED).  Batches, Gradescope and the command line
+refuse to grade without the sandbox.
+
 A record is a dict: notebook, exercise, name (the check's first docstring paragraph),
 check (its function name), number, max_score, score, status (passed/failed), kind (None,
 failed, or a LearnerError kind, or grader_error), message; visibility when set.
@@ -25,11 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from grader import nbfile, report, submission
+from grader import nbfile, submission
+from grader.publish import report
 from grader.config import GRADER_DIR, Config
-from grader.sandbox import GraderBug, LearnerError, Limits, Sandbox, default_hide
+from grader.sandbox.host import GraderBug, LearnerError, Limits, Sandbox, default_hide
 
 CHECKS_DIR = GRADER_DIR
+UNSANDBOXED = ("unsandboxed self-study mode: this machine cannot sandbox learner code (no fork or "
+               "resource limits), so your code ran without time or memory limits; fine for checking "
+               "your own work, never for grading others'")
 CHECKS_PACKAGE = "grader"
 
 
@@ -201,7 +210,7 @@ class Run:
         self.deadline = time.monotonic() + config.submission_timeout if config.submission_timeout else None
         hide = default_hide(self.course) + list(config.hide)
         self._sandbox = Sandbox(sub.notebooks, self.limits, uid=uid, hide=hide, server=server,
-                                course=self.course)
+                                course=self.course, unsandboxed=config.unsandboxed)
 
     def start(self):
         if set(self.sub.notebooks) & set(self.sub.expected):

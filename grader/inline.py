@@ -32,7 +32,7 @@ def grade(*paths, only=None, seed=None, course=None):
     Defaults (seed, limits) are grader.config's, as on the command line."""
     args = [os.path.abspath(p) for p in paths] + (["--only", only] if only else []) \
         + (["--seed", str(seed)] if seed is not None else []) \
-        + (["--course", str(course)] if course else [])
+        + (["--course", str(course)] if course else []) + ["--self-study"]
     return _run(args)
 
 
@@ -62,7 +62,7 @@ def check(exercise, cells=None):
         path = Path(d) / "kernel.ipynb"
         path.write_text(json.dumps(nb))
         try:
-            res = _run([path, "--one-notebook", "--only", exercise], timeout=300)
+            res = _run([path, "--one-notebook", "--only", exercise, "--self-study"], timeout=300)
         except GradingError as e:
             print(f"✗ could not check {exercise}: {e}")
             return
@@ -73,6 +73,8 @@ def check(exercise, cells=None):
     failed = [t for t in tests if t["status"] != "passed"]
     got, top = res["score"], sum(t["max_score"] for t in tests)
     head = f"{exercise}: {len(tests) - len(failed)} of {len(tests)} checks passed ({got:g}/{top:g} points)"
+    if res.get("output", "").startswith("⚠"):
+        print(res["output"].split("\n")[0])
     print(("✓ " if not failed else "✗ ") + head)
     for t in tests:
         name = t["name"].split(" · ", 2)[-1]

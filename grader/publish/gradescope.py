@@ -1,6 +1,6 @@
 """The Gradescope side: run by run_autograder for each submission.
 
-    python -m grader.gradescope [--root /autograder]
+    python -m grader.publish.gradescope [--root /autograder]
 
 Finds the learner's course notebooks anywhere in /autograder/submission (or in a .zip file
 there), grades them with the settings in gradescope.json (next to the grader package, written
@@ -18,10 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader import report
+from grader.publish import report
 from grader.config import DEFAULT, GRADER_DIR, GRADESCOPE
 
-CONFIG = GRADER_DIR.parent / "gradescope.json"
+CONFIG = GRADER_DIR.parent / "gradescope.json"   # next to grader/ in the autograder zip
 DEFAULTS = {"seed": DEFAULT.seed, **GRADESCOPE, "visibility": None, "stdout_visibility": "hidden",
             "exercise_visibility": {}}
 
@@ -72,6 +72,10 @@ def failure(why):
 
 def grade(root, cfg):
     from grader import engine
+    from grader.sandbox.host import sandbox_available
+    if not sandbox_available():
+        return failure("the autograder cannot sandbox learner code on this machine (no fork or "
+                       "resource limits), so it refuses to grade; please tell your instructor"), None
     stems = engine.course_stems()
     t0 = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="gradescope-"))
@@ -98,7 +102,7 @@ def grade(root, cfg):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m grader.gradescope")
+    p = argparse.ArgumentParser(prog="python -m grader.publish.gradescope")
     p.add_argument("--root", default="/autograder", help="Gradescope's folder (default /autograder)")
     a = p.parse_args(argv)
     root = Path(a.root)

@@ -1,5 +1,5 @@
-"""The learner's side of the sandbox.  Run as a script by grader.sandbox, never imported
-by the grader's own process.
+"""The learner's side of the sandbox.  Run as a script by grader.sandbox.host, never
+imported by the grader's own process.
 
 It loads the learner's definitions (only: imports, def, class, simple constants) from
 each notebook into a namespace of its own, then serves calls.  Each call is a trusted
@@ -9,18 +9,22 @@ memory and output limits; the answer goes back as plain data (grader.codec).
 import ast
 import os
 import re
-import resource
 import signal
 import sys
 import time
 import traceback
 
-COURSE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COURSE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, COURSE_ROOT)  # holds grader/
-from grader import codec  # noqa: E402
-from grader.procs import children_of  # noqa: E402
+from grader.sandbox import codec  # noqa: E402
+from grader.sandbox.procs import children_of  # noqa: E402
 import numpy as np  # noqa: E402
 import numpy.random  # noqa: E402,F401
+
+try:
+    import resource
+except ImportError:   # native Windows: only the unsandboxed self-study mode runs there
+    resource = None
 
 LAZY = ("matplotlib", "IPython", "seaborn", "tqdm", "ipywidgets", "pandas", "sklearn", "scipy")
 ALLOWED_CALL_ROOTS = {"np", "numpy", "math"}
@@ -621,6 +625,15 @@ def run_probe(req, notebooks):
     os.dup2(cap, 1)
     os.dup2(cap, 2)
     os.close(cap)
+    frame = answer_frame(req, notebooks)
+    try:
+        codec.write_frame(wr, frame)
+    finally:
+        os._exit(0)
+
+
+def answer_frame(req, notebooks):
+    """Load the learner's definitions, run the probe, encode its answer (a frame)."""
     ns = {"__name__": "__main__", "__builtins__": __builtins__}
     _where_defined, problems = load_notebook(notebooks[req["stem"]], ns, float(LIMITS["cell_seconds"]))
     nb = Notebook(ns, problems)
@@ -649,10 +662,22 @@ def run_probe(req, notebooks):
         frame = codec.encode({"status": "learner", "kind": "contract", "function": who,
                               "message": f"{who or 'your code'} returned {_short(why, 200)}, which the grader "
                               "cannot read; return NumPy arrays, numbers or tuples of them"})
-    try:
-        codec.write_frame(wr, frame)
-    finally:
-        os._exit(0)
+    return frame
+
+
+def serve_unsandboxed(req, notebooks):
+    """The self-study mode where fork and resource limits are missing (native Windows): the
+    probe runs here, without time, memory or output limits.  Never used to grade others."""
+    src = req["probe_src"]
+    if src not in CODE:
+        CODE[src] = compile(src, "<probe>", "exec")
+    req["_code"] = CODE[src]
+    t0 = time.monotonic()
+    frame = answer_frame(req, notebooks)
+    restore_modules()
+    frame = b"".join(memoryview(p).cast("B").tobytes() for p in frame) if isinstance(frame, list) else frame
+    return {"timed_out": False, "exit": 0, "frame": frame, "oversize": False,
+            "seconds": time.monotonic() - t0, "cpu": time.process_time(), "output_bytes": 0, "pid": None}
 
 
 def serve_call(req, notebooks):
@@ -825,23 +850,30 @@ def main(warm=True):
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    _set_subreaper()
+    if resource is not None:
+        _set_subreaper()
     frame = codec.read_frame(proto_in, limit=1 << 16)   # the settings: small, read first
     if frame is None:
         return
     settings = codec.decode(frame)
     LIMITS.update(settings.get("limits", {}))
+    unsandboxed = bool(settings.get("unsandboxed"))
     if settings.get("course"):   # the course's own packages (data/) are importable by the cells
         STATE["course"] = os.path.abspath(settings["course"])
         sys.path.insert(0, STATE["course"])
-    set_limits()                 # before the learner's cells are even read
+    if not unsandboxed:
+        set_limits()             # before the learner's cells are even read
     frame = codec.read_frame(proto_in)
     if frame is None:
         return
     notebooks = codec.decode(frame)["notebooks"]
     del frame
     preimport(notebooks)         # a text scan; the cells are not parsed yet
-    isolation = harden(settings)  # namespaces, an unprivileged uid
+    if unsandboxed:
+        isolation, STATE["work"] = {"uid": os.getuid() if hasattr(os, "getuid") else None,
+                                    "unsandboxed": True}, os.getcwd()
+    else:
+        isolation = harden(settings)  # namespaces, an unprivileged uid
     snapshot_modules()
     summary = {}
     for stem, cells in notebooks.items():
@@ -860,11 +892,12 @@ def main(warm=True):
         req = codec.decode(frame)
         if req.get("op") == "close":
             break
-        info = serve_call(req, notebooks)
+        info = serve_unsandboxed(req, notebooks) if unsandboxed else serve_call(req, notebooks)
         head = {k: v for k, v in info.items() if k not in ("frame", "pid")}
         codec.write_frame(proto_out, codec.encode(head))
         codec.write_frame(proto_out, info["frame"])
-    reap_all()
+    if not unsandboxed:
+        reap_all()
     os._exit(0)   # no interpreter tear-down: nothing is left to flush
 
 
