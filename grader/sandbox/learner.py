@@ -191,8 +191,8 @@ def load_notebook(cells, ns, cell_seconds):
                         problems[n] = msg
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-                restore_modules()   # a class body may have monkeypatched what loading uses
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    restore_modules()   # class bodies and decorators may have monkeypatched NumPy or builtins
     return where, problems
 
 
