@@ -203,10 +203,7 @@ class Run:
     def __init__(self, sub, config, label=None, uid=None, server=None):
         self.sub, self.config, self.label = sub, config, label
         self.course = config.root()
-        self.limits = Limits(seconds=config.timeout, mem=int(config.memory) << 20,
-                             output=config.output, cell_seconds=config.cell_seconds,
-                             start_seconds=min(config.start_seconds, config.submission_timeout or 1e9),
-                             nproc=config.nproc, submission_seconds=config.submission_timeout or 0)
+        self.limits = Limits.of(config)
         self.deadline = time.monotonic() + config.submission_timeout if config.submission_timeout else None
         hide = default_hide(self.course) + list(config.hide)
         self._sandbox = Sandbox(sub.notebooks, self.limits, uid=uid, hide=hide, server=server,

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.config import DEFAULT
 from grader.sandbox import codec, ipc
 from grader.sandbox.procs import children_of, pids_of_uid
 
@@ -34,13 +35,21 @@ LEASE_DIR = Path("/run/dropout-grader")
 
 @dataclass
 class Limits:
-    seconds: float = 5.0          # wall clock per call
-    mem: int = 2 << 30            # bytes of address space per process
-    output: int = 1 << 20         # bytes of printed output per call (and per file written)
-    cell_seconds: float = 2.0     # per definition while loading a notebook
-    start_seconds: float = 30.0   # loading all notebooks
-    nproc: int = 128              # processes (and threads) of the submission at once, as root
-    submission_seconds: float = 0  # wall clock for all calls of one submission (0: no limit)
+    """The sandbox's limits, in its own units; the defaults are grader.config's."""
+    seconds: float = DEFAULT.timeout            # wall clock per call
+    mem: int = DEFAULT.memory << 20             # bytes of address space per process
+    output: int = DEFAULT.output                # bytes of printed output per call (and per file)
+    cell_seconds: float = DEFAULT.cell_seconds  # per definition while loading a notebook
+    start_seconds: float = DEFAULT.start_seconds  # loading all notebooks
+    nproc: int = DEFAULT.nproc                  # processes (and threads) of a submission, as root
+    submission_seconds: float = DEFAULT.submission_timeout  # all calls of one submission (0: none)
+
+    @classmethod
+    def of(cls, config):
+        return cls(seconds=config.timeout, mem=int(config.memory) << 20, output=config.output,
+                   cell_seconds=config.cell_seconds,
+                   start_seconds=min(config.start_seconds, config.submission_timeout or 1e9),
+                   nproc=config.nproc, submission_seconds=config.submission_timeout or 0)
 
 
 class LearnerError(Exception):

@@ -322,7 +322,7 @@ def _type_name(v):
     return "None" if v is None else f"a {type(v).__name__}"
 
 
-LIMITS = {"mem": 2 << 30, "output": 1 << 20, "seconds": 5.0, "nproc": 128}
+LIMITS = {}   # from the grader's settings (grader.config), the first frame read
 PROBE_GLOBALS = {"np": np, "LearnerRaised": LearnerRaised, "LearnerFailure": LearnerFailure,
                  "Contract": Contract, "expect_pair": expect_pair, "time": time,
                  "__builtins__": __builtins__}
