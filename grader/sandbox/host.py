@@ -335,15 +335,15 @@ class ZygoteServer:
         return not self.dead and self.proc.poll() is None
 
     def _ask(self, req, fds=(), timeout=30):
-        import json
+        """One request, one answer: each a codec-encoded message on the socket."""
         import socket
         try:
             self.sock.settimeout(timeout)
-            socket.send_fds(self.sock, [json.dumps(req).encode()], list(fds))
+            socket.send_fds(self.sock, [codec.encode(req)], list(fds))
             data = self.sock.recv(65536)
             if not data:
                 raise EOFError
-            return json.loads(data)
+            return codec.decode(data)
         except (OSError, EOFError, ValueError):
             self.dead = True
             return None

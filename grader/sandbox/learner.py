@@ -763,19 +763,19 @@ def warm_up():
 def serve_zygotes(sock_fd):
     """A template (batch grading): Python and NumPy are loaded and warm once; each submission's
     learner process is a fork of this one, which costs milliseconds instead of a fresh
-    interpreter.  It runs no learner code itself.  Requests come on a Unix socket, with the
-    new process's pipes as passed file descriptors:
+    interpreter.  It runs no learner code itself.  Requests come on a Unix socket, one codec
+    message each (the same wire format as everywhere), with the new process's pipes as passed
+    file descriptors:
       {"op": "spawn", "cwd": folder} + [stdin, stdout, stderr] -> {"pid": pid}
       {"op": "wait", "pid": pid, "timeout": s}                -> {"status": int or None}
       {"op": "kill"}  kill every process forked (and re-parented here) -> {"ok": true}"""
-    import json
     import socket
     sock = socket.socket(fileno=sock_fd)
     _set_subreaper()   # orphans of a dead learner process come here, and are killed here
     exited = {}
 
     def reply(obj):
-        sock.sendall(json.dumps(obj).encode())
+        sock.sendall(codec.encode(obj))
 
     def collect(block_pid=None, timeout=0.0):
         end = time.monotonic() + timeout
@@ -798,7 +798,7 @@ def serve_zygotes(sock_fd):
             break
         if not msg:
             break
-        req = json.loads(msg)
+        req = codec.decode(msg)
         if req["op"] == "spawn":
             collect()
             pid = os.fork()
