@@ -269,11 +269,11 @@ def selected_checks(sub, only):
 def grade(sub, config=Config(), label=None, uid=None, server=None, info=None):
     """Grade a Submission (grader.submission.load) and return its records.  info, a dict,
     receives how learner code was isolated."""
-    checks = selected_checks(sub, config.only)
     run = Run(sub, config, label=label, uid=uid, server=server)
     records, count = [], {}
     try:
-        run.start()
+        run.start()   # the learner's process starts while the checks are imported
+        checks = selected_checks(sub, config.only)
         learners = {}
         for stem, check in checks:
             learner = learners.setdefault(stem, Learner(run, stem))
