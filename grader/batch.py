@@ -569,7 +569,7 @@ def _open_up(folder):
     """mkdtemp made the folder private; give it the permissions the user's umask asks for."""
     mask = os.umask(0)
     os.umask(mask)
-    for dirpath, dirnames, filenames in os.walk(folder):
+    for dirpath, _dirnames, filenames in os.walk(folder):
         os.chmod(dirpath, 0o777 & ~mask)
         for f in filenames:
             os.chmod(os.path.join(dirpath, f), 0o666 & ~mask)

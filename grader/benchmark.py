@@ -134,7 +134,8 @@ def check_call(runs):
     """One check() as a notebook cell calls it (the kernel already warm), in seconds."""
     times = []
     for _ in range(runs + 1):
-        out = subprocess.run([sys.executable, "-c", CHECK_SCRIPT, str(ROOT), str(SOLUTIONS / "01_bernoulli_mask.ipynb")],
+        nb = str(SOLUTIONS / "01_bernoulli_mask.ipynb")
+        out = subprocess.run([sys.executable, "-c", CHECK_SCRIPT, str(ROOT), nb],
                              capture_output=True, text=True, env=_env()).stdout
         if "SECONDS" in out:
             times.append(float(out.split("SECONDS")[-1]))
@@ -230,6 +231,7 @@ def part_b(n, jobs, nbclient_seconds=None):
 def reference(names):
     """Exec the instructor's definitions of names from solutions/ (the single source)."""
     import ast
+
     from grader import nbfile
     found, imports = {}, ["import numpy as np"]
     for path in sorted(SOLUTIONS.glob("*.ipynb")):
@@ -250,7 +252,7 @@ def reference(names):
             exec(line, ns)
         except Exception:  # noqa: BLE001 - an import the definitions do not need
             pass
-    for name, (src, _) in found.items():
+    for src, _ in found.values():
         exec(src, ns)
     return {n: ns[n] for n in found}, {n: where for n, (_, where) in found.items()}
 

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from grader import nbfile
-from grader.publish import report
 from grader.config import GRADER_DIR
+from grader.publish import report
 
 ARGV_ENV = "_GRADER_ARGV"
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
@@ -25,7 +25,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser():
-    from grader.config import BATCH_SUBMISSION_TIMEOUT, DEFAULT as D
+    from grader.config import BATCH_SUBMISSION_TIMEOUT
+    from grader.config import DEFAULT as D
     p = _Parser(prog="python -m grader", description="Grade the dropout course's notebooks: one "
                 "learner's (a notebook, or a folder of notebooks), or a whole class with --out.")
     p.add_argument("paths", nargs="+", metavar="PATH",

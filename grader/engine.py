@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from grader import nbfile, submission
+from grader.config import DEFAULT, GRADER_DIR
 from grader.publish import report
-from grader.config import GRADER_DIR, Config
 from grader.sandbox.host import GraderBug, LearnerError, Limits, Sandbox, default_hide
 
 CHECKS_DIR = GRADER_DIR
@@ -107,9 +107,8 @@ def collect(stem):
             if name.startswith("test_") and inspect.isfunction(obj):
                 found.append((_line(obj), 0, Check(stem, module, obj)))
             elif name.startswith("Test") and inspect.isclass(obj) and getattr(obj, "__test__", True):
-                methods = [(m, f) for m, f in inspect.getmembers(obj, inspect.isfunction)
-                           if m.startswith("test_")]
-                for m, f in sorted(methods, key=lambda mf: _line(mf[1])):
+                methods = [f for m, f in inspect.getmembers(obj, inspect.isfunction) if m.startswith("test_")]
+                for f in sorted(methods, key=_line):
                     found.append((_line(obj), _line(f), Check(stem, module, f, obj)))
         _COLLECTED[stem] = [c for _, _, c in sorted(found, key=lambda t: (t[0], t[1]))]
     return _COLLECTED[stem]
@@ -266,7 +265,7 @@ def selected_checks(sub, only):
     return out
 
 
-def grade(sub, config=Config(), label=None, uid=None, server=None, info=None):
+def grade(sub, config=DEFAULT, label=None, uid=None, server=None, info=None):
     """Grade a Submission (grader.submission.load) and return its records.  info, a dict,
     receives how learner code was isolated."""
     run = Run(sub, config, label=label, uid=uid, server=server)
@@ -294,7 +293,7 @@ def grade(sub, config=Config(), label=None, uid=None, server=None, info=None):
     return records
 
 
-def load(paths, config=Config(), one_notebook=False, unreadable=None):
+def load(paths, config=DEFAULT, one_notebook=False, unreadable=None):
     """The Submission for notebooks / folders of notebooks (BadInput if unusable)."""
     return submission.load(paths, course_stems(), one_notebook, unreadable)
 

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader.publish import report
 from grader.config import DEFAULT, GRADER_DIR, GRADESCOPE
+from grader.publish import report
 
 CONFIG = GRADER_DIR.parent / "gradescope.json"   # next to grader/ in the autograder zip
 DEFAULTS = {"seed": DEFAULT.seed, **GRADESCOPE, "visibility": None, "stdout_visibility": "hidden",

@@ -8,9 +8,20 @@
 - codec.py    the wire format: length-prefixed frames, JSON plus raw array bytes, no pickle
 - procs.py    finding processes through /proc; ipc.py  SysV IPC objects left behind
 """
-from grader.sandbox.host import (GraderBug, LearnerError, Limits, Sandbox, UidLease, ZygoteServer,
-                                 become_subreaper, default_hide, end_process, is_root, kill_tree,
-                                 kill_uid)
+from grader.sandbox.host import (
+                                 GraderBug,
+                                 LearnerError,
+                                 Limits,
+                                 Sandbox,
+                                 UidLease,
+                                 ZygoteServer,
+                                 become_subreaper,
+                                 default_hide,
+                                 end_process,
+                                 is_root,
+                                 kill_tree,
+                                 kill_uid,
+)
 
 __all__ = ["GraderBug", "LearnerError", "Limits", "Sandbox", "UidLease", "ZygoteServer",
            "become_subreaper", "default_hide", "end_process", "is_root", "kill_tree", "kill_uid"]

@@ -16,10 +16,11 @@ import traceback
 
 COURSE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, COURSE_ROOT)  # holds grader/
-from grader.sandbox import codec  # noqa: E402
-from grader.sandbox.procs import children_of  # noqa: E402
 import numpy as np  # noqa: E402
 import numpy.random  # noqa: E402,F401
+
+from grader.sandbox import codec  # noqa: E402
+from grader.sandbox.procs import children_of  # noqa: E402
 
 try:
     import resource
