@@ -131,8 +131,8 @@ def _hide_arguments(argv):
     if len(sys.argv) <= 1 or not hasattr(sys, "orig_argv"):
         return
     head = sys.orig_argv[:len(sys.orig_argv) - (len(sys.argv) - 1)]
-    if "-m" not in head:
-        return
+    if "-m" not in head:   # the dropout-grader command: start again as python -m grader
+        head = [sys.executable, "-m", "grader"]
     env = dict(os.environ)
     env[ARGV_ENV] = json.dumps(sys.argv[1:])
     env["PYTHONPATH"] = os.pathsep.join([str(GRADER_DIR.parent)] + [
