@@ -1,5 +1,4 @@
 """The student-notebook generator, step by step, and its command line."""
-import json
 
 import nbformat
 import pytest
