@@ -8,8 +8,9 @@
 Each step is a small function: drop the instructor-only cells (those tagged
 `worked-answer`: the worked answers to the questions), find and check the markers, replace
 solution regions, clear outputs, clean metadata (a cell keeps only its tags, such as nbval's
-`nbval-check-output`), stamp a fingerprint.  A notebook in the output folder that was edited since it was generated (its cells no longer match its
-fingerprint) is never overwritten unless --force is given.
+`nbval-check-output`), stamp a fingerprint.  A notebook in the output folder that was
+edited since it was generated (its cells no longer match its fingerprint) is never
+overwritten unless --force is given.
 """
 import argparse
 import copy
