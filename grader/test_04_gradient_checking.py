@@ -559,7 +559,12 @@ class TestRelativeError:
                              ((5, 8), np.float32)):
             a = rng.standard_normal(shape)
             a += np.sign(a) * 0.1                      # |a| >= 0.1, so |a| + |b| >= 0.1 everywhere
-            b = a + rng.standard_normal(shape) * rng.uniform(0.01, 2, shape)
+            b = a * rng.uniform(0.2, 3.0, shape)       # same signs: element errors below 1, all distinct
+            # the worst element has a < b in every other pair, a > b in the others: the sign of
+            # the difference must not matter
+            worst = np.argmax(np.abs(a - b) / (np.abs(a) + np.abs(b)))
+            if (len(pairs) % 2 == 0) != (a.flat[worst] < b.flat[worst]):
+                a, b = b, a
             pairs.append((a.astype(dtype), b.astype(dtype)))
         rs = self.values(learner, pairs)
         for (a, b), r in zip(pairs, rs):
@@ -722,6 +727,24 @@ def few_calls_hint(log, size):
             "numerical gradient needs two evaluations of f per element.")
 
 
+def cases_d(x, p, seed, name):
+    """The array d of a correct case (its true derivative), as layer_cases builds it."""
+    keep = np.random.default_rng(seed).random(x.shape) >= p
+    return keep / (1 - p) if name == "correct inverted" else keep * 1.0
+
+
+def no_dout_hint(r, v, d):
+    """'' unless the value is what a check gives whose f forgets to weight the output by dout."""
+    if not r["douts"] or r["douts"][0].shape != d.shape:
+        return ""
+    dout = r["douts"][0]
+    if not (v == v and close(v, ref_relative_error(d * dout, d), 1e-3)):
+        return ""
+    return (" That is the error between backward(dout, cache) and the gradient of Σ out — without "
+            "dout. The function you differentiate must be f(x) = Σ dout · forward(x, ...)[0], with "
+            "the same dout that goes to backward.")
+
+
 class TestDropoutGradientCheck:
     pytestmark = pytest.mark.exercise("dropout_gradient_check")
 
@@ -752,7 +775,8 @@ class TestDropoutGradientCheck:
                 if v == v and v < bound:
                     continue
                 log = calls_summary([r])
-                why = off_hint(log, p) or mask_hint(log, seed) or few_calls_hint(log, x.size)
+                why = (off_hint(log, p) or mask_hint(log, seed) or few_calls_hint(log, x.size)
+                       or no_dout_hint(r, v, cases_d(x, p, seed, name)))
                 if v != v and not why:
                     assert False, (
                         f"On {what} your check returned nan. Dropped units have gradient 0 in both "
@@ -762,7 +786,7 @@ class TestDropoutGradientCheck:
                     f"On {what} your check returned {fmt(v)}; a correct pair must give < {power(bound)}."
                     + (why or (" A value near 1 means the numerical and the analytic gradients saw "
                                "different masks." if v > 0.1 else ""))
-                    + ("" if off_hint(log, p) else SAME_MASK))
+                    + ("" if off_hint(log, p) or "dout" in why else SAME_MASK))
 
     @pytest.mark.points(4)
     def test_wrong_backwards_give_a_large_error(self, learner):
@@ -821,9 +845,9 @@ class TestDropoutGradientCheck:
 
     @pytest.mark.points(1)
     def test_returns_a_float_and_leaves_x_alone(self, learner):
-        """returns one float and leaves x as it was"""
+        """returns one float and leaves x as it was (a float32 x)"""
         rng = learner.rng(240)
-        x = rng.standard_normal((6, 7))
+        x = rng.standard_normal((6, 7)).astype(np.float32)
         x[rng.random((6, 7)) < 0.1] = 0.0
         out, _ = run_checks(learner, 241, x, 0.4)
         for r in out.values():
@@ -836,6 +860,6 @@ class TestDropoutGradientCheck:
             else:
                 assert v is not None, (
                     f"dropout_gradient_check returned {r['type']}; it should return one number (a float).")
-            assert r["x_after"].tobytes() == x.tobytes(), (
+            assert r["x_after"].tobytes() == x.tobytes() and r["x_after"].dtype == x.dtype, (
                 "dropout_gradient_check changed the x it was given; the numerical gradient must put "
                 "every element back (or work on a copy).")
