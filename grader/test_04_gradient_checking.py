@@ -191,7 +191,7 @@ def as_gradient(r, shape, call):
     assert isinstance(g, np.ndarray), (
         f"{call} returned {r['g']['type']}; return a NumPy array with one partial derivative per "
         "element of x.")
-    assert g.shape == shape, (
+    assert shape is None or g.shape == shape, (
         f"{call} returned shape {g.shape}; the gradient has x's shape {shape}, one partial "
         "derivative per element.")
     return g
@@ -264,10 +264,10 @@ class TestNumericalGradient:
 
     @pytest.mark.points(1)
     def test_returns_float64_array_of_x_shape(self, learner):
-        """returns a float64 array of x's shape, calling f with arrays of that shape"""
+        """returns a float64 array, calling f with arrays of x's shape"""
         case, _ = sinquad(learner.rng(1), (4, 5))
         (r,) = self.run(learner, [case])
-        g = as_gradient(r, (4, 5), nb_call((4, 5)))
+        g = as_gradient(r, None, nb_call((4, 5)))     # its shape: test_matches_the_true_gradient_for_any_shape
         assert g.dtype == np.float64, (
             f"{nb_call((4, 5))} returned dtype {g.dtype}; the contract asks for float64.")
         assert r["shapes"] == [[4, 5]], (
@@ -313,11 +313,16 @@ class TestNumericalGradient:
     def test_centred_differences_error_is_order_h_squared(self, learner):
         """uses centred differences: the error shrinks like h², not like h"""
         h = 1e-2
-        case, true = cubic(learner.rng(20), (3, 4), h)
+        case, true = cubic(learner.rng(20), (12,), h)
         (r,) = self.run(learner, [case])
-        g = as_gradient(r, (3, 4), nb_call((3, 4), h))
+        g = as_gradient(r, (12,), nb_call((12,), h))
         c, x = case["c"], case["x"]
-        err = g - true
+        # A quotient scaled by a wrong constant (÷ h instead of ÷ 2h, '/ 2 * h') is the business
+        # of test_matches_the_true_gradient_for_any_shape; here the scale is taken out first, so
+        # that only the kind of difference is judged.
+        ratio = ratio_to_true(g, true)
+        scale = next((k for k in (2.0, 0.5, h * h) if abs(ratio / k - 1) < 0.05), 1.0)
+        err = g / scale - true
         # centred: (c(x+h)³ − c(x−h)³)/2h = 3c·x² + c·h² exactly, up to rounding (~1e-13 here)
         bound = 3 * np.abs(c).max() * h ** 2
         if np.max(np.abs(err)) <= bound:
@@ -334,7 +339,7 @@ class TestNumericalGradient:
             assert False, base + (
                 " Your errors match backward differences, (f(x) − f(x − h)) / h, which are only "
                 "O(h) accurate. Use both sides: (f(x + h) − f(x − h)) / 2h.")
-        assert False, base + (step_hint(ratio_to_true(g, true), h) or
+        assert False, base + (
                               " An error that large is not the step's fault: check the quotient "
                               "(f(x + h·e_i) − f(x − h·e_i)) / 2h, and that each step moves one "
                               "element of x only.")
@@ -343,9 +348,9 @@ class TestNumericalGradient:
     def test_uses_the_step_h_it_is_given(self, learner):
         """uses the step h it is given"""
         h = 1e-2
-        case, true = cubic(learner.rng(30), (3, 4), h)
+        case, true = cubic(learner.rng(30), (12,), h)
         (r,) = self.run(learner, [case])
-        g = as_gradient(r, (3, 4), nb_call((3, 4), h))
+        g = as_gradient(r, (12,), nb_call((12,), h))
         rel = (g - true) / (case["c"] * h * h)      # exactly 1 for centred differences of step h
         assert np.median(np.abs(rel)) > 0.1, (
             f"With h = {h} your gradient of Σ c·x³ is off by only {fmt(np.abs(g - true).max())}; "
@@ -402,11 +407,11 @@ class TestNumericalGradient:
     @pytest.mark.points(1)
     def test_float32_input_is_differentiated_in_float64(self, learner):
         """computes in float64 even when x is float32 (and returns float64)"""
-        case32, _ = sinquad(learner.rng(50), (4, 5), dtype=np.float32)
+        case32, _ = sinquad(learner.rng(50), (20,), dtype=np.float32)
         case64 = dict(case32, x=case32["x"].astype(np.float64))   # the same values, as float64
         r32, r64 = self.run(learner, [case32, case64])
-        g32 = as_gradient(r32, (4, 5), nb_call((4, 5)) + " (x float32)")
-        g64 = as_gradient(r64, (4, 5), nb_call((4, 5)) + " (x float64)")
+        g32 = as_gradient(r32, (20,), nb_call((20,)) + " (x float32)")
+        g64 = as_gradient(r64, (20,), nb_call((20,)) + " (x float64)")
         assert g32.dtype == np.float64, (
             f"For a float32 x your gradient has dtype {g32.dtype}; the contract asks for float64 "
             "whatever x's dtype.")
@@ -415,6 +420,9 @@ class TestNumericalGradient:
         # spacing, ~6e-8 near 1, i.e. ~0.6% of h = 1e-5), far above this bound.
         diff = float(np.max(np.abs(g32 - g64)) / np.max(np.abs(g64)))
         lost = (" f was called with float32 arrays." if "float32" in r32["dtypes"] else "")
+        if r32["x_after"].tobytes() != case32["x"].tobytes():
+            lost += (" Because your function moves the caller's x itself (see 'leaves x exactly as "
+                     "it was'), a float32 x is perturbed in float32.")
         assert diff <= 1e-8, (
             f"Given the same x as float32 instead of float64, your gradient changed by {fmt(diff)} "
             f"of its size.{lost} In float32, x + h is rounded to about 7 significant digits, so "
@@ -589,6 +597,11 @@ class TestRelativeError:
                     assert False, msg + hint
             if close(v, float(np.mean(elementwise)), 1e-6):
                 assert False, msg + " That is the mean of the element-wise errors: take the maximum."
+            a64, b64 = a.astype(np.float64), b.astype(np.float64)
+            if close(v, np.linalg.norm(a64 - b64) / (np.linalg.norm(a64) + np.linalg.norm(b64)), 1e-5):
+                assert False, msg + (" That is one norm-based ratio ‖a − b‖ / (‖a‖ + ‖b‖) for the "
+                                     "whole arrays: compute the error element by element, then take "
+                                     "the maximum.")
             assert False, msg
 
     @pytest.mark.points(1)
@@ -808,13 +821,23 @@ class TestDropoutGradientCheck:
         log = calls_summary(list(out.values()))
         listed = "; ".join(f"{fmt(v)} for a backward that {WRONG[n]}" for n, v in missed)
         hint = off_hint(log, p)
-        if not hint and [n for n, _ in missed] == ["ignores_dout"]:
+        if not hint and "ignores_dout" in [n for n, _ in missed]:
             douts = [d for r in out.values() for d in r["douts"]]
             const = douts and all(np.all(d == d.flat[0]) for d in douts if d.size)
-            hint = ((" Only the backward that ignores dout got through: your dout is the same "
-                     f"number ({fmt(float(douts[0].flat[0]))}) everywhere." if const else
-                     " Only the backward that ignores dout got through.")
-                    + " Draw dout at random, so that every element is weighted differently.")
+            ok = out["correct inverted"]
+            no_dout = "raised" not in ok and no_dout_hint(
+                ok, number(ok, "dropout_gradient_check"), cases_d(x, p, seed, "correct inverted"))
+            if const:
+                hint = (" The backward that ignores dout got through: your dout is the same "
+                        f"number ({fmt(float(douts[0].flat[0]))}) everywhere. Draw dout at random, "
+                        "so that every element is weighted differently.")
+            elif no_dout:
+                hint = (" The backward that ignores dout got through because your f ignores dout "
+                        "too: the function you differentiate must be f(x) = Σ dout · forward(x, ...)[0], "
+                        "with the same dout that goes to backward.")
+            else:
+                hint = (" The backward that ignores dout got through: is the dout in your f the one "
+                        "you pass to backward?")
         if not hint and [n for n, _ in missed] == ["nan_at_zero"]:
             hint = (" Only the backward that returns NaN got through: a NaN in the gradient must "
                     "come out of the check as NaN (np.max passes it on), never as a small error — "

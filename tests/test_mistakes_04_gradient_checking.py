@@ -62,9 +62,9 @@ def numerical_gradient(f, x, h=1e-5):
         x[i] = old
     return grad
 ''', {NG_CENTRED}, "forward differences"),
-    "divides by h instead of 2h": (centred(divisor="h"), {NG_ANY, NG_CENTRED}, "divide it by 2h, not by h"),
+    "divides by h instead of 2h": (centred(divisor="h"), {NG_ANY}, "divide it by 2h, not by h"),
     "'/ 2 * h' divides by 2, then multiplies by h": (
-        centred(divisor="2 * h"), {NG_ANY, NG_CENTRED}, "put it in parentheses"),
+        centred(divisor="2 * h"), {NG_ANY}, "put it in parentheses"),
     "leaves x perturbed": ('''
 def numerical_gradient(f, x, h=1e-5):
     grad = np.zeros(x.shape)
@@ -101,7 +101,7 @@ def numerical_gradient(f, x, h=1e-5):
         x[i] = old
         grad[i] = (fp - fm) / (2 * h)
     return grad
-''', {NG_SHAPE, NG_ANY, NG_CENTRED, NG_USES_H, NG_32}, "shape"),
+''', {NG_ANY}, "works only on 1-D arrays"),
     "perturbs in float32": (centred(prep="    x = x.copy()\n"), {NG_32}, "Copy x to float64 first"),
     "ignores h": (centred(step="1e-5", divisor="(2 * 1e-5)"), {NG_USES_H},
                   "does not seem to use the h it is given"),
@@ -306,7 +306,7 @@ def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
     f = lambda z: np.sum(forward(z, p, True, np.random.default_rng(seed))[0] * dout)
     _, cache = forward(x, p, True, np.random.default_rng(seed))
     return relative_error(backward(dout, cache), numerical_gradient(f, x, h))
-''', {GC_WRONG}, "Only the backward that ignores dout got through: your dout is the same number"),
+''', {GC_WRONG}, "your dout is the same number"),
     "mask from seed + 1, dout from seed": ('''
 def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
     x = np.array(x, dtype=np.float64)
@@ -454,9 +454,10 @@ def test_honest_alternative_keeps_full_marks(graded, exercise, name):
 
 def test_mistake_table_uses_real_check_names():
     """Every check named in the table exists in the check file (a renamed check cannot pass silently)."""
-    import grader.test_04_gradient_checking as checks
-    names = {n for cls in (checks.TestNumericalGradient, checks.TestRelativeError,
-                           checks.TestDropoutGradientCheck) for n in vars(cls) if n.startswith("test_")}
+    import ast
+    from tests.grading import ROOT
+    tree = ast.parse((ROOT / "grader" / "test_04_gradient_checking.py").read_text())
+    names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")}
     used = {c for mistakes, _ in EXERCISES.values() for _, expected, _ in mistakes.values() for c in expected}
     assert used <= names, used - names
 
