@@ -44,7 +44,7 @@ DEFAULT_H = 1e-5     # numerical_gradient's default step
 
 # ================================================================ probes (run in the sandbox)
 def plain(v):
-    """A learner's return value as plain data: numbers and numeric arrays pass, else a label."""
+    """A learner's return value as plain data: numbers and numeric arrays pass, else its type."""
     if isinstance(v, (bool, np.bool_)):
         return {"value": None, "type": type(v).__name__}
     if isinstance(v, (int, float, np.integer, np.floating)):

@@ -473,3 +473,42 @@ def test_dropout_off_misses_wrong_backwards(graded):
     for name in ("turns dropout off (eval mode)", "turns dropout off (p = 0)"):
         msgs = graded("dropout_gradient_check")[name].messages()
         assert "for backwards that are wrong in training mode" in msgs, msgs
+
+
+SNOOP = '''
+def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    # Looks everywhere it can reach for a word that would tell the cases apart -- the probe's
+    # frames, the request's arguments, the closures of forward and backward -- and raises if it
+    # finds one; otherwise it does an honest check.
+    import sys
+    words = ("correct", "wrong", "buggy", "forget", "fresh", "twice", "returns_dout", "ignores",
+             "inverted_scale", "nan_at", "expected", "verdict", "label", "bug")
+    seen = []
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename == "<probe>":
+            seen.append(repr({k: v for k, v in frame.f_locals.items() if k != "nb"}))
+        elif "req" in frame.f_locals and isinstance(frame.f_locals["req"], dict):
+            seen.append(repr(frame.f_locals["req"].get("kwargs")))
+        frame = frame.f_back
+    for fn in (forward, backward):
+        for cell in fn.__closure__ or ():
+            seen.append(repr(cell.cell_contents))
+    text = " ".join(seen).lower()
+    found = [w for w in words if w in text]
+    if found:
+        raise RuntimeError(f"found label {found}")
+    x = np.array(x, dtype=np.float64)
+    dout = np.random.default_rng(seed + 1).uniform(0.5, 1.5, x.shape)
+    f = lambda z: np.sum(forward(z, p, True, np.random.default_rng(seed))[0] * dout)
+    _, cache = forward(x, p, True, np.random.default_rng(seed))
+    return relative_error(backward(dout, cache), numerical_gradient(f, x, h))
+'''
+
+
+def test_no_label_within_reach_of_the_learner():
+    """A check that walks the frames and closures it can reach finds nothing that names a case
+    (it would raise), and keeps full marks by checking honestly."""
+    result = grade_variants(STEM, "dropout_gradient_check", {"snoop": SNOOP})["snoop"]
+    assert "found label" not in result.messages(), result.messages()
+    assert result.score == result.max_score, result
