@@ -54,31 +54,35 @@ def plain(v):
     return {"value": None, "type": type(v).__name__}
 
 
+def make_f(case, seen):
+    """f for numerical_gradient, with a gradient the grader knows; records how it is called."""
+    x0, c, q = case["x"], case["c"], case.get("q")
+
+    def f(z):
+        z = np.asarray(z)
+        if list(z.shape) not in seen["shapes"]:
+            seen["shapes"].append(list(z.shape))
+        if str(z.dtype) not in seen["dtypes"]:
+            seen["dtypes"].append(str(z.dtype))
+        if z.shape != x0.shape:
+            raise ValueError(f"this test function expects an array of x's shape {x0.shape}, "
+                             f"but was called with shape {z.shape}")
+        d = np.abs(z.astype(np.float64) - x0.astype(np.float64))
+        seen["moves"].append([int(np.count_nonzero(d)), float(d.max()) if d.size else 0.0])
+        if q is None:                              # f(x) = sum(c * x**3)
+            return float(np.sum(c * z ** 3))
+        v = z.reshape(-1)                          # f(x) = sum(c * sin x) + v.Q.v / 2
+        return float(np.sum(c * np.sin(z)) + 0.5 * (v @ q @ v))
+    return f
+
+
 def gradients(nb, cases):
     """numerical_gradient on test functions f; what it returned, how it called f, x afterwards."""
     ng = nb.fn("numerical_gradient")
     answers = []
     for case in cases:
-        x0, c, q, h = case["x"], case["c"], case.get("q"), case.get("h")
         seen = {"shapes": [], "dtypes": [], "moves": []}
-
-        def f(z):
-            z = np.asarray(z)
-            if list(z.shape) not in seen["shapes"]:
-                seen["shapes"].append(list(z.shape))
-            if str(z.dtype) not in seen["dtypes"]:
-                seen["dtypes"].append(str(z.dtype))
-            if z.shape != x0.shape:
-                raise ValueError(f"this test function expects an array of x's shape {x0.shape}, "
-                                 f"but was called with shape {z.shape}")
-            d = np.abs(z.astype(np.float64) - x0.astype(np.float64))
-            seen["moves"].append([int(np.count_nonzero(d)), float(d.max()) if d.size else 0.0])
-            if q is None:                              # f(x) = sum(c * x**3)
-                return float(np.sum(c * z ** 3))
-            v = z.reshape(-1)                          # f(x) = sum(c * sin x) + v.Q.v / 2
-            return float(np.sum(c * np.sin(z)) + 0.5 * (v @ q @ v))
-
-        x = x0.copy()
+        f, h, x = make_f(case, seen), case.get("h"), case["x"].copy()
         try:
             g = ng(f, x) if h is None else ng(f, x, h=h)
         except nb.Raised as e:      # reported per case, so that one shape cannot hide the others
@@ -163,8 +167,12 @@ def gradient_checks(nb, cases, x, p, seed):
 
 
 # ================================================================ helpers (grader side)
+def isnan(v):
+    return bool(np.isnan(v))
+
+
 def fmt(v):
-    return "nan" if v != v else f"{v:.3g}"
+    return "nan" if isnan(v) else f"{v:.3g}"
 
 
 def power(v):
@@ -260,7 +268,7 @@ class TestNumericalGradient:
     pytestmark = pytest.mark.exercise("numerical_gradient")
 
     def run(self, learner, cases):
-        return learner.call(gradients, NG, helpers=(plain,), cases=cases)
+        return learner.call(gradients, NG, helpers=(plain, make_f), cases=cases)
 
     @pytest.mark.points(1)
     def test_returns_float64_array_of_x_shape(self, learner):
@@ -479,7 +487,7 @@ class TestRelativeError:
         rs = self.values(learner, [(x, y) for _, x, y in cases])
         for (what, _, _), r in zip(cases, rs):
             v = number(r, rel_call(what))
-            assert v == v, (
+            assert not isnan(v), (
                 f"{rel_call(what)} returned nan: where a and b are both 0 the element-wise error is "
                 "0 / 0. This is what the 1e-8 floor in the denominator, max(|a| + |b|, 1e-8), is "
                 "for — identical arrays must give exactly 0, zeros included. (Dropout gradients are "
@@ -499,7 +507,7 @@ class TestRelativeError:
             if close(v, want, 1e-3):
                 continue
             hint = (" Without the floor, a difference of 1e-12 against 0 counts as a 100% error."
-                    if v != v or v > 0.5 else "")
+                    if isnan(v) or v > 0.5 else "")
             assert False, (
                 f"{rel_call(what)} returned {fmt(v)}; expected {want:g}: the denominator is "
                 f"max(|a| + |b|, 1e-8), so a difference of {abs(a[0] - b[0]):g} where both values "
@@ -541,7 +549,7 @@ class TestRelativeError:
         b = a * rng.uniform(0.2, 3.0, (4, 6)) + 0.1 * rng.standard_normal((4, 6))
         rs = self.values(learner, [(a, b), (b, a)])
         ab, ba = (number(r, rel_call(w)) for r, w in zip(rs, ("a, b", "b, a")))
-        assert ab == ab and ba == ba, f"relative_error returned nan ({fmt(ab)}, {fmt(ba)}) for ordinary arrays."
+        assert not (isnan(ab) or isnan(ba)), f"relative_error returned nan ({fmt(ab)}, {fmt(ba)}) for ordinary arrays."
         if abs(ab - ba) <= 1e-12 * max(abs(ab), abs(ba)):
             return
         base = (f"relative_error(a, b) = {fmt(ab)} but relative_error(b, a) = {fmt(ba)}: it is not "
@@ -751,7 +759,7 @@ def no_dout_hint(r, v, d):
     if not r["douts"] or r["douts"][0].shape != d.shape:
         return ""
     dout = r["douts"][0]
-    if not (v == v and close(v, ref_relative_error(d * dout, d), 1e-3)):
+    if isnan(v) or not (close(v, ref_relative_error(d * dout, d), 1e-3)):
         return ""
     return (" That is the error between backward(dout, cache) and the gradient of Σ out — without "
             "dout. The function you differentiate must be f(x) = Σ dout · forward(x, ...)[0], with "
@@ -785,12 +793,12 @@ class TestDropoutGradientCheck:
                 what = (f"a correct {name.split()[1]} dropout pair (p = {p}, x of shape "
                         f"{x.shape}{', all zeros' if not x.any() else ''})")
                 v = number(r, f"dropout_gradient_check on {what}")
-                if v == v and v < bound:
+                if not isnan(v) and v < bound:
                     continue
                 log = calls_summary([r])
                 why = (off_hint(log, p) or mask_hint(log, seed) or few_calls_hint(log, x.size)
                        or no_dout_hint(r, v, cases_d(x, p, seed, name)))
-                if v != v and not why:
+                if isnan(v) and not why:
                     assert False, (
                         f"On {what} your check returned nan. Dropped units have gradient 0 in both "
                         "the analytic and the numerical gradient: does your relative_error divide "

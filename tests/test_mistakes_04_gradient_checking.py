@@ -455,6 +455,7 @@ def test_honest_alternative_keeps_full_marks(graded, exercise, name):
 def test_mistake_table_uses_real_check_names():
     """Every check named in the table exists in the check file (a renamed check cannot pass silently)."""
     import ast
+
     from tests.grading import ROOT
     tree = ast.parse((ROOT / "grader" / "test_04_gradient_checking.py").read_text())
     names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")}
