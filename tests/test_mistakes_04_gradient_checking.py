@@ -177,6 +177,14 @@ def numerical_gradient(f, x, h=1e-5):
         partials.append((f(x + e) - f(x - e)) / (2.0 * h))
     return np.array(partials, dtype=np.float64).reshape(x.shape)
 ''',
+    "all perturbed copies stacked at once, h positional": '''
+def numerical_gradient(f, x, h=1e-5):
+    base = np.asarray(x, dtype=np.float64).ravel()
+    steps = np.eye(base.size) * h
+    ups = [f((base + s).reshape(np.shape(x))) for s in steps]
+    downs = [f((base - s).reshape(np.shape(x))) for s in steps]
+    return ((np.array(ups) - np.array(downs)) / (2 * h)).reshape(np.shape(x))
+''',
 }
 
 
@@ -410,6 +418,28 @@ def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
     cache = forward(np.asarray(x, dtype=float), p, True, np.random.default_rng(seed))[1]
     err = relative_error(backward(dout, cache), numerical_gradient(f, np.asarray(x, dtype=float)))
     return np.float64(err).item()
+''',
+    "one generator, deep-copied for every evaluation; forward without train": '''
+def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    import copy
+    base = np.random.default_rng(seed)
+    x = np.array(x, dtype=np.float64)
+    dout = np.random.default_rng(seed + 1).normal(size=x.shape)
+    grad = numerical_gradient(lambda z: float(np.sum(forward(z, p, rng=copy.deepcopy(base))[0] * dout)), x, h)
+    dx = backward(dout, forward(x, p, rng=copy.deepcopy(base))[1])
+    return relative_error(dx, grad)
+''',
+    "one generator whose state is reset before every evaluation": '''
+def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    gen = np.random.default_rng(seed)
+    start = gen.bit_generator.state
+    def run(z):
+        gen.bit_generator.state = start
+        return forward(z, p, True, gen)
+    x = np.array(x, dtype=np.float64)
+    dout = np.random.default_rng(seed + 1).uniform(-1, 1, x.shape)
+    num = numerical_gradient(lambda z: np.sum(run(z)[0] * dout), x, h)
+    return relative_error(backward(dout, run(x)[1]), num)
 ''',
 }
 
