@@ -19,7 +19,9 @@ notebook, so each exercise is graded on its own:
   scale, another mask, no dout, NaN, ...).  The cases of one call share x, p and seed, carry no
   name, and come in an order shuffled with a grading seed; only the grader knows which case is
   which.  Telling a correct pair from a wrong one therefore takes what a gradient check does:
-  calling forward and backward and comparing.
+  calling forward and backward and comparing (or reading their arrays and redoing by hand what
+  calling them would compute — the mask of np.random.default_rng(seed), the scale — which is
+  the same work; nothing cheaper is within reach).
 
 No check is statistical: inputs come from fixed seeds (learner.rng / learner.seed), and the
 bounds below are rounding or truncation bounds, argued next to each one.
