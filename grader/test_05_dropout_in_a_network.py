@@ -93,16 +93,28 @@ def number(v):
     return {"not_number": "None" if v is None else f"a {type(v).__name__}"}
 
 
-def layer(nb, p, seed):
-    return nb.fn("Dropout")(p, rng=np.random.default_rng(seed))
+def set_mode(nb, d, training):
+    """Put the layer in this mode by its attribute `training` (as eval()/train() should), so that
+    a check of forward/backward does not also grade train()/eval(); a read-only one is left."""
+    try:
+        nb.run("Dropout.training", setattr, d, "training", training)
+    except nb.Raised:
+        pass
 
 
-LAYER_HELPERS = (plain, attribute, method, mode, number, layer)
+def layer(nb, p, seed=None, training=True):
+    """A learner's Dropout(p, rng) in training mode (rng=None when seed is None)."""
+    d = nb.fn("Dropout")(p) if seed is None else nb.fn("Dropout")(p, rng=np.random.default_rng(seed))
+    set_mode(nb, d, training)
+    return d
+
+
+LAYER_HELPERS = (plain, attribute, method, mode, number, set_mode, layer)
 
 
 # ---------------------------------------------------------------- probes: the layer
 def construct(nb, p, seed):
-    d = layer(nb, p, seed)
+    d = nb.fn("Dropout")(p, rng=np.random.default_rng(seed))
     absent = object()
     got = attribute(nb, d, "p", "Dropout", absent)
     return {"training": mode(nb, d, "Dropout"), "p": {"not_number": "missing"} if got is absent else number(got)}
@@ -112,7 +124,7 @@ def invalid(nb, ps, seed):
     out = []
     for p in ps:
         try:
-            layer(nb, p, seed)
+            nb.fn("Dropout")(p, rng=np.random.default_rng(seed))
             out.append({"accepted": True})
         except nb.Raised as e:
             out.append({"type": e.type, "message": str(e)})
@@ -120,7 +132,7 @@ def invalid(nb, ps, seed):
 
 
 def switch(nb, seed):
-    d = layer(nb, 0.3, seed)
+    d = nb.fn("Dropout")(0.3, rng=np.random.default_rng(seed))
     r_eval = method(nb, d, "eval", "Dropout")()
     after_eval = mode(nb, d, "Dropout")
     r_train = method(nb, d, "train", "Dropout")()
@@ -151,8 +163,15 @@ def eval_mode(nb, p, seed, x, dout):
         except nb.Raised as e:   # training-mode problems are graded elsewhere
             trained.append({"raised": e.type})
     method(nb, d, "eval", "Dropout")()
-    outs = [plain(fwd(x.copy())) for _ in range(2)]
-    return {"trained": trained, "outs": outs, "dx": plain(back(dout.copy())), "mode": mode(nb, d, "Dropout")}
+    set_mode(nb, d, False)     # eval() itself is graded by test_train_eval_return_the_layer
+    res = {"trained": trained, "outs": [], "dx": None}
+    for _ in range(2):
+        res["outs"].append(plain(fwd(x.copy())))
+    try:
+        res["dx"] = plain(back(dout.copy()))
+    except nb.Raised as e:
+        res["dx"] = {"raised": str(e)}
+    return res
 
 
 def eval_draws(nb, p, seed, x, dout):
@@ -160,12 +179,14 @@ def eval_draws(nb, p, seed, x, dout):
     backward calls, after a training-mode forward; what the calls raised is only recorded."""
     rng = np.random.default_rng(seed)
     d = nb.fn("Dropout")(p, rng=rng)
+    set_mode(nb, d, True)
     fwd, back = method(nb, d, "forward", "Dropout"), method(nb, d, "backward", "Dropout")
     try:
         fwd(x.copy())
     except nb.Raised:
         pass
     method(nb, d, "eval", "Dropout")()
+    set_mode(nb, d, False)
     np.random.seed(2024)
     states, raised = [(rng.bit_generator.state, np.random.get_state()[1].copy())], []
     for f, arg in ((fwd, x), (fwd, x), (back, dout)):
@@ -190,7 +211,7 @@ def rng_use(nb, p, seed, shape):
     other_seed = fwd(layer(nb, p, seed + 1))
     a.rng = np.random.default_rng(seed)          # what the network's gradient check does
     reseeded = fwd(a)
-    nones = [fwd(nb.fn("Dropout")(p)) for _ in range(2)]
+    nones = [fwd(layer(nb, p)) for _ in range(2)]
     return {"first": first, "same_seed": same_seed, "other_seed": other_seed, "reseeded": reseeded,
             "global_before": global_before, "global_after": global_after, "none": nones}
 
@@ -613,7 +634,7 @@ class TestDropout:
     @pytest.mark.points(2)
     def test_training_forward(self, learner):
         """training mode drops each element with probability p and divides the survivors by 1 − p (p = 0.2, 0.7; float64 and float32)"""
-        shape = (400, 500)
+        shape = (8, 25000)   # long rows: a mask shared by the rows still has 25000 coins
         for k, (p, dtype) in enumerate(((0.2, np.float64), (0.7, np.float32))):
             x, _ = inputs(learner.rng(20 + k), shape, dtype)
             r = learner.call(train_forward, LAYER, helpers=LAYER_HELPERS, p=p, seed=learner.seed(10 + k), x=x)
@@ -695,6 +716,11 @@ class TestDropout:
                     f"In eval mode (p = {p}) the output is {ratio:.4g}·x instead of x. With inverted "
                     "dropout the scaling happens during training only; eval mode is the identity.")
             call = f"Dropout({p}).backward(dout) in eval mode"
+            if isinstance(r["dx"], dict) and "raised" in r["dx"]:
+                assert False, (
+                    f"After a training-mode forward and then eval(), {call} raised {r['dx']['raised']}. "
+                    "In eval mode the layer is the identity, so backward should return dout as it is: "
+                    "it has no mask to multiply by (the eval-mode forward drew none).")
             dx = finite(as_array(r["dx"], x.shape, call), call)
             if not np.array_equal(dx, dout):
                 stale = isinstance(r["trained"][0], np.ndarray) and (dx == 0).any()
@@ -764,12 +790,15 @@ class TestDropout:
             dx = finite(as_array(r["dx"], x.shape, call), call, x == 0)
             seen = x != 0
             kept = mask_of(out, x)
-            scale = 1 / (1 - p)
+            # Graded against the forward the layer ran (its scale is graded by test_training_forward):
+            # out = x · factor, so dx = dout · factor = dout · out / x where x != 0.
+            factor = np.divide(out, x, out=np.zeros(x.shape), where=seen)
+            scale = float(np.median(factor[kept])) if kept.any() else 1 / (1 - p)
             rtol = 100 * tolerance(x.dtype)
-            expected = np.where(kept, dout * scale, 0.0)
+            expected = dout * factor
             # where x = 0 the mask is not visible in out: dx must be one of the two possible values
-            unseen_ok = (np.isclose(dx, 0, atol=0) | np.isclose(dx, dout * scale, rtol=rtol, atol=0)) | seen
-            if np.allclose(dx[seen], expected[seen], rtol=rtol, atol=0) and unseen_ok.all():
+            unseen_ok = (dx == 0) | np.isclose(dx, dout * scale, rtol=rtol, atol=0) | seen
+            if np.allclose(dx[seen], expected[seen], rtol=rtol, atol=1e-30) and unseen_ok.all():
                 continue
             pattern = ((dx[seen] != 0) != kept[seen]).mean()
             if pattern > 0:
@@ -778,13 +807,19 @@ class TestDropout:
                     f"elements forward dropped ({pct(pattern)} of the elements disagree): backward "
                     "draws a new mask (or uses an old one). Cache the mask in forward and multiply "
                     "by that same mask in backward.")
+            assert not np.allclose(dx[seen], expected[seen], rtol=rtol, atol=1e-30), (
+                f"After {which}, where x is 0 backward's dx is neither 0 nor dout · {scale:.4g} "
+                f"({int((~unseen_ok).sum())} elements): a dropped element's gradient is 0 and a kept "
+                "one's is dout times the forward's factor, whatever x is. Multiply dout by the "
+                "cached mask (and the scale), not by something computed from x.")
             on = kept & (dout != 0)
             ratio = float(np.median(dx[on] / dout[on]))
             hint = (" — it forgets the 1/(1 − p) scale in backward" if abs(ratio - 1) < 1e-4 else
-                    " — it divides by 1 − p twice" if abs(ratio - scale ** 2) < 1e-4 * scale ** 2 else "")
+                    " — it divides by 1 − p twice" if abs(ratio - scale / (1 - p)) < 1e-4 * scale else "")
             assert False, (
-                f"backward scaled the kept gradients by {ratio:.4g}; the derivative of "
-                f"x · mask / (1 − p) is mask / (1 − p) = {scale:.4g} where kept{hint}.")
+                f"backward scaled the kept gradients by {ratio:.4g}, but your forward multiplied the "
+                f"kept elements by {scale:.4g}; the derivative of out = x · factor is that same factor "
+                f"where kept{hint}.")
 
     @pytest.mark.points(1)
     def test_p_zero_and_one(self, learner):
