@@ -26,7 +26,8 @@ network uses is known to the grader before the call, the training-mode scores an
 be checked exactly, and nothing the learner's Dropout does can change an MLP verdict.  The price:
 the learner's MLP must talk to its layers through the contract (Dropout(p, rng), p, rng,
 training, train(), eval(), forward(), backward(), and `mask`, the boolean keep-mask of the last
-training-mode forward), and must make its layers by calling the name `Dropout` at run time.
+training-mode forward; also torch's layer(x) and train(False)), and must make its layers by
+calling the name `Dropout` at run time.
 The rates the MLP passes to Dropout(...) are graded by test_structure alone.
 
 Randomized checks use fixed seeds (learner.seed) and bounds whose false-failure probability for
@@ -120,14 +121,21 @@ def construct(nb, p, seed):
     return {"training": mode(nb, d, "Dropout"), "p": {"not_number": "missing"} if got is absent else number(got)}
 
 
-def invalid(nb, ps, seed):
+def invalid(nb, ps, seed, x):
+    """What the constructor does with each p; for a layer it accepted, what forward then does."""
     out = []
     for p in ps:
         try:
-            nb.fn("Dropout")(p, rng=np.random.default_rng(seed))
-            out.append({"accepted": True})
+            d = nb.fn("Dropout")(p, rng=np.random.default_rng(seed))
         except nb.Raised as e:
             out.append({"type": e.type, "message": str(e)})
+            continue
+        try:
+            set_mode(nb, d, True)
+            method(nb, d, "forward", "Dropout")(x.copy())
+            out.append({"accepted": True, "forward": None})
+        except nb.Raised as e:
+            out.append({"accepted": True, "forward": e.type})
     return out
 
 
@@ -257,13 +265,16 @@ def install_standin(nb, coins):
             self.rate, self.coins, self.cursor, self.calls = None, coins, 0, []
             made.append(self)
 
-        def train(self):
-            self.training = True
+        def train(self, mode=True):      # torch's signature, for networks that call train(False)
+            self.training = bool(mode)
             return self
 
         def eval(self):
             self.training = False
             return self
+
+        def __call__(self, x):           # for networks that call their layers torch-style
+            return self.forward(x)
 
         def scale(self):
             rate = self.rate
@@ -493,6 +504,10 @@ def inputs(rng, shape, dtype=np.float64, zeros=0.1):
     return x.astype(dtype), dout.astype(dtype)
 
 
+def returned(type_name):
+    return "None" if type_name == "NoneType" else f"a {type_name} object"
+
+
 def layer_call(p, what="forward(x)"):
     return f"Dropout({p}).{what}"
 
@@ -599,10 +614,19 @@ class TestDropout:
     def test_rejects_bad_p(self, learner):
         """Dropout(p) raises ValueError for p outside [0, 1] or NaN, in the constructor"""
         ps = [-0.1, 1.1, 2, float("inf"), float("nan")]
-        got = learner.call(invalid, LAYER, helpers=LAYER_HELPERS, ps=ps, seed=learner.seed(3))
+        got = learner.call(invalid, LAYER, helpers=LAYER_HELPERS, ps=ps, seed=learner.seed(3),
+                           x=np.ones((4, 5)))
         accepted = [p for p, g in zip(ps, got) if g.get("accepted")]
         if accepted:
             only_nan = all(p != p for p in accepted)
+            later = [p for p, g in zip(ps, got) if g.get("accepted") and g["forward"] == "ValueError"]
+            assert not later, (
+                f"Dropout(p) accepted p = {', '.join(map(str, accepted))} in the constructor"
+                + ("" if len(later) == len(accepted) else f"; forward raised ValueError for "
+                   f"p = {', '.join(map(str, later))}") + ". Your layer checks p only when forward "
+                "runs; check it in the constructor, so that a layer with an invalid p (outside "
+                "[0, 1] or NaN) cannot be made at all — the error then points at the line that "
+                "made it.")
             assert False, (
                 f"Dropout(p) accepted p = {', '.join(map(str, accepted))} in the constructor. p is a "
                 "probability: the constructor should raise ValueError when p is outside [0, 1] or NaN"
@@ -628,7 +652,7 @@ class TestDropout:
             "training = True.")
         for name in ("eval", "train"):
             assert r[f"{name}_id"] == r["layer"], (
-                f"layer.{name}() returned {r[f'{name}_type']}; return the layer itself (return self), "
+                f"layer.{name}() returned {returned(r[f'{name}_type'])}; return the layer itself (return self), "
                 f"as torch.nn.Module.{name}() does, so that calls chain: layer.{name}().forward(x).")
 
     @pytest.mark.points(2)
@@ -926,7 +950,7 @@ class TestMLP:
                 assert step["net"] is want, (
                     f"After net.{name}(), net.training is {step['net']!r}; expected {want}.")
                 assert step["id"] == r["net"], (
-                    f"net.{name}() returned {step['type']}; return the network itself (return self), "
+                    f"net.{name}() returned {returned(step['type'])}; return the network itself (return self), "
                     "as torch.nn.Module does.")
 
     @pytest.mark.points(2)
@@ -993,9 +1017,11 @@ class TestMLP:
                 assert False, (
                     "In training mode your scores differ from affine → ReLU → dropout → affine → ReLU → "
                     f"dropout → affine with the masks your dropout layers drew (max difference "
-                    f"{np.abs(s - want).max():.3g}; the layers received arrays of shapes {order}, "
-                    f"expected {hidden}). Each dropout layer's output is the next affine layer's input, "
-                    "and nothing else is scaled: the layer already divides by 1 − p.")
+                    f"{np.abs(s - want).max():.3g}"
+                    + ("" if order == hidden else f"; the layers received arrays of shapes {order}, "
+                       f"expected {hidden}: are they used in the order of net.dropouts?")
+                    + "). Each dropout layer's output is the next affine layer's input, and nothing "
+                    "else is scaled: the layer already divides by 1 − p.")
 
     @pytest.mark.points(3)
     def test_gradient_check(self, learner):

@@ -417,7 +417,7 @@ MISTAKES = {
     "0/0 at p = 1, then overwritten": (WARNS_AT_P1, {PZ}, "warns"),
     "no validation of p": (NO_VALIDATION, {BAD}, "accepted"),
     "NaN not rejected": (NAN_NOT_REJECTED, {BAD}, "NaN"),
-    "p validated in forward, not in the constructor": (VALIDATES_IN_FORWARD, {BAD}, "in the constructor"),
+    "p validated in forward, not in the constructor": (VALIDATES_IN_FORWARD, {BAD}, "only when forward"),
     "mask shared by the batch": (SHARED_MASK, {FR}, "shared by the whole batch"),
     "global RNG": (GLOBAL_RNG, {UG}, "global generator"),
     "fixed seed inside the layer": (FIXED_SEED, {FR, UG}, "exactly the same elements"),
@@ -729,6 +729,38 @@ class MLP(MLP):
         return grads
 '''
 
+TORCH_STYLE_CALLS = '''
+class Dropout(Dropout):
+    def __call__(self, x):
+        return self.forward(x)
+    def train(self, mode=True):
+        self.training = mode
+        return self
+    def eval(self):
+        return self.train(False)
+
+class MLP(MLP):
+    def train(self, mode=True):
+        self.training = mode
+        for layer in self.dropouts:
+            layer.train(mode)
+        return self
+    def eval(self):
+        return self.train(False)
+    def forward(self, X):
+        self.caches = []
+        h = X
+        for i, layer in enumerate(self.dropouts, start=1):
+            a, affine_cache = affine_forward(h, self.params[f"W{i}"], self.params[f"b{i}"])
+            r, relu_cache = relu_forward(a)
+            h = layer(r)                                 # torch style: the layer is called
+            self.caches.append((affine_cache, relu_cache))
+        L = self.n_layers
+        scores, affine_cache = affine_forward(h, self.params[f"W{L}"], self.params[f"b{L}"])
+        self.caches.append(affine_cache)
+        return scores
+'''
+
 HONEST = {
     "reference": "",
     "scaled mask cached": SCALED_MASK_CACHE,
@@ -740,6 +772,7 @@ HONEST = {
     "own generator per layer, dropout before the ReLU": NET_OWN_GENERATORS_DROPOUT_BEFORE_RELU,
     "chain of layer objects, modes set by attribute, Dropout(p=, rng=)": NET_OF_LAYER_OBJECTS,
     "network calls its layers only while training": NET_SKIPS_LAYERS_IN_EVAL,
+    "torch-style layer(x) and train(mode)": TORCH_STYLE_CALLS,
 }
 
 # every Dropout honest variant with every MLP honest variant would be slow; the MLP variants run
