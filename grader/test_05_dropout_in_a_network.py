@@ -336,12 +336,19 @@ def network(nb, sizes, p_drop, seed, coins, params=None):
         setup = {"dropouts": "missing" if layers is absent else "a " + type(layers).__name__}
     else:
         for k, v in (params or {}).items():
+            # The grader's values go into the network's own arrays, in the layout the network
+            # chose (a transposed W, a (1, H) bias, float32): test_structure alone grades the
+            # layout, and the other checks grade what the network computes with the values.
             have = P.get(k)
-            if not (type(have) is np.ndarray and have.shape == v.shape and have.dtype == np.float64):
+            if type(have) is not np.ndarray or have.size != v.size:
                 setup = {"key": k, "found": "missing" if have is None else (
                     [list(have.shape), str(have.dtype)] if isinstance(have, np.ndarray) else type(have).__name__)}
                 break
-            have[...] = v
+            value = v.T if have.shape == v.T.shape and have.shape != v.shape else v.reshape(have.shape)
+            if have.dtype == np.float64:
+                have[...] = value
+            else:
+                P[k] = value.copy()
     return net, P, layers, made, setup
 
 
@@ -465,7 +472,8 @@ def net_gradcheck(nb, sizes, p_drop, seed, coins, params, X, y, h, streams, rate
         analytic[k] = "missing" if g is None else plain(g)
     plus, minus = {}, {}
     for k in params:
-        theta, up, down = P[k], np.zeros(params[k].shape), np.zeros(params[k].shape)
+        theta = P[k]       # in the network's own layout
+        up, down = np.zeros(theta.shape), np.zeros(theta.shape)
         for idx in np.ndindex(theta.shape):
             old = theta[idx]
             theta[idx] = old + h
@@ -475,7 +483,7 @@ def net_gradcheck(nb, sizes, p_drop, seed, coins, params, X, y, h, streams, rate
             theta[idx] = old
         plus[k], minus[k] = up, down
     return {"losses": [l0, l1], "analytic": analytic, "plus": plus, "minus": minus,
-            "log": log(layers, made)}
+            "layout": {k: list(P[k].shape) for k in params}}
 
 
 # ---------------------------------------------------------------- grader-side helpers
@@ -605,9 +613,9 @@ def assert_setup(r, sizes, own=False):
     found = s["found"]
     what = (f"has shape {tuple(found[0])} and dtype {found[1]}" if isinstance(found, list) else
             "is missing" if found == "missing" else f"is a {found}")
-    assert False, (f"net.params[{s['key']!r}] {what}; the grader needs float64 arrays of the "
-                   f"contract's shapes for sizes {sizes} (W_i is (sizes[i-1], sizes[i]), b_i is "
-                   "(sizes[i],)) to set the parameters for this check; test_structure checks them too.")
+    assert False, (f"net.params[{s['key']!r}] {what}; the grader needs arrays of the contract's "
+                   f"shapes for sizes {sizes} (W_i is (sizes[i-1], sizes[i]), b_i is (sizes[i],)) to "
+                   "set the parameters for this check; test_structure checks them too.")
 
 
 def describe_calls(entries, training=None):
@@ -1066,13 +1074,13 @@ class TestMLP:
         assert "analytic" in r, (f"net.loss(X, y) should return (loss, grads) with grads a dict like "
                                  f"params; grads is a {r.get('grads')}.")
         analytic = {}
-        for k, theta in params.items():
-            g = r["analytic"][k]
+        for k in params:
+            g, shape = r["analytic"][k], tuple(r["layout"][k])
             what = ("missing" if isinstance(g, str) else
                     g["not_array"] if isinstance(g, dict) else
-                    None if g.shape == theta.shape else f"an array of shape {g.shape}")
+                    None if g.shape == shape else f"an array of shape {g.shape}")
             assert what is None, (f"grads[{k!r}] is {what}; it should be an array shaped like "
-                                  f"params[{k!r}], {theta.shape}.")
+                                  f"params[{k!r}], {shape}.")
             analytic[k] = g.astype(np.float64)
         bad = {k: g for k, g in analytic.items() if not np.isfinite(g).all()}
         assert not bad, (

@@ -401,6 +401,37 @@ class MLP(MLP):
         return grads
 '''
 
+FLOAT32_PARAMS = '''
+class MLP(MLP):
+    def __init__(self, sizes, p_drop, rng=None):
+        super().__init__(sizes, p_drop, rng)
+        self.params = {k: v.astype(np.float32) for k, v in self.params.items()}
+'''
+
+W_OUT_BY_IN = '''
+class MLP(MLP):
+    """W_i stored as (sizes[i], sizes[i-1]) and used as h @ W.T"""
+    def __init__(self, sizes, p_drop, rng=None):
+        super().__init__(sizes, p_drop, rng)
+        for i in range(1, self.n_layers + 1):
+            self.params[f"W{i}"] = np.ascontiguousarray(self.params[f"W{i}"].T)
+    def forward(self, X):
+        self.caches = []
+        h = X
+        for i, layer in enumerate(self.dropouts, start=1):
+            a, affine_cache = affine_forward(h, self.params[f"W{i}"].T, self.params[f"b{i}"])
+            r, relu_cache = relu_forward(a)
+            h = layer.forward(r)
+            self.caches.append((affine_cache, relu_cache))
+        L = self.n_layers
+        scores, affine_cache = affine_forward(h, self.params[f"W{L}"].T, self.params[f"b{L}"])
+        self.caches.append(affine_cache)
+        return scores
+    def backward(self, dscores):
+        grads = super().backward(dscores)
+        return {k: (g.T if k.startswith("W") else g) for k, g in grads.items()}
+'''
+
 # name: (source, the exact set of checks it fails, words of the first failing message)
 MISTAKES = {
     # Dropout
@@ -444,6 +475,8 @@ MISTAKES = {
     "dropout layers made inside forward": (DROPOUT_MADE_IN_FORWARD, {ES, TS}, "made inside forward"),
     "network scales again": (SCALES_AGAIN, {TS, GC}, "nothing else is scaled"),
     "masks drawn in the network, layers unused": (INLINE_DROPOUT, {TS, GC}, "never called the forward"),
+    "float32 parameters": (FLOAT32_PARAMS, {ST}, "float64"),
+    "W stored as (out, in)": (W_OUT_BY_IN, {ST}, "expected an array of shape"),
 }
 
 # ---------------------------------------------------------------- honest alternatives
