@@ -225,7 +225,7 @@ def rng_use(nb, p, seed, shape):
     global_after = np.random.get_state()[1].copy()
     same_seed = fwd(layer(nb, p, seed))
     other_seed = fwd(layer(nb, p, seed + 1))
-    a.rng = np.random.default_rng(seed)          # what the network's gradient check does
+    nb.run("Dropout.rng", setattr, a, "rng", np.random.default_rng(seed))  # as the notebook's gradient check does
     reseeded = fwd(a)
     nones = [fwd(layer(nb, p)) for _ in range(2)]
     return {"first": first, "same_seed": same_seed, "other_seed": other_seed, "reseeded": reseeded,
@@ -315,7 +315,10 @@ def install_standin(nb, coins):
     for klass in getattr(cls, "__mro__", ()):
         found += list(vars(klass).values())
     for v in found:
-        g = getattr(getattr(v, "__func__", v), "__globals__", None)
+        try:
+            g = getattr(getattr(v, "__func__", v), "__globals__", None)
+        except Exception:  # noqa: BLE001 - an odd object in a class body: it holds no functions
+            g = None
         if isinstance(g, dict) and "MLP" in g:
             g["Dropout"] = Dropout
     return made
