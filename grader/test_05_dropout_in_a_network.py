@@ -870,8 +870,15 @@ class TestDropout:
                 "cached mask (and the scale), not by something computed from x.")
             on = kept & (dout != 0)
             ratio = float(np.median(dx[on] / dout[on]))
-            hint = (" — it forgets the 1/(1 − p) scale in backward" if abs(ratio - 1) < 1e-4 else
-                    " — it divides by 1 − p twice" if abs(ratio - scale / (1 - p)) < 1e-4 * scale else "")
+            q = 1 / (1 - p)
+
+            def near(a, b):
+                return abs(a - b) < 1e-4 * max(abs(b), 1)
+            hint = (" — it forgets the 1/(1 − p) scale in backward" if near(scale, q) and near(ratio, 1) else
+                    " — it divides by 1 − p twice (is the cached mask already scaled?)"
+                    if near(scale, q) and near(ratio, q * q) else
+                    " — backward divides by 1 − p but your forward does not: forward and backward must "
+                    "use the same factor" if near(scale, 1) and near(ratio, q) else "")
             assert False, (
                 f"backward scaled the kept gradients by {ratio:.4g}, but your forward multiplied the "
                 f"kept elements by {scale:.4g}; the derivative of out = x · factor is that same factor "
@@ -946,8 +953,8 @@ class TestMLP:
             n = len(r["rates"])
             assert n == L - 1, (
                 f"{call} has {n} dropout layers; expected {L - 1}, one after each hidden layer"
-                + (" — none after the output layer: the scores go straight to the loss."
-                   if n == L else "."))
+                + (" — none on the inputs and none after the output layer: the scores go straight "
+                   "to the loss." if n > L - 1 else "."))
             assert all(s >= 0 for s in r["standin"]), (
                 f"{call}.dropouts holds {r['types']}, not the layers made by calling Dropout(p, rng) "
                 "when the network is built. (The grader grades your MLP with its own Dropout layer, "

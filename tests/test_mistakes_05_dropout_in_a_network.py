@@ -194,6 +194,54 @@ class Dropout(Dropout):
         return out
 '''
 
+SCALES_ONLY_IN_BACKWARD = '''
+class Dropout(Dropout):
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            self.mask = None
+            return x
+        if self.p == 1:
+            self.mask = np.zeros(x.shape, bool)
+            return np.zeros_like(x)
+        self.mask = self.rng.random(x.shape) >= self.p
+        return x * self.mask                     # the reference backward still divides by 1 - p
+'''
+
+ASSERT_INSTEAD_OF_VALUEERROR = '''
+class Dropout(Dropout):
+    def __init__(self, p, rng=None):
+        assert 0 <= p <= 1, "p must be a probability"
+        super().__init__(p, rng)
+'''
+
+MASK_DRAWN_ONCE = '''
+class Dropout(Dropout):
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            self.mask = None
+            return x
+        if getattr(self, "fixed", None) is None or self.fixed.shape != x.shape:
+            self.fixed = self.rng.random(x.shape) >= self.p     # drawn at the first call only
+        self.mask = self.fixed
+        if self.p == 1:
+            return np.zeros_like(x)
+        return x * self.mask / (1 - self.p)
+'''
+
+WHERE_DIVIDES_BY_ZERO = '''
+class Dropout(Dropout):
+    def forward(self, x):
+        if not self.training:
+            self.mask = None
+            return x
+        self.mask = self.rng.random(x.shape) < (1 - self.p)
+        return np.where(self.mask, x / (1 - self.p), 0.0)       # x/0 at p = 1, then discarded
+    def backward(self, dout):
+        if self.mask is None:
+            return dout
+        return np.where(self.mask, dout / (1 - self.p), 0.0)
+'''
+
 # ---------------------------------------------------------------- MLP mistakes
 NET_EVAL_NOT_PROPAGATED = '''
 class MLP(MLP):
@@ -432,6 +480,35 @@ class MLP(MLP):
         return {k: (g.T if k.startswith("W") else g) for k, g in grads.items()}
 '''
 
+INPUT_DROPOUT = '''
+class MLP(MLP):
+    def __init__(self, sizes, p_drop, rng=None):
+        super().__init__(sizes, p_drop, rng)
+        self.dropouts.insert(0, Dropout(0.2, self.rng))          # also drops the inputs
+    def forward(self, X):
+        X = self.dropouts[0].forward(X)
+        saved, self.dropouts = self.dropouts, self.dropouts[1:]
+        try:
+            return super().forward(X)
+        finally:
+            self.dropouts = saved
+    def backward(self, dscores):
+        saved, self.dropouts = self.dropouts, self.dropouts[1:]
+        try:
+            return super().backward(dscores)
+        finally:
+            self.dropouts = saved
+'''
+
+EVAL_NOT_CALLED = '''
+class MLP(MLP):
+    def eval(self):
+        self.training = False
+        for layer in self.dropouts:
+            layer.eval                               # no parentheses: nothing happens
+        return self
+'''
+
 # name: (source, the exact set of checks it fails, words of the first failing message)
 MISTAKES = {
     # Dropout
@@ -459,6 +536,10 @@ MISTAKES = {
     "stale mask in eval-mode backward": (STALE_MASK_IN_EVAL, {EI}, "mask cached by the last training-mode forward"),
     "eval-mode backward raises": (EVAL_BACKWARD_RAISES, {EI}, "TypeError"),
     "p = 1 zeros even in eval mode": (P1_BEFORE_MODE, {EI}, "before the special case p = 1"),
+    "scales only in backward": (SCALES_ONLY_IN_BACKWARD, {TF, BW}, "forgets the scale"),
+    "assert instead of ValueError": (ASSERT_INSTEAD_OF_VALUEERROR, {BAD}, "AssertionError"),
+    "mask drawn once": (MASK_DRAWN_ONCE, {FR}, "drawn once"),
+    "np.where computes x/0 at p = 1": (WHERE_DIVIDES_BY_ZERO, {PZ}, "warns"),
     # MLP
     "network eval() does not reach the layers": (NET_EVAL_NOT_PROPAGATED, {RE},
                                                  "net.eval() did not reach every dropout layer"),
@@ -477,6 +558,8 @@ MISTAKES = {
     "masks drawn in the network, layers unused": (INLINE_DROPOUT, {TS, GC}, "never called the forward"),
     "float32 parameters": (FLOAT32_PARAMS, {ST}, "float64"),
     "W stored as (out, in)": (W_OUT_BY_IN, {ST}, "expected an array of shape"),
+    "dropout on the inputs too": (INPUT_DROPOUT, {ST, TS}, "none on the inputs"),
+    "net.eval() forgets the parentheses": (EVAL_NOT_CALLED, {RE}, "net.eval() did not reach"),
 }
 
 # ---------------------------------------------------------------- honest alternatives
