@@ -204,15 +204,14 @@ def eval_draws(nb, p, seed, x, dout):
         pass
     switch_off(nb, d)
     np.random.seed(2024)
-    states, raised = [(rng.bit_generator.state, np.random.get_state()[1].copy())], []
+    states, results = [(rng.bit_generator.state, np.random.get_state()[1].copy())], []
     for f, arg in ((fwd, x), (fwd, x), (back, dout)):
         try:
-            f(arg.copy())
-            raised.append(None)
+            results.append(plain(f(arg.copy())))
         except nb.Raised as e:
-            raised.append(e.type)
+            results.append({"raised": e.type})
         states.append((rng.bit_generator.state, np.random.get_state()[1].copy()))
-    return {"own": [s[0] for s in states], "global": [s[1] for s in states], "raised": raised}
+    return {"own": [s[0] for s in states], "global": [s[1] for s in states], "results": results}
 
 
 def rng_use(nb, p, seed, shape):
@@ -799,12 +798,18 @@ class TestDropout:
                                   "backward in eval mode")):
             drew = own[i] != own[i + 1]
             drew_global = not np.array_equal(glob[i], glob[i + 1])
+            out = r["results"][i]
+            drops = (i < 2 and isinstance(out, np.ndarray) and out.shape == x.shape
+                     and bool(((out == 0) & (x != 0)).any()))
             assert not (drew or drew_global), (
                 "In eval mode your layer still drew random numbers from "
                 + ("its generator" if drew else "NumPy's global generator")
-                + f" (its state changed during {what}), even though nothing is dropped. Look at "
-                "self.training before drawing: wasted draws shift every later mask and make runs hard "
-                "to reproduce.")
+                + f" (its state changed during {what})"
+                + (": it still drops in eval mode (see the check that eval mode returns x unchanged), "
+                   "and drawing that mask moved the generator. Once forward looks at self.training "
+                   "before drawing, this check passes too." if drops else
+                   ", even though nothing is dropped. Look at self.training before drawing: wasted "
+                   "draws shift every later mask and make runs hard to reproduce."))
 
     @pytest.mark.points(1)
     def test_uses_its_generator(self, learner):
