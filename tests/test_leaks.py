@@ -120,8 +120,8 @@ def working_parts(node, entry):
         return bad
     if not entry["class"] and isinstance(node, DEFS[:2]):
         return [] if is_stub(node) else [node.name]
-    return [f"{node.name} (a {'class' if isinstance(node, ast.ClassDef) else 'function'} "
-            f"where the exercise is a {'class' if entry['class'] else 'function'})"]
+    kind = "class" if isinstance(node, ast.ClassDef) else "function"
+    return [f"{node.name} (a {kind} where the exercise is a {'class' if entry['class'] else 'function'})"]
 
 
 def leaks_in(path, graded):
