@@ -29,6 +29,19 @@ def masks(nb, shape, ps, seed, calls=1):
     return [[plain(f(shape, p, rng)) for _ in range(calls)] for p in ps]
 
 
+def mask_or_error(nb, shape, ps, seed):
+    """For each p in ps, a mask, or the exception bernoulli_mask raised."""
+    f = nb.fn("bernoulli_mask")
+    rng = np.random.default_rng(seed)
+    out = []
+    for p in ps:
+        try:
+            out.append(plain(f(shape, p, rng)))
+        except nb.Raised as e:
+            out.append({"raised": e.type, "message": str(e)})
+    return out
+
+
 def generator_use(nb, shape, p, seed, global_seed):
     """Masks from generators seeded seed, seed and seed + 1, and the state of the first
     generator and of NumPy's global generator (seeded global_seed before) right after the
@@ -295,12 +308,27 @@ def test_p_zero_and_one(learner):
     """p = 0 keeps every element and p = 1 drops every one, for floats and ints (no stray element)"""
     shape = (400, 400)
     ps = [0.0, 0, 1.0, 1, 0.3]
-    got = learner.call(masks, USES, helpers=(plain,), shape=shape, ps=ps, seed=learner.seed(70))
-    ends = [(p, kept(m, shape, call(shape, p))) for p, [m] in zip(ps[:4], got[:4])]
+    got = learner.call(mask_or_error, USES, helpers=(plain,), shape=shape, ps=ps, seed=learner.seed(70))
+    for p, m in zip(ps, got):
+        if isinstance(m, dict) and "raised" in m:
+            assert False, (f"{call(shape, p)} raised {m['message']}. p = 0 (drop nothing) and p = 1 "
+                           "(drop everything) are valid drop probabilities, as floats and as ints.")
+    for p, m in zip(ps[:4], got[:4]):
+        assert not (isinstance(m, np.ndarray) and m.dtype != bool and not np.isfinite(m).all()), (
+            f"{call(shape, p)} returned NaN or infinite values"
+            + (": it divides by 1 − p, which is 0 at p = 1." if p == 1 else ".")
+            + " The mask is only which elements are kept, as booleans: no scaling.")
+    ends = [(p, kept(m, shape, call(shape, p))) for p, m in zip(ps[:4], got[:4])]
+    shares = [m.mean() for _, m in ends]
+    assert not all(0.1 < f < 0.9 for f in shares), (
+        "Your mask keeps about the same share of elements at p = 0 and at p = 1 ("
+        + ", ".join(f"{pct(f)} at p = {p!r}" for (p, _), f in zip(ends, shares))
+        + "): it does not depend on p (the kept-fraction check says the same). At p = 0 every "
+        "element must be kept and at p = 1 every one dropped.")
     # Which way round keep and drop are is the kept-fraction check's business: a mask that
     # keeps p instead of 1 − p at p = 0.3 (within hoeffding(400) = 0.17, valid even for coins shared
     # along rows or columns; false failure < 1e-10) is judged here with the roles swapped.
-    share = kept(got[4][0], shape, call(shape, 0.3)).mean()
+    share = kept(got[4], shape, call(shape, 0.3)).mean()
     swapped = abs(share - 0.3) < hoeffding(400)
     for p, m in ends:
         want = (p == 0) != swapped
@@ -312,7 +340,8 @@ def test_p_zero_and_one(learner):
             + (" A few strays: look at how the comparison treats a draw that equals p exactly "
                "(uniform draws lie in [0, 1), so 0.0 can come up and 1.0 never does)."
                if wrong < m.size // 10 else
-               f" Follow what your code does when p is exactly {p!r} (also as an {type(p).__name__})."))
+               f" Follow what your code does when p is exactly {p!r}: p = 0 and p = 1 must work, "
+               "as ints and as floats."))
 
 
 @pytest.mark.points(1)

@@ -172,11 +172,14 @@ class Case:
     def stacks(self):
         """The sets of passes the learner's function can have averaged, given what it did:
         the T passes asked for; the k passes the generator says ran with dropout on; with
-        dropout off, passes that all equal the eval output; passes that all repeat the first
-        one (a copy of the network for each pass, or T stacked copies in one call)."""
+        dropout off, passes that all equal the eval output; the last T of k > T passes; passes
+        that all repeat the first one (a copy of the network for each pass, or T stacked
+        copies in one call)."""
         out = [self.passes[:self.T]]
         if self.k:
             out.append(self.passes[:self.k])
+        if self.k and self.k > self.T:   # extra passes first, then the T it kept
+            out.append(self.passes[self.k - self.T:self.k])
         if self.k == 0:
             out.append(self.eval_output[None])
         out.append(self.passes[:1])
@@ -370,8 +373,9 @@ def test_mean_and_population_std_of_the_passes(learner):
         for what in ("mean", "std"):
             value = c.r[what]
             if isinstance(value, np.ndarray) and value.shape != shape:
-                assert False, (f"{where}, the values cannot be right: " + shape_message(
-                    value.shape, shape, what, T) + " (the shape check says the same.)")
+                assert False, (
+                    f"{where}, your {what} has shape {value.shape} instead of {shape}, so its values "
+                    f"cannot be the {what} over the passes (the shape check above says why).")
             as_array(value, shape, what, T)
         # which passes the function averaged is the previous check's business: here the
         # mean and std must be those of the passes it ran

@@ -72,7 +72,7 @@ MISTAKES = {  # name: (source, the checks it must fail, words its first message 
     "p = 1 rejected": (
         "def bernoulli_mask(shape, p, rng=None):\n"
         "    if not 0 <= p < 1:\n        raise ValueError(p)\n" + RNG +
-        "    return rng.random(shape) >= p\n", {ENDS}, "ValueError"),
+        "    return rng.random(shape) >= p\n", {ENDS}, "are valid drop probabilities"),
     "0/1 floats instead of booleans": (fn("    return (rng.random(shape) >= p).astype(float)\n"),
                                        {BOOLEAN}, "0/1 floats"),
     "binomial 0/1 integers": (fn("    return rng.binomial(1, 1 - p, size=shape)\n"), {BOOLEAN},

@@ -111,6 +111,16 @@ return passes.mean(axis=0), passes.std(axis=0)
         "ran only"),
     "more than T passes": (
         correct_except(passes=STACK.replace("range(T)", "range(T + 1)")), {PASSES}, "exactly"),
+    "an extra pass in train mode to learn the shape": (fn("""
+was = net.training
+net.train()
+first = net.forward(x)
+passes = np.empty((T,) + np.shape(first))
+for t in range(T):
+    passes[t] = net.forward(x)
+net.train(was)
+return passes.mean(axis=0), passes.std(axis=0)
+"""), {PASSES}, "exactly"),
     "one call on T stacked copies": (fn("""
 was = net.training
 net.train()
