@@ -98,10 +98,8 @@ def call(shape, p):
 def mask_problem(value):
     """Why a returned value cannot be read as a keep-mask at all, or None if it can: a boolean
     array, or a numeric one holding 0 and at most one other value (0 = dropped)."""
-    if isinstance(value, dict) and "not_array" in value:
-        return f"gave {value['not_array']}, not a NumPy array"
     if not isinstance(value, np.ndarray):
-        return f"gave a {type(value).__name__}, not a NumPy array"
+        return f"gave {describe(value)}, which the grader cannot read as a mask"
     if value.dtype == bool or value.size == 0:
         return None
     if not np.isfinite(value).all():
@@ -119,16 +117,28 @@ def kept(value, shape, call):
     """The value as a boolean keep-mask of `shape`.  The dtype is the first check's business:
     here a 0/1 (or 0/c) array counts as a mask, nonzero = kept."""
     why = mask_problem(value)
-    assert why is None, f"{call} {why}, so it cannot be read as a mask (see the first check)."
+    assert why is None, f"{call} {why} (see the first check)."
     assert value.shape == tuple(shape), (
         f"{call} returned shape {value.shape}; expected {tuple(shape)}: one coin per element.")
     return value != 0 if value.dtype != bool else value
 
 
+def describe(value):
+    if isinstance(value, dict) and "not_array" in value:
+        return value["not_array"]
+    return f"a {type(value).__name__}"
+
+
+def readable(value, call):
+    """Any NumPy array will do to compare masks; anything else cannot be judged."""
+    assert isinstance(value, np.ndarray), (
+        f"{call} gave {describe(value)}, which the grader cannot read: return a plain NumPy array "
+        "(np.ndarray) of booleans, True where the element is kept.")
+    return value
+
+
 def same(a, b):
-    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        return a.shape == b.shape and np.array_equal(a, b)
-    return not isinstance(a, np.ndarray) and not isinstance(b, np.ndarray) and a == b
+    return a.shape == b.shape and np.array_equal(a, b)
 
 
 def same_global_state(got, want):
@@ -146,8 +156,7 @@ def test_returns_boolean_mask_of_shape(learner):
     [[m]] = learner.call(masks, USES, helpers=(plain,), shape=shape, ps=[p], seed=learner.seed(1))
     where = call(shape, p)
     if isinstance(m, dict):
-        assert False, (f"{where} gave {m['not_array']}; return a NumPy array (np.ndarray) of "
-                       "booleans, True where the element is kept.")
+        readable(m, where)
     if m.dtype != bool:
         vals = np.unique(m)
         what = "0/1 integers" if m.dtype.kind in "iu" else "0/1 floats"
@@ -213,7 +222,7 @@ def test_uses_the_generator_it_is_given(learner):
     shape, p, seed = (60, 60), 0.3, learner.seed(40)
     r = learner.call(generator_use, USES, helpers=(plain,), shape=shape, p=p, seed=seed,
                      global_seed=GLOBAL_SEED)
-    first, again, other = r["masks"]
+    first, again, other = (readable(m, call(shape, p)) for m in r["masks"])
     unused = r["rng_state"] == np.random.default_rng(seed).bit_generator.state
     global_used = not same_global_state(r["global_state"], np.random.RandomState(GLOBAL_SEED).get_state())
     # A correct mask has at least 60 independent coins (even if shared along rows or
@@ -249,11 +258,13 @@ def test_fresh_mask_on_every_call(learner):
     shape, p = (60, 60), 0.3
     r = learner.call(fresh, USES, helpers=(plain,), shape=shape, p=p, seed=learner.seed(50))
     # identical with probability < 0.58^60 ≈ 6e-15 for a correct implementation (see above)
-    assert not same(*r["same_rng"]), (
+    same_rng = [readable(m, call(shape, p)) for m in r["same_rng"]]
+    none = [readable(m, f"bernoulli_mask({shape!r}, p={p!r})") for m in r["none"]]
+    assert not same(*same_rng), (
         "Two calls with the same generator returned the same mask: the function starts again from "
         "a fixed seed on every call (re-creating or re-seeding a generator) instead of drawing on "
         "from `rng`. Dropout would then silence the same units on every training step.")
-    assert not same(*r["none"]), (
+    assert not same(*none), (
         "With rng=None, two calls gave the same mask: when no generator is passed, make a fresh "
         "np.random.default_rng() on each call (without a seed).")
 
@@ -296,8 +307,7 @@ def test_any_shape(learner):
         if isinstance(m, dict) and "raised" in m:
             assert False, (f"{where} raised {m['message']}. The shape may be an int or a tuple of "
                            "any length: pass it on to the generator as it is.")
-        assert isinstance(m, np.ndarray), (
-            f"{where} gave {m.get('not_array', 'something')} instead of a NumPy array.")
+        readable(m, where)
         assert m.shape == want, (
             f"{where} returned shape {m.shape}; expected {want}. The shape may be an int or a tuple "
             "of any length: pass it on to the generator as it is.")

@@ -212,8 +212,8 @@ def shape_message(got, want, what, T):
 def as_array(value, shape, what, T):
     """value must be an array shaped like one pass's output; say what is wrong if not."""
     if isinstance(value, dict):
-        assert False, (f"{NAME} returned {value['not_array']} as the {what}; return NumPy arrays "
-                       "(the mean and the standard deviation over the passes).")
+        assert False, (f"{NAME} returned {value['not_array']} as the {what}, which the grader cannot "
+                       "read; return NumPy arrays (the mean and the standard deviation over the passes).")
     assert value.shape == tuple(shape), shape_message(value.shape, tuple(shape), what, T)
     return value
 
