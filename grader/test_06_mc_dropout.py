@@ -346,8 +346,9 @@ def test_leaves_the_network_in_the_mode_it_found(learner):
             assert False, (
                 f"A network handed over in {found} mode came back with net.training = {training} "
                 f"but its dropout layers in {mode_name(not training)} mode: you assigned "
-                "net.training directly, which changes the network's flag only. Switch modes with "
-                "net.train() / net.eval(), which reach every dropout layer.")
+                "net.training directly, which changes the network's flag only (or switched the "
+                "layers through a shallow copy of the network, which shares them). Switch modes "
+                "with net.train() / net.eval() on the network itself: they reach every dropout layer.")
         if not training:
             assert flag is False and not any(layers), (
                 "A network handed over in eval mode was left in train mode: every later "

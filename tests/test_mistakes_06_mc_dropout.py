@@ -85,6 +85,12 @@ import copy
 passes = np.stack([copy.deepcopy(net).train().forward(x) for _ in range(T)])
 return passes.mean(axis=0), passes.std(axis=0)
 """), {PASSES}, "a copy copies the generator"),
+    "passes on a shallow copy (shares the layers)": (fn("""
+import copy
+twin = copy.copy(net).train()
+passes = np.stack([twin.forward(x) for _ in range(T)])
+return passes.mean(axis=0), passes.std(axis=0)
+"""), {MODE}, "shallow copy"),
     "std over the wrong axis": (
         correct_except(result="passes.mean(axis=0), passes.std(axis=1)"), {SHAPE, STATS}, "wrong axis"),
     "std over the wrong axis, passes stacked last": (
@@ -227,6 +233,14 @@ for t in range(1, T):
 net.train(mode)
 mean = outs.mean(axis=0)
 return mean, np.sqrt(np.mean(np.square(outs - mean), axis=0))
+"""),
+    "x cast to float64 first": fn("""
+x64 = np.asarray(x, dtype=np.float64)
+was = net.training
+net.train()
+passes = np.array([net.forward(x64) for _ in range(T)])
+net.train(was)
+return passes.mean(axis=0), passes.std(axis=0)
 """),
     "namedtuple result": fn("""
 from collections import namedtuple
