@@ -333,7 +333,8 @@ def test_p_zero_and_one(learner):
     assert not all(0.1 < f < 0.9 for f in shares), (
         "Your mask keeps about the same share of elements at p = 0 and at p = 1 ("
         + ", ".join(f"{pct(f)} at p = {p!r}" for (p, _), f in zip(ends, shares))
-        + "): it does not depend on p (the kept-fraction check says the same). At p = 0 every "
+        + "): it does not depend on p (the same mistake as in the kept-fraction check, if that "
+        "fails too). At p = 0 every "
         "element must be kept and at p = 1 every one dropped.")
     # Which way round keep and drop are is the kept-fraction check's business: a mask that
     # keeps p instead of 1 − p at p = 0.3 (within hoeffding(400) = 0.17, valid even for coins shared

@@ -172,17 +172,17 @@ class Case:
     def stacks(self):
         """The sets of passes the learner's function can have averaged, given what it did:
         the T passes asked for; the k passes the generator says ran with dropout on; with
-        dropout off, passes that all equal the eval output; the last T of k > T passes; passes
-        that all repeat the first one (a copy of the network for each pass, or T stacked
-        copies in one call)."""
+        the last T of k > T passes; if no pass moved the network's generator: passes that all
+        equal the eval output (dropout off), or that all repeat the first pass with dropout on
+        (a fresh copy of the network, and of its generator, for each pass).  (T stacked copies
+        in one call are k = 1 pass.)"""
         out = [self.passes[:self.T]]
         if self.k:
             out.append(self.passes[:self.k])
         if self.k and self.k > self.T:   # extra passes first, then the T it kept
             out.append(self.passes[self.k - self.T:self.k])
-        if self.k == 0:
-            out.append(self.eval_output[None])
-        out.append(self.passes[:1])
+        if self.k == 0:   # the network's own generator never moved
+            out += [self.eval_output[None], self.passes[:1]]
         return out
 
     def main_stack(self):
