@@ -91,10 +91,10 @@ def raw_array(v):
         return v.copy()
     try:
         a = np.asarray(v, dtype=float)
-        if type(a) is np.ndarray:
-            return a
     except Exception:  # noqa: BLE001 - anything unreadable is described by its type
-        pass
+        a = None
+    if type(a) is np.ndarray:
+        return a
     return {"not_array": "None" if v is None else f"a {type(v).__name__}"}
 
 
@@ -108,8 +108,8 @@ def observe(net):
         out["layers"] = [flag(d.training) for d in net.drops]
         state = net.rng.bit_generator.state
         out["state"] = state if type(state) is dict else None
-    except Exception:  # noqa: BLE001 - a network the learner took apart: nothing to observe
-        pass
+    except Exception:  # noqa: BLE001 - a network the learner took apart: nothing more to observe
+        return out
     return out
 
 
