@@ -27,7 +27,8 @@ try:
 except ImportError:   # native Windows: only the unsandboxed self-study mode runs there
     resource = None
 
-LAZY = ("matplotlib", "IPython", "seaborn", "tqdm", "ipywidgets", "pandas", "sklearn", "scipy")
+LAZY = ("matplotlib", "IPython", "seaborn", "tqdm", "ipywidgets", "pandas", "sklearn", "scipy", "keras",
+        "torch", "jax", "tensorflow")
 ALLOWED_CALL_ROOTS = {"np", "numpy", "math"}
 
 
