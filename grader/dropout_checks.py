@@ -112,7 +112,15 @@ def learner_cpu(learner, probe, uses, calls, ref, **kwargs):
     its limit makes mean far slower than SLOWDOWN x the reference."""
     from grader.sandbox import LearnerError
     timeout = 3 * calls * max(SLOWDOWN * ref, FLOOR) + 5
-    _, base = learner.timed(probe, uses, timeout=timeout, calls=0, **kwargs)
+    try:
+        _, base = learner.timed(probe, uses, timeout=timeout, calls=0, **kwargs)
+    except LearnerError as e:
+        if e.kind != "timeout":
+            raise
+        assert False, (
+            f"The inputs of the timing could not even be prepared within {timeout:.0f} s (for the "
+            "backward pass: one call of your forward pass on 1e6 elements), so the timing was not "
+            "run. Make that code work on whole arrays first.")
     try:
         _, cpu = learner.timed(probe, uses, timeout=timeout, calls=calls, **kwargs)
     except LearnerError as e:
@@ -134,7 +142,8 @@ def assert_vectorised(own, ref, calls, call, what="function"):
     assert own is not None, (
         f"{calls} calls of {call} on {n:.0e} float32 elements did not finish within "
         f"{3 * calls * limit + 5:.0f} s, while the reference {what} takes {ref * 1e3:.1f} ms of "
-        f"CPU time per call (allowed: {SLOWDOWN}x that). " + fix)
+        f"CPU time per call (allowed: {SLOWDOWN}x that, and never less than {FLOOR * 1e3:.0f} ms). "
+        + fix)
     assert own <= limit, (
         f"{call} took {own * 1e3:.0f} ms of CPU time per call on {n:.0e} float32 elements "
         f"({calls} calls); the reference {what} takes {ref * 1e3:.1f} ms on the same inputs: "
