@@ -53,7 +53,7 @@ def forward_calls(nb, name, x, p, train=True, seed=0, calls=1, strict=False):
                 value = f(arg, p, train=train, rng=rng)
             outs.append(plain(nb.pair(value, name)[0]))
     except nb.Raised as e:
-        raised = [e.type, str(e)]
+        raised = [e.type, str(e) + getattr(e, "where", "")]
     return {"outs": outs, "raised": raised, "x_after": x,
             "rng_state": rng.bit_generator.state, "global_state": np.random.get_state()}
 

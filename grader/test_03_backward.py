@@ -81,13 +81,13 @@ def backward_case(nb, scheme, x, x_twin, dout, p, train, seed, seed2=None):
             np.random.seed(seed2)
             res["out2"] = plain(forward(np.array(x), p, train=train, rng=np.random.default_rng(seed2))[0])
     except nb.Raised as e:
-        res["forward_raised"] = [e.type, str(e)]
+        res["forward_raised"] = [e.type, str(e) + getattr(e, "where", "")]
         return res
     try:
         with np.errstate(divide="raise", invalid="raise", over="raise"):
             res["dx"] = plain(backward(np.array(dout), cache))
     except nb.Raised as e:
-        res["raised"] = [e.type, str(e)]
+        res["raised"] = [e.type, str(e) + getattr(e, "where", "")]
     return res
 
 
@@ -97,7 +97,7 @@ def forward_outputs(nb, scheme, x, p, train, seed):
     try:
         return {"out": plain(forward(np.array(x), p, train=train, rng=np.random.default_rng(seed))[0])}
     except nb.Raised as e:
-        return {"raised": [e.type, str(e)]}
+        return {"raised": [e.type, str(e) + getattr(e, "where", "")]}
 
 
 def timing(nb, shape, p, seed, calls):
@@ -149,7 +149,9 @@ def run(learner, k, scheme, shape, p, train=True, dtype="float64", zeros=0.1, tw
 
 def forward_factor(r):
     """The factor the learner's forward applied to each element (NaN where it cannot be read),
-    or None when this case cannot grade the backward because the forward itself failed."""
+    or None when this case cannot grade the backward because the forward itself failed: it
+    raised, returned NaN or a wrong shape, or — while training with 0 < p < 1 — drew a mask that
+    drops nothing or everything, which leaves nothing for the backward's mask to show."""
     if "forward_raised" in r:
         return None
     x, twin, out = r["x"], r["twin"], r["out"]
@@ -158,9 +160,13 @@ def forward_factor(r):
         return None
     live = x != 0
     if ok[0] and np.array_equal(out[live], twin[live]) and not out[~live].any():
-        return twin / r["x_twin"]                 # the same mask on both calls: exact everywhere
-    s = np.full(x.shape, np.nan)
-    s[live] = out[live] / x[live]
+        s = twin / r["x_twin"]                    # the same mask on both calls: exact everywhere
+    else:
+        s = np.full(x.shape, np.nan)
+        s[live] = out[live] / x[live]
+    known = ~np.isnan(s)
+    if r["train"] and ((r["p"] > 0 and not (s[known] == 0).any()) or (r["p"] < 1 and not s[known].any())):
+        return None
     return s
 
 
@@ -275,14 +281,22 @@ def check_dx(r, rtol=1e-6):
                    f"factor (median dx / expected = {r_exp:.3f}).{note}")
 
 
+FORWARD_FAILED = (
+    "so dropout_backward could not be checked on its cache. Fix the forward in notebook 02 (its "
+    "checks say what is wrong; the last check here lists what was seen) and paste it here again.")
+
+
 def grade_cases(cases, rtol=1e-6):
-    """check_dx on each case; the cases the forward failed on are left out, but a check needs
-    at least one case its forward could run."""
-    graded = [check_dx(r, rtol) for r in cases]
-    assert any(graded), (
-        "Your pasted forward pass failed on every input of this check (it raised, or returned "
-        "NaN or a wrong shape), so dropout_backward could not be checked on its cache: see the "
-        "last check, and notebook 02.")
+    """check_dx on each case.  The cases the pasted forward failed on (see forward_factor) are
+    left out, but every value of p a check names needs at least one case its forward ran."""
+    graded = {}
+    for r in cases:
+        graded[r["p"]] = check_dx(r, rtol) or graded.get(r["p"], False)
+    missing = [p for p, ok in graded.items() if not ok]
+    assert not missing, (
+        f"At p = {missing[0]} your pasted forward pass failed on every input of this check (it "
+        "raised, returned NaN or a wrong shape, or its mask dropped nothing or everything), "
+        + FORWARD_FAILED)
 
 
 # ---------------------------------------------------------------- checks
@@ -311,8 +325,8 @@ def test_uses_the_cache_it_is_given(learner):
     r = run(learner, 40, "inverted", (100, 200), 0.3, zeros=0, twice=True)
     s = forward_factor(r)
     assert s is not None, (
-        "Your pasted forward pass failed here (it raised, or returned NaN or a wrong shape), so "
-        "dropout_backward could not be checked on its cache: see the last check, and notebook 02.")
+        "Your pasted forward pass failed here (it raised, returned NaN or a wrong shape, or its "
+        "mask dropped nothing or everything), " + FORWARD_FAILED)
     call = backward_call(r) + " (then another forward call)"
     assert "raised" not in r, f"{call} raised {r['raised'][1]}."
     dx = as_array(r["dx"], r["x"].shape, call)
@@ -349,11 +363,13 @@ def test_p_zero_and_one(learner):
 @pytest.mark.points(1)
 def test_any_shape_and_float32(learner):
     """returns dx shaped like dout, finite, for any shape (1-D, 4-D) and for float32 arrays"""
+    graded = 0
     for k, (shape, dtype) in enumerate((((7,), "float64"), ((2, 3, 4, 5), "float64"),
                                         ((30, 40), "float32"))):
         r = run(learner, 60 + k, "inverted", shape, 0.3, dtype=dtype, zeros=0)
         if forward_factor(r) is None:
             continue
+        graded += 1
         call = f"{backward_call(r)} on {dtype} arrays of shape {shape}"
         assert "raised" not in r, (
             f"{call} raised {r['raised'][1]}. dout and the cache may have any number of "
@@ -361,6 +377,7 @@ def test_any_shape_and_float32(learner):
         dx = as_array(r["dx"], shape, call)
         bad = int((~np.isfinite(dx)).sum())
         assert bad == 0, f"{call} has {bad} NaN or infinite values among {dx.size}."
+    assert graded, "Your pasted forward pass failed on every input of this check, " + FORWARD_FAILED
 
 
 @pytest.mark.points(1)
@@ -418,5 +435,6 @@ def test_pasted_forwards_follow_notebook_02(learner):
         "Note — no points here; notebook 02 grades the forward passes. The forward passes pasted "
         "into this notebook break notebook 02's contract: " + "; ".join(problems) + ". Your "
         "dropout_backward is graded against what your forward does (and is also accepted if it "
-        "follows the contract), so the checks above do not charge you for this: fix the forward "
-        "in notebook 02, where its checks say what is wrong, and paste it here again.")
+        "follows the contract), so the checks above charge you for this only where the forward "
+        "gave them nothing to check (it raised, or drew no usable mask). Fix the forward in "
+        "notebook 02, where its checks say what is wrong, and paste it here again.")

@@ -221,7 +221,7 @@ INVERTED_MISTAKES = {
         inverted(mask="rng.random(x.shape[-1:]) >= p"), {COINS}, "one mask is shared by the whole batch"),
     "one coin per row, a mask of shape (n, 1)": (
         inverted(mask="rng.random(x.shape[:1] + (1,) * (x.ndim - 1)) >= p"), {COINS, ROWS},
-        "one coin per row instead of one per element"),
+        "one coin per row (a mask of shape (rows, 1)?)"),
     "a mask for 2-D x only": (
         inverted(mask="rng.random((x.shape[0], x.shape[1])) >= p"), {SHAPE, COINS},
         "x may have any number of dimensions"),

@@ -189,6 +189,15 @@ def dropout_forward_classic(x, p, train=True, rng=None):
     return _loop(x, keep, 1.0), (keep, 1.0)
 """
 
+IDENTITY_FORWARDS = """
+def dropout_forward_inverted(x, p, train=True, rng=None):
+    return x, None
+
+
+def dropout_forward_classic(x, p, train=True, rng=None):
+    return x, None
+"""
+
 # the checks of grader/test_03_backward.py, by function name
 INV = "test_inverted_training"
 CLS = "test_classic_training"
@@ -254,6 +263,11 @@ def dropout_backward(dout, cache):
         FORWARDS_WITH_P.replace('return x * (1 - p), (None, p, "classic")', 'return x, (None, 0.0, "inverted")')
         + BACKWARD_WITH_P.format(mask="", inverted="    return dout * keep / (1 - p) if p < 1 else np.zeros_like(dout)"),
         {NOTE}, "multiplies the elements by 1.000, not 0.700"),
+    # forwards that drop nothing leave nothing for the backward's mask to show: not a way
+    # around the backward's checks
+    "pasted identity forwards, backward returns dout": (
+        IDENTITY_FORWARDS + "\ndef dropout_backward(dout, cache):\n    return dout\n",
+        {INV, CLS, CACHE, P01, SHAPE, NOTE}, "its mask dropped nothing or everything"),
     "pasted inverted forward gives NaN at p = 1": (
         with_p().replace("out = x * keep / (1 - p) if p < 1 else np.zeros_like(x)", "out = x * keep / (1 - p)"),
         {NOTE}, "NaN or infinite"),
