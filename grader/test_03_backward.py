@@ -196,7 +196,9 @@ def check_dx(r, rtol=1e-6):
                        "without dividing by 1 − p." if p == 1 else
                        f"x contains zeros here ({int((x == 0).sum())} of {x.size}, as after a ReLU): "
                        "is dx computed as dout · out / x? The factor of every element is in your "
-                       "cache: use it, never a division by x."))
+                       "cache: use it, never a division by x." if (x == 0).any() else
+                       "At p = 0 nothing was dropped and dx = dout: is something divided by p?"
+                       if p == 0 else ""))
         assert False, f"{call} raised {msg}.{hint}"
     dx = as_array(r["dx"], x.shape, call)
     bad = ~np.isfinite(dx)

@@ -265,6 +265,9 @@ INVERTED_MISTAKES = {
         "returned without error"),
     "validates p only while training": (
         validated_in_training_only(inverted()), {P_RANGE}, "also in eval mode"),
+    "a range test that lets NaN through": (
+        inverted().replace("if not 0 <= p <= 1:", "if p < 0 or p > 1:"), {P_RANGE},
+        "write the range test so that NaN lands on the error side"),
     "assert instead of ValueError": (
         inverted().replace('raise ValueError(f"p must be in [0, 1], got {p}")', "assert False, p"),
         {P_RANGE}, "assert statements vanish under python -O"),
