@@ -17,8 +17,6 @@ number of CPUs), each running one pytest session per submission; as root, each w
 learner code runs as a uid of its own.  One bad submission (unreadable, hostile, too slow)
 costs only its own row.
 """
-import csv
-import io
 import os
 import re
 import select
@@ -32,18 +30,17 @@ import time
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from grader import codec, nbfile, report
+from grader import nbfile
+from grader.publish import classlist, report
+from grader.sandbox import codec
 
 GRADER_DIR = Path(__file__).resolve().parent
-PACKAGE_ROOT = GRADER_DIR.parent
 MAX_ZIP_MEMBERS = 20000
 MAX_NOTEBOOK_BYTES = 64 * 2**20
 MAX_SUBMISSION_BYTES = 256 * 2**20
 MAX_WALK_ENTRIES = 20000
 MAX_DEPTH = 8
-DEFAULT_SUBMISSION_SECONDS = 120.0
-PROBLEM_KINDS = {"timeout": "timeout", "crash": "crashed", "exit": "crashed", "memory": "memory limit",
-                 "output": "output limit", "missing": "missing", "grader_error": "grader error"}
+MAX_CENTRAL_DIRECTORY = MAX_ZIP_MEMBERS * 400   # bytes: 46 per entry plus a long name, generously
 
 
 # ---------------------------------------------------------------- finding submissions
@@ -129,6 +126,56 @@ def _choose(candidates, stems, staged):
     return {stem: key for stem, (parts, key) in chosen.items()}
 
 
+def open_regular(path):
+    """A binary file object for path if it is a regular file (not a link, FIFO, device or
+    socket); BadInput otherwise.  Opening never blocks (a FIFO would wait for a writer)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == 40:   # ELOOP: a symbolic link
+            raise nbfile.BadInput("it is a symbolic link: not followed") from None
+        raise nbfile.BadInput(f"cannot read it ({e.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+        raise nbfile.BadInput(f"it is {kind}, not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def zip_directory_ok(f):
+    """Read the end-of-central-directory record (and Zip64's) ourselves, before zipfile
+    allocates anything for the directory: (ok, why).  Entry counts and directory size
+    over the limits are refused here."""
+    import struct
+    size = f.seek(0, 2)
+    tail_len = min(size, 22 + 65535)
+    f.seek(size - tail_len)
+    tail = f.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        return False, "is not a readable zip file (no end of central directory)"
+    _sig, _d, _dcd, _n_here, entries, cd_size, _cd_off, _clen = struct.unpack("<4s4H2LH", tail[at:at + 22])
+    loc = tail.rfind(b"PK\x06\x07", 0, at)
+    if loc >= 0 and at - loc >= 20 and (entries == 0xFFFF or cd_size == 0xFFFFFFFF):
+        (z64_off,) = struct.unpack("<Q", tail[loc + 8:loc + 16])
+        if z64_off + 56 > size:
+            return False, "is not a readable zip file (bad Zip64 record)"
+        f.seek(z64_off)
+        rec = f.read(56)
+        if rec[:4] != b"PK\x06\x06":
+            return False, "is not a readable zip file (bad Zip64 record)"
+        entries, cd_size = struct.unpack("<QQ", rec[32:48])
+    if entries > MAX_ZIP_MEMBERS:
+        return False, f"holds more than {MAX_ZIP_MEMBERS} files"
+    if cd_size > MAX_CENTRAL_DIRECTORY:
+        return False, f"has a central directory larger than {MAX_CENTRAL_DIRECTORY // 2**20} MiB"
+    f.seek(0)
+    return True, ""
+
+
 def _copy_limited(src, dst, limit):
     """Copy a file object to dst, refusing more than limit bytes (never trusts headers)."""
     total = 0
@@ -169,10 +216,7 @@ def stage_folder(src, staged, stems):
             break
     for stem, path in _choose(candidates, stems, staged).items():
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(fd, "rb") as f:
-                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                    raise nbfile.BadInput("not a regular file")
+            with open_regular(path) as f:
                 _copy_limited(f, Path(staged.folder, f"{stem}.ipynb"), MAX_NOTEBOOK_BYTES)
         except nbfile.BadInput as e:
             staged.unreadable[stem] = str(e)
@@ -185,11 +229,22 @@ def stage_zip(src, staged, stems):
     in the archive never become paths, symlinks and unsafe names are skipped, and sizes are
     counted while decompressing (zip bombs stop at the limit)."""
     try:
-        z = zipfile.ZipFile(src)
+        raw = open_regular(src)
+    except nbfile.BadInput as e:
+        staged.fatal = f"{Path(src).name}: {e}"
+        return
+    try:
+        ok, why = zip_directory_ok(raw)
+        if not ok:
+            staged.fatal = f"{Path(src).name} {why}"
+            raw.close()
+            return
+        z = zipfile.ZipFile(raw)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         staged.fatal = f"{Path(src).name} is not a readable zip file ({e})"
+        raw.close()
         return
-    with z:
+    with raw, z:
         infos = z.infolist()
         if len(infos) > MAX_ZIP_MEMBERS:
             staged.fatal = f"{Path(src).name} holds more than {MAX_ZIP_MEMBERS} files"
@@ -240,11 +295,11 @@ def stage(src, folder, stems):
         if stem is None:
             staged.fatal = f"{src.name} is not a course notebook"
         else:
-            with open(src, "rb") as f:
-                try:
+            try:
+                with open_regular(src) as f:
                     _copy_limited(f, Path(folder, f"{stem}.ipynb"), MAX_NOTEBOOK_BYTES)
-                except nbfile.BadInput as e:
-                    staged.unreadable[stem] = str(e)
+            except nbfile.BadInput as e:
+                staged.unreadable[stem] = str(e)
     else:
         staged.fatal = f"{src.name} is not a folder, a .zip file or a notebook"
     for nb in sorted(Path(folder).glob("*.ipynb")):
@@ -261,17 +316,18 @@ def stage(src, folder, stems):
 
 # ---------------------------------------------------------------- the worker process
 def worker_main():
-    """A long-lived worker: reads jobs (frames on stdin), grades each in a fresh pytest
-    session in this process, answers with the records (frames on stdout)."""
+    """A long-lived worker: reads jobs (frames on stdin), grades each with the engine in this
+    process, answers with the records (frames on stdout)."""
     proto_in, proto_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    import grader.plugin  # noqa: F401 - warm: pytest, NumPy, the checks
-    from grader.sandbox import ZygoteServer, become_subreaper
+    from grader import engine
+    from grader.sandbox.host import ZygoteServer, become_subreaper
     become_subreaper()
-    stems = nbfile.course_stems(GRADER_DIR)
+    stems = engine.course_stems()
+    for stem in stems.values():
+        engine.collect(stem)   # warm: the checks are imported once per worker
     server = ZygoteServer()
     try:
         _serve_jobs(proto_in, proto_out, stems, server)
@@ -280,7 +336,8 @@ def worker_main():
 
 
 def _serve_jobs(proto_in, proto_out, stems, server):
-    from grader import cli
+    from grader import engine
+    from grader.config import Config
     while True:
         frame = codec.read_frame(proto_in)
         if frame is None:
@@ -297,14 +354,12 @@ def _serve_jobs(proto_in, proto_out, stems, server):
             staged = stage(job["source"], folder, stems)
             answer.update(notes=staged.notes, unreadable=staged.unreadable, fatal=staged.fatal)
             if staged.fatal is None:
-                col = cli._Collector()
-                answer["records"] = cli.run(
-                    [str(folder)], only=job.get("only"), seed=job["seed"], timeout=job["timeout"],
-                    submission_timeout=job["submission_timeout"], memory=job["memory"],
-                    visibility=job.get("visibility"), uid=job.get("uid"), hide=job.get("hide", []),
-                    unreadable=staged.unreadable, label="your submission", collector=col,
-                    server=server)
-                answer["isolation"] = col.isolation
+                config = Config(**job["config"])
+                sub = engine.load([str(folder)], config, unreadable=staged.unreadable)
+                info = {}
+                answer["records"] = engine.grade(sub, config, label="your submission",
+                                                 uid=job.get("uid"), server=server, info=info)
+                answer["isolation"] = info.get("isolation")
         except Exception as e:  # noqa: BLE001 - reported in the learner's row
             answer["error"] = f"{type(e).__name__}: {e}"
         finally:
@@ -322,14 +377,13 @@ class Worker:
 
     def start(self):
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT)] + [
+        env["PYTHONPATH"] = os.pathsep.join([str(GRADER_DIR.parent)] + [
             x for x in env.get("PYTHONPATH", "").split(os.pathsep) if x])
         env.pop("_GRADER_ARGV", None)
-        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         with open(self.log, "ab") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "grader.batch", "--worker"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                                         env=env, cwd=str(PACKAGE_ROOT), start_new_session=True,
+                                         env=env, cwd=os.path.dirname(self.log), start_new_session=True,
                                          close_fds=True)
         self.fd = self.proc.stdout.fileno()
 
@@ -346,7 +400,7 @@ class Worker:
         return codec.decode(frame)
 
     def kill(self, keep=()):
-        from grader.sandbox import end_process, kill_tree, kill_uid
+        from grader.sandbox.host import end_process, kill_tree, kill_uid
         end_process(self.proc)
         kill_uid(self.uid)
         kill_tree(keep=keep)
@@ -356,14 +410,19 @@ class Worker:
             except OSError:
                 pass
 
-    def stop(self):
+    def ask_to_stop(self):
         try:
             codec.write_frame(self.proc.stdin.fileno(), codec.encode({"op": "stop"}))
             self.proc.stdin.close()
-            self.proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
+        except OSError:
             pass
-        self.kill()
+
+    def wait_stopped(self):
+        """After ask_to_stop: the worker cleans up (its template, its folders) and exits."""
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
 
     def log_tail(self):
         try:
@@ -410,7 +469,7 @@ class Progress:
 # ---------------------------------------------------------------- the batch
 def run_batch(entries, jobs, settings, progress=None, hide=()):
     """Grade entries [(id, source)] with `jobs` workers; {id: answer}."""
-    from grader.sandbox import UidLease, become_subreaper, is_root
+    from grader.sandbox.host import UidLease, become_subreaper, is_root
     become_subreaper()
     work = Path(tempfile.mkdtemp(prefix="grader-batch-"))
     leases = []
@@ -422,7 +481,7 @@ def run_batch(entries, jobs, settings, progress=None, hide=()):
             leases.append(lease)
     jobs = max(1, min(jobs, len(entries)))
     uids = [lease.uid for lease in leases] + [None] * jobs
-    hard = settings["submission_timeout"] + 60 + 30
+    hard = settings["config"]["submission_timeout"] + 60 + 30
     pending = list(enumerate(entries))
     answers, retried = {}, set()
     workers, finished = [], False
@@ -434,8 +493,9 @@ def run_batch(entries, jobs, settings, progress=None, hide=()):
             while idle and pending:
                 n, (ident, src) = pending.pop(0)
                 w = idle.pop(0)
-                job = dict(settings, id=ident, source=str(src), stage=str(work / f"s{n}"),
-                           uid=w.uid if is_root() else None, hide=list(hide))
+                cfg = dict(settings["config"], hide=tuple(hide))
+                job = dict(id=ident, source=str(src), stage=str(work / f"s{n}"),
+                           uid=w.uid if is_root() else None, config=cfg)
                 try:
                     w.send(job)
                 except OSError:
@@ -464,7 +524,7 @@ def run_batch(entries, jobs, settings, progress=None, hide=()):
                                       f"ended while grading this submission{': ' + why if why else ''}"}
                 a = answers[ident]
                 if progress:
-                    progress.update(done=True, problem=bool(a.get("fatal") or a.get("error") or problems(a)))
+                    progress.update(done=True, problem=bool(a.get("fatal") or a.get("error") or classlist.problems(a)))
                 w.job = None
                 idle.append(w)
             now = time.monotonic()
@@ -484,104 +544,19 @@ def run_batch(entries, jobs, settings, progress=None, hide=()):
                 progress.update()
         finished = True
     finally:
-        for w in workers:
-            if finished:
-                w.stop()
-            else:   # interrupted: do not wait for the submissions being graded
-                w.kill(keep=[x.proc.pid for x in workers if x is not w])
+        if finished:   # every worker cleans up after itself before any is killed
+            for w in workers:
+                w.ask_to_stop()
+            for w in workers:
+                w.wait_stopped()
+        for w in workers:   # what is left (all of it, when interrupted)
+            w.kill(keep=[x.proc.pid for x in workers if x is not w and x.proc.poll() is None])
         for lease in leases:
             lease.release()    # kills anything left of that uid
-        from grader.sandbox import kill_tree
+        from grader.sandbox.host import kill_tree
         kill_tree()
         shutil.rmtree(work, ignore_errors=True)
     return answers
-
-
-def problems(answer):
-    """The learner's problems in a few words each: unreadable, missing, limits hit, crashes."""
-    out = []
-    if answer.get("fatal"):
-        out.append(f"unreadable submission: {answer['fatal']}")
-    if answer.get("error"):
-        out.append(f"grader error: {answer['error']}")
-    unreadable = answer.get("unreadable", {})
-    out += [f"{stem}.ipynb unreadable: {why}" for stem, why in sorted(unreadable.items())]
-    missing, limits = [], []
-    for g in report.exercises(answer.get("records", [])):
-        first = next((t for t in g["tests"] if t.get("kind") in PROBLEM_KINDS), None)
-        if first is None or g["notebook"] in unreadable:
-            continue
-        if first["kind"] == "missing":
-            missing += [] if g["notebook"] in missing else [g["notebook"]]
-            continue
-        msg = " ".join(first["message"].split())
-        msg = msg if len(msg) <= 140 else msg[:139] + "…"
-        limits.append(f"{g['notebook'][:2]} {g['exercise']}: {PROBLEM_KINDS[first['kind']]} ({msg})")
-    if missing:
-        out.append("missing: " + ", ".join(f"{m}.ipynb" for m in missing))
-    return out + limits
-
-
-def _exercise_columns(answers):
-    cols, maxes = [], {}
-    for a in answers.values():
-        for g in report.exercises(a.get("records", [])):
-            key = f"{g['notebook'][:2]} {g['exercise']}"
-            if key not in maxes:
-                cols.append((g["notebook"], key))
-            maxes[key] = max(maxes.get(key, 0.0), g["max_score"])
-    cols.sort(key=lambda c: c[0])   # notebook order; exercises keep their order within one
-    return [k for _, k in cols], maxes
-
-
-def _fmt(x):
-    return f"{x:g}"
-
-
-def summarize(entries, answers, settings, seconds):
-    cols, maxes = _exercise_columns(answers)
-    top = sum(maxes.values())
-    rows = []
-    for ident, src in entries:
-        a = answers.get(ident) or {"records": [], "error": "not graded"}
-        pts = {k: 0.0 for k in cols}
-        for g in report.exercises(a.get("records", [])):
-            pts[f"{g['notebook'][:2]} {g['exercise']}"] = g["score"]
-        rows.append({"learner": ident, "submission": str(src), "score": round(sum(pts.values()), 6),
-                     "max_score": top, "exercises": pts, "problems": problems(a),
-                     "notes": a.get("notes", []), "seconds": a.get("seconds"),
-                     "results": f"learners/{ident}/results.json"})
-    return {"grader": {k: settings[k] for k in ("seed", "timeout", "submission_timeout", "memory",
-                                                    "only", "jobs")},
-            "isolation": next((a.get("isolation") for a in answers.values() if a.get("isolation")), None),
-            "seconds": round(seconds, 1), "max_score": top,
-            "exercises": [{"exercise": k, "max_score": maxes[k]} for k in cols], "learners": rows}
-
-
-def summary_csv(summary):
-    buf = io.StringIO()
-    cols = [e["exercise"] for e in summary["exercises"]]
-    w = csv.writer(buf)
-    w.writerow(["learner", "score", "max_score", *cols, "problems", "submission", "seconds"])
-    for r in summary["learners"]:
-        w.writerow([r["learner"], _fmt(r["score"]), _fmt(r["max_score"]),
-                    *[_fmt(r["exercises"][c]) for c in cols], "; ".join(r["problems"]),
-                    r["submission"], r["seconds"] if r["seconds"] is not None else ""])
-    return buf.getvalue()
-
-
-def learner_results(answer, visibility=None):
-    """Gradescope's results.json for one learner (also when nothing could be graded)."""
-    records = answer.get("records", [])
-    if records:
-        data = report.gradescope(records, answer.get("seconds"), visibility)
-    else:
-        why = answer.get("fatal") or answer.get("error") or "nothing was graded"
-        data = {"score": 0, "tests": [], "output": f"Your submission could not be graded: {why}"}
-    notes = answer.get("notes") or []
-    if notes:
-        data["output"] = data.get("output", "") + "\n\nAbout your upload:\n" + "\n".join(f"- {n}" for n in notes)
-    return data
 
 
 def _write(path, text):
@@ -594,7 +569,7 @@ def _open_up(folder):
     """mkdtemp made the folder private; give it the permissions the user's umask asks for."""
     mask = os.umask(0)
     os.umask(mask)
-    for dirpath, dirnames, filenames in os.walk(folder):
+    for dirpath, _dirnames, filenames in os.walk(folder):
         os.chmod(dirpath, 0o777 & ~mask)
         for f in filenames:
             os.chmod(os.path.join(dirpath, f), 0o666 & ~mask)
@@ -632,27 +607,35 @@ def check_out(out, replace):
     return out
 
 
-def main(a):
-    """python -m grader PATH... --out DIR (a: parsed arguments of grader.cli)."""
-    from grader import cli
+def main(a, config):
+    """python -m grader PATH... --out DIR (a: parsed arguments of grader.cli; config: the
+    grader.config.Config they give).  Every path is made absolute here, before any worker
+    starts: the workers run in a folder of their own."""
+    from dataclasses import asdict
+
+    from grader import engine
+    from grader.config import BATCH_SUBMISSION_TIMEOUT
     t0 = time.monotonic()
-    stems = nbfile.course_stems(GRADER_DIR)
+    stems = engine.course_stems()
     try:
         if a.junitxml or a.json:
             raise nbfile.BadInput("--json and --junitxml are for one learner; with --out each "
                                   "learner's results.json is written into the results folder")
-        cli.check_only(a.only)
+        engine.check_only(a.only)
         if a.jobs is not None and a.jobs < 1:
             raise nbfile.BadInput("--jobs must be at least 1")
-        entries = discover(a.paths, stems)
-        out = check_out(a.out, a.replace)
+        entries = discover([os.path.abspath(p) for p in a.paths], stems)
+        out = check_out(os.path.abspath(a.out), a.replace)
     except nbfile.BadInput as e:
-        print(f"grader: {e}", file=sys.stderr)
+        print(f"grader: {report.clean(e)}", file=sys.stderr)
         return 2
-    jobs = a.jobs or os.cpu_count() or 1
-    settings = {"seed": a.seed, "timeout": a.timeout, "memory": a.memory, "only": a.only,
-                "submission_timeout": a.submission_timeout if a.submission_timeout is not None
-                else DEFAULT_SUBMISSION_SECONDS, "visibility": a.visibility, "jobs": jobs}
+    if a.submission_timeout is None:
+        config = config.with_(submission_timeout=BATCH_SUBMISSION_TIMEOUT)
+    config = config.with_(course=str(config.root()))
+    jobs = config.workers()
+    settings = {"seed": config.seed, "timeout": config.timeout, "memory": config.memory,
+                "only": config.only, "submission_timeout": config.submission_timeout,
+                "visibility": config.visibility, "jobs": jobs, "config": asdict(config)}
     try:
         partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     except OSError as e:
@@ -668,15 +651,15 @@ def main(a):
     try:
         answers = run_batch(entries, jobs, settings, progress, hide=hide)
         progress.finish()
-        summary = summarize(entries, answers, settings, time.monotonic() - t0)
+        summary = classlist.summarize(entries, answers, settings, time.monotonic() - t0)
         # every learner process is gone: now, and only now, the results are written
         for ident, _ in entries:
-            data = learner_results(answers.get(ident, {"error": "not graded"}), a.visibility)
+            data = classlist.learner_results(answers.get(ident, {"error": "not graded"}), a.visibility)
             dest = partial / "learners" / ident / "results.json"
             dest.parent.mkdir(parents=True, exist_ok=True)
             report.write_json_atomic(dest, data)
         report.write_json_atomic(partial / "summary.json", summary)
-        _write(partial / "summary.csv", summary_csv(summary))
+        _write(partial / "summary.csv", classlist.summary_csv(summary))
         _open_up(partial)
         if os.path.lexists(out) and a.replace:
             aside = out.with_name(f"{out.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -697,72 +680,13 @@ def main(a):
         shutil.rmtree(partial, ignore_errors=True)
         print(f"grader: internal error, please report it: {type(e).__name__}: {e}", file=sys.stderr)
         return 3
-    print(overview(summary, out))
-    warn = exposure_warning(summary.get("isolation"), [*a.paths, PACKAGE_ROOT / "solutions"])
+    print(classlist.overview(summary, out))
+    warn = classlist.exposure_warning(summary.get("isolation"), [*a.paths, config.root() / "solutions"])
     if warn:
         print(warn)
     print(f"graded {len(entries)} submissions in {time.monotonic() - t0:.1f} s with {jobs} "
           f"parallel job{'s' if jobs != 1 else ''}")
     return 0
-
-
-def overview(summary, out):
-    rows = summary["learners"]
-    top = summary["max_score"]
-    scores = [r["score"] for r in rows]
-    lines = [f"results: {out}/summary.csv, {out}/summary.json, {out}/learners/<name>/results.json"]
-    if scores:
-        mean = sum(scores) / len(scores)
-        lines.append(f"scores: mean {mean:.1f}/{_fmt(top)}, full marks {sum(s == top for s in scores)}, "
-                     f"zero {sum(s == 0 for s in scores)} of {len(scores)}")
-    bad = [r for r in rows if r["problems"]]
-    if bad:
-        lines.append(f"{len(bad)} submission{'s' if len(bad) != 1 else ''} with problems:")
-        for r in bad[:20]:
-            p = r["problems"][0]
-            lines.append(f"  {r['learner']}: {p if len(p) <= 100 else p[:99] + '…'}"
-                         + (f" (+{len(r['problems']) - 1} more)" if len(r["problems"]) > 1 else ""))
-        if len(bad) > 20:
-            lines.append(f"  … and {len(bad) - 20} more (see summary.csv)")
-    iso = summary.get("isolation")
-    if iso:
-        lines.append(isolation_line(iso))
-    return "\n".join(lines)
-
-
-def readable_by_others(path):
-    """Can an account other than the owner (e.g. the learner's uid) open path?"""
-    p = Path(path).resolve()
-    try:
-        if not p.stat().st_mode & 0o004:
-            return False
-        return all(q.stat().st_mode & 0o001 for q in p.parents)
-    except OSError:
-        return False
-
-
-def exposure_warning(iso, paths):
-    """Without mount namespaces (e.g. in Docker without CAP_SYS_ADMIN) submissions are hidden
-    from learner code only by their permissions: say so when others may read them."""
-    if not iso or iso.get("uid") in (None, 0) or iso.get("private_tmp"):
-        return ""
-    open_ = [str(p) for p in paths if readable_by_others(p)]
-    if not open_:
-        return ""
-    return (f"warning: learner code ran as uid {iso['uid']} and could read {', '.join(open_)} (other "
-            "learners' work, the reference solutions): make them private (chmod -R go-rwx) or grade "
-            "where mount namespaces are allowed (root with CAP_SYS_ADMIN)")
-
-
-def isolation_line(iso):
-    bits = [f"learner code ran as uid {iso.get('uid')}"]
-    if iso.get("sweep") == "uid":
-        bits.append("a uid of its own per worker")
-    bits.append("no network" if iso.get("network") else "network not cut off")
-    bits.append("a private /tmp" if iso.get("private_tmp") else "the shared /tmp")
-    if iso.get("hidden"):
-        bits.append(f"{iso['hidden']} grader paths hidden")
-    return "isolation: " + ", ".join(bits)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ class Config:
     visibility: str | None = None   # Gradescope visibility of every test without its own
     course: str | None = None       # course root (see course_root); None: found as above
     hide: tuple = field(default_factory=tuple)   # more paths the learner's process must not see
+    unsandboxed: bool = False       # self-study only, where the sandbox is missing (native Windows)
 
     def with_(self, **changes):
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -5,10 +5,12 @@
     python -m grader.generate --out /tmp/release   # somewhere else
     python -m grader.generate --check          # exit 1 if notebooks/ is out of date
 
-Each step is a small function: find and check the markers, replace solution regions,
-clear outputs, clean metadata, stamp a fingerprint.  A notebook in the output folder
-that was edited since it was generated (its cells no longer match its fingerprint) is
-never overwritten unless --force is given.
+Each step is a small function: drop the instructor-only cells (those tagged
+`worked-answer`: the worked answers to the questions), find and check the markers, replace
+solution regions, clear outputs, clean metadata (a cell keeps only its tags, such as nbval's
+`nbval-check-output`), stamp a fingerprint.  A notebook in the output folder that was
+edited since it was generated (its cells no longer match its fingerprint) is never
+overwritten unless --force is given.
 """
 import argparse
 import copy
@@ -23,6 +25,7 @@ BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 MARKDOWN_STUB = "YOUR ANSWER HERE"
 KEEP_CELL_METADATA = ("tags",)
+INSTRUCTOR_ONLY_TAG = "worked-answer"   # cells with this tag exist in solutions/ only
 
 
 class MarkerError(ValueError):
@@ -61,6 +64,12 @@ def replace_regions(source, stub_lines, where=""):
     return "\n".join(lines)
 
 
+def instructor_only(cell):
+    """True for a cell that never reaches learners: one tagged `worked-answer`."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    return isinstance(tags, list) and INSTRUCTOR_ONLY_TAG in tags
+
+
 def student_cell(cell, where=""):
     """One cell of the student version (a copy; the input is not changed)."""
     cell = copy.deepcopy(cell)
@@ -97,7 +106,8 @@ def student_version(nb, name):
     import nbformat
     out = nbformat.v4.new_notebook()
     out.nbformat, out.nbformat_minor = nb.nbformat, nb.nbformat_minor
-    out.cells = [student_cell(c, f"{name}, cell {i}: ") for i, c in enumerate(nb.cells, start=1)]
+    out.cells = [student_cell(c, f"{name}, cell {i}: ") for i, c in enumerate(nb.cells, start=1)
+                 if not instructor_only(c)]
     out.metadata = clean_metadata(nb.metadata, name)
     out.metadata["course"]["fingerprint"] = fingerprint(out)
     return out
@@ -119,7 +129,8 @@ def render(nb):
 
 
 def leaks(student, solution):
-    """Problems that would hand out answers: markers, outputs, or solution lines in student."""
+    """Problems that would hand out answers: markers, outputs, worked answers, or solution
+    lines in student."""
     problems = []
     outside, inside = set(), set()
     for c in solution.cells:
@@ -130,6 +141,8 @@ def leaks(student, solution):
             (inside if i in in_region else outside).add(ln.strip())
     secret = {s for s in inside - outside if len(s) > 8 and not s.startswith("#")}
     for i, c in enumerate(student.cells, start=1):
+        if instructor_only(c):
+            problems.append(f"cell {i} is a worked answer (tagged {INSTRUCTOR_ONLY_TAG!r})")
         if "BEGIN SOLUTION" in c.source or "END SOLUTION" in c.source:
             problems.append(f"cell {i} still has a solution marker")
         if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None):

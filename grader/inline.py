@@ -17,18 +17,22 @@ class GradingError(Exception):
 def _run(args, timeout=600):
     with tempfile.TemporaryDirectory(prefix="grader-call-") as d:
         out = Path(d) / "results.json"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [x for x in env.get("PYTHONPATH", "").split(os.pathsep) if x])
         proc = subprocess.run([sys.executable, "-m", "grader", *map(str, args), "--json", str(out)],
-                              cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+                              cwd=d, capture_output=True, text=True, timeout=timeout, env=env)
         if proc.returncode != 0 or not out.exists():
             msg = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
             raise GradingError(msg.removeprefix("grader: "))
         return json.loads(out.read_text())
 
 
-def grade(*paths, only=None, seed=0):
-    """Grade notebooks (paths to notebooks or folders); returns Gradescope's results.json dict."""
-    args = list(paths) + (["--only", only] if only else []) + ["--seed", str(seed)]
+def grade(*paths, only=None, seed=None, course=None):
+    """Grade notebooks (paths to notebooks or folders); returns Gradescope's results.json dict.
+    Defaults (seed, limits) are grader.config's, as on the command line."""
+    args = [os.path.abspath(p) for p in paths] + (["--only", only] if only else []) \
+        + (["--seed", str(seed)] if seed is not None else []) \
+        + (["--course", str(course)] if course else []) + ["--self-study"]
     return _run(args)
 
 
@@ -58,7 +62,7 @@ def check(exercise, cells=None):
         path = Path(d) / "kernel.ipynb"
         path.write_text(json.dumps(nb))
         try:
-            res = _run([path, "--one-notebook", "--only", exercise], timeout=300)
+            res = _run([path, "--one-notebook", "--only", exercise, "--self-study"], timeout=300)
         except GradingError as e:
             print(f"✗ could not check {exercise}: {e}")
             return
@@ -69,6 +73,8 @@ def check(exercise, cells=None):
     failed = [t for t in tests if t["status"] != "passed"]
     got, top = res["score"], sum(t["max_score"] for t in tests)
     head = f"{exercise}: {len(tests) - len(failed)} of {len(tests)} checks passed ({got:g}/{top:g} points)"
+    if res.get("output", "").startswith("⚠"):
+        print(res["output"].split("\n")[0])
     print(("✓ " if not failed else "✗ ") + head)
     for t in tests:
         name = t["name"].split(" · ", 2)[-1]

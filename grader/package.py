@@ -4,12 +4,15 @@
     python -m grader.package gradescope autograder.zip --only 01 --visibility after_due_date \\
         --exercise-visibility bernoulli_mask=visible --timeout 10 --memory 512
 
-The zip holds setup.sh and run_autograder (from grader/templates/gradescope/), the grader
-package, the reference solutions (the checks read the instructor's code from them), a
-requirements.txt pinned to the NumPy and pytest versions installed here, and
-gradescope.json with the settings given.  Upload it in the assignment's "Configure
-Autograder" page with the Ubuntu 24.04 base image (Python 3.12).  OUT.zip is never
-overwritten unless --force is given.
+The zip holds only what grading needs: setup.sh and run_autograder (from
+grader/templates/gradescope/), the grader's modules (not the generator, the benchmark or this
+packager), the course's data files and their loader, the reference solutions without outputs
+(the checks read the instructor's code from them), a requirements.txt pinned to the NumPy and
+pytest versions installed here, and gradescope.json with the settings given.  It is
+reproducible: the same files and settings give the same bytes on any machine (sorted entries,
+one fixed timestamp, fixed permissions, stored without compression so no zlib version shows).
+Upload it in the assignment's "Configure Autograder" page with the Ubuntu 24.04 base image
+(Python 3.12).  OUT.zip is never overwritten unless --force is given.
 """
 import argparse
 import json
@@ -22,10 +25,14 @@ from pathlib import Path
 from grader import nbfile
 
 GRADER_DIR = Path(__file__).resolve().parent
-ROOT = GRADER_DIR.parent
 TEMPLATES = GRADER_DIR / "templates" / "gradescope"
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 REQUIREMENTS = ("numpy", "pytest")
+# grader/ modules that grading never imports: they stay out of the autograder
+NOT_FOR_GRADING = {"benchmark.py", "generate.py", "package.py"}
+EXECUTABLE = ("setup.sh", "run_autograder")
+# every entry gets this timestamp and these permissions, whatever the files here have
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def _visibility(text):
@@ -76,21 +83,31 @@ def requirements(loose=False):
     return "".join(f"{name}{op}{metadata.version(name)}\n" for name in REQUIREMENTS)
 
 
-def files(root=ROOT):
-    """(path in the zip, path here) of the grader, the course's data and the reference solutions."""
+def files(root=None):
+    """Sorted (path in the zip, path here) of the grader, the course's data and the reference
+    solutions: what grading reads, nothing else.  root: the course folder (course_root())."""
+    from grader.config import CourseNotFound, course_root
+    try:
+        root = Path(root) if root else course_root()
+    except CourseNotFound as e:
+        raise nbfile.BadInput(str(e)) from None
     out = []
-    for f in sorted(GRADER_DIR.rglob("*")):
-        if f.is_file() and "__pycache__" not in f.parts and f.suffix in (".py", ".ini") \
-                and GRADER_DIR / "templates" not in f.parents:
+    skip = {GRADER_DIR / "templates", GRADER_DIR / "course"}   # course/: an installed copy
+    for f in GRADER_DIR.rglob("*"):
+        if f.is_file() and f.suffix in (".py", ".ini") and "__pycache__" not in f.parts \
+                and not skip.intersection(f.parents) and f.name not in NOT_FOR_GRADING:
             out.append((f"grader/{f.relative_to(GRADER_DIR).as_posix()}", f))
-    data = root / "data"   # the course's data sets and their loader, which notebooks import
-    out += [(f"data/{f.relative_to(data).as_posix()}", f) for f in sorted(data.rglob("*"))
-            if f.is_file() and "__pycache__" not in f.parts] if data.is_dir() else []
+    # the data sets and their loader, which notebooks import; not the scripts that remake them
+    data = root / "data"
+    for f in (data.rglob("*") if data.is_dir() else []):
+        if f.is_file() and "__pycache__" not in f.parts and f.suffix not in (".md", ".pyc") \
+                and (f.suffix != ".py" or f.name in ("__init__.py", "load.py")):
+            out.append((f"data/{f.relative_to(data).as_posix()}", f))
     solutions = sorted((root / "solutions").glob("*.ipynb"))
     if not solutions:
         raise nbfile.BadInput(f"no reference solutions in {root / 'solutions'}: the checks need them")
     out += [(f"solutions/{f.name}", f) for f in solutions]
-    return out
+    return sorted(out)
 
 
 def without_outputs(path):
@@ -102,11 +119,30 @@ def without_outputs(path):
     return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
 
 
-def _text(z, name, text):
-    info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
-    info.external_attr = (0o100644 << 16)
-    info.compress_type = zipfile.ZIP_DEFLATED
-    z.writestr(info, text)
+def entries(a):
+    """Sorted (name in the zip, bytes, executable?) of everything the autograder zip holds."""
+    config = {"only": a.only, "seed": a.seed, "timeout": a.timeout, "submission_timeout": a.submission_timeout,
+              "memory": a.memory, "jobs": max(1, a.jobs), "visibility": a.visibility,
+              "stdout_visibility": a.stdout_visibility,
+              "exercise_visibility": dict(sorted(dict(a.exercise_visibility).items()))}
+    out = [(name, (TEMPLATES / name).read_bytes(), True) for name in EXECUTABLE]
+    out.append(("gradescope.json", (json.dumps(config, indent=2) + "\n").encode(), False))
+    out.append(("requirements.txt", requirements(a.loose).encode(), False))
+    for name, path in files():
+        data = without_outputs(path).encode("utf-8") if path.suffix == ".ipynb" else path.read_bytes()
+        out.append((name, data, False))
+    return sorted(out)
+
+
+def write_zip(target, items):
+    """A zip whose bytes depend only on items: no timestamps, owners or modes from here."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as z:
+        for name, data, executable in items:
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+            info.create_system = 3                                   # Unix, so the modes count
+            info.external_attr = (0o100755 if executable else 0o100644) << 16
+            info.compress_type = zipfile.ZIP_STORED
+            z.writestr(info, data)
 
 
 def build_gradescope(a):
@@ -115,38 +151,22 @@ def build_gradescope(a):
         raise nbfile.BadInput(f"{out} already exists (add --force to replace it)")
     if not out.parent.is_dir():
         raise nbfile.BadInput(f"folder {out.parent} does not exist")
-    config = {"only": a.only, "seed": a.seed, "timeout": a.timeout, "submission_timeout": a.submission_timeout,
-              "memory": a.memory, "jobs": max(1, a.jobs), "visibility": a.visibility,
-              "stdout_visibility": a.stdout_visibility,
-              "exercise_visibility": dict(a.exercise_visibility)}
     from grader.cli import check_only, known_exercises
     check_only(a.only)
-    unknown = [e for e in config["exercise_visibility"] if e not in known_exercises()]
+    unknown = [e for e, _ in a.exercise_visibility if e not in known_exercises()]
     if unknown:
         raise nbfile.BadInput(f"no exercise called {unknown[0]!r} (known: {', '.join(known_exercises())})")
+    items = entries(a)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     os.close(fd)
     try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-            for name in ("setup.sh", "run_autograder"):
-                info = zipfile.ZipInfo(name)
-                info.external_attr = (0o100755 << 16)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                z.writestr(info, (TEMPLATES / name).read_bytes())
-            _text(z, "gradescope.json", json.dumps(config, indent=2) + "\n")
-            _text(z, "requirements.txt", requirements(a.loose))
-            listed = files()
-            for name, path in listed:
-                if path.suffix == ".ipynb":
-                    _text(z, name, without_outputs(path))
-                else:
-                    z.write(path, name)
+        write_zip(tmp, items)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return out, len(listed) + 4
+    return out, len(items)
 
 
 def main(argv=None):

@@ -1,213 +1,399 @@
 """Checks for notebook 01: bernoulli_mask(shape, p, rng=None) -> boolean mask, True = kept.
 
-Each probe below runs in the learner's sandboxed process and returns plain data; every
-comparison happens here.  Randomized checks use fixed seeds (the same submission gets the
-same score everywhere) and bounds from grader.stats whose false-failure probability for a
-correct implementation is stated next to each use.
+The probes below run in the learner's sandboxed process.  They only build inputs, call
+bernoulli_mask and send back what it returned (or which exception it raised) and the state
+of the random generators afterwards; every comparison and every verdict is made here.
+
+Each check tests one behaviour, so that one mistake costs only the checks it really breaks:
+only the kept-fraction check looks at which way round keep and drop are, only the
+boolean-dtype check looks at the dtype (the others read a 0/1 array as a mask), only the
+shape check tries other shapes.  Randomized checks use fixed grading seeds and bounds whose
+false-failure probability for a correct implementation is stated next to each use.
 """
 import numpy as np
 import pytest
 
-from grader.dropout_checks import assert_independent_coins
+from grader.dropout_checks import assert_independent_coins, plain
 from grader.stats import hoeffding, pct, variance_ratio_ok
 
 pytestmark = pytest.mark.exercise("bernoulli_mask")
 USES = ("bernoulli_mask",)
+GLOBAL_SEED = 12345  # generator_use seeds NumPy's global generator with this before calling
 
 
 # ---------------------------------------------------------------- probes (run in the sandbox)
-def masks(nb, shape, p, seed, calls=1, keyword=False):
-    """`calls` masks drawn one after another from one seeded generator."""
+def masks(nb, shape, ps, seed, calls=1):
+    """For each p in ps, `calls` masks drawn one after another from one seeded generator."""
     f = nb.fn("bernoulli_mask")
     rng = np.random.default_rng(seed)
-    if keyword:
-        return [f(shape, p=p, rng=rng) for _ in range(calls)]
-    return [f(shape, p, rng) for _ in range(calls)]
+    return [[plain(f(shape, p, rng)) for _ in range(calls)] for p in ps]
 
 
-def rng_use(nb, shape, p, seed):
-    """Which generator the function draws from: the one passed, or the global one."""
+def mask_or_error(nb, shape, ps, seed):
+    """For each p in ps, a mask, or the exception bernoulli_mask raised."""
     f = nb.fn("bernoulli_mask")
-    np.random.seed(12345)
-    before_global = np.random.get_state()[1].copy()
     rng = np.random.default_rng(seed)
-    before = rng.bit_generator.state["state"]["state"]
-    m1 = f(shape, p, rng)
-    after = rng.bit_generator.state["state"]["state"]
-    global_same = bool((np.random.get_state()[1] == before_global).all())
-    m2 = f(shape, p, np.random.default_rng(seed))
-    m3 = f(shape, p, np.random.default_rng(seed + 1))
-    none1, none2 = f(shape, p), f(shape, p, None)
-    return {"advanced": before != after, "global_untouched": global_same,
-            "same_seed": [m1, m2], "other_seed": m3, "none": [none1, none2]}
+    out = []
+    for p in ps:
+        try:
+            out.append(plain(f(shape, p, rng)))
+        except nb.Raised as e:
+            out.append({"raised": e.type, "message": str(e)})
+    return out
 
 
-def invalid(nb, ps):
+def generator_use(nb, shape, p, seed, global_seed):
+    """Masks from generators seeded seed, seed and seed + 1, and the state of the first
+    generator and of NumPy's global generator (seeded global_seed before) right after the
+    first call."""
+    f = nb.fn("bernoulli_mask")
+    np.random.seed(global_seed)
+    rng = np.random.default_rng(seed)
+    first = plain(f(shape, p, rng))
+    state, global_state = rng.bit_generator.state, np.random.get_state()
+    again = plain(f(shape, p, np.random.default_rng(seed)))
+    other = plain(f(shape, p, np.random.default_rng(seed + 1)))
+    return {"masks": [first, again, other], "rng_state": state, "global_state": global_state}
+
+
+def fresh(nb, shape, p, seed):
+    """Two masks from one generator, and two with rng=None (keyword and default)."""
+    f = nb.fn("bernoulli_mask")
+    rng = np.random.default_rng(seed)
+    same = [plain(f(shape, p, rng=rng)), plain(f(shape, p, rng=rng))]
+    return {"same_rng": same, "none": [plain(f(shape, p=p)), plain(f(shape, p, rng=None))]}
+
+
+def shapes(nb, cases, p, seed):
+    """One mask per requested shape, or the exception it raised."""
+    f = nb.fn("bernoulli_mask")
+    out = []
+    for shape in cases:
+        try:
+            out.append(plain(f(shape, p, np.random.default_rng(seed))))
+        except nb.Raised as e:
+            out.append({"raised": e.type, "message": str(e)})
+    return out
+
+
+def invalid(nb, ps, seed):
+    """For each p: None if bernoulli_mask returned, else the exception's class hierarchy."""
     f = nb.fn("bernoulli_mask")
     out = []
     for p in ps:
         try:
-            f((4, 5), p, np.random.default_rng(0))
-            out.append("accepted")
-        except LearnerRaised as e:
-            out.append(e.type)
+            f((4, 5), p, np.random.default_rng(seed))
+            out.append(None)
+        except nb.Raised as e:
+            out.append({"type": e.type, "bases": [c.__name__ for c in type(e.exc).__mro__],
+                        "message": str(e)})
     return out
 
 
 # ---------------------------------------------------------------- helpers (grader side)
-def as_mask(value, shape, call):
-    """The value must be a boolean ndarray of the given shape; say what is wrong if not."""
+def call(shape, p):
+    return f"bernoulli_mask({shape!r}, p={p!r}, rng)"
+
+
+def mask_problem(value):
+    """Why a returned value cannot be read as a keep-mask at all, or None if it can: a boolean
+    array, or a numeric one holding 0 and at most one other value (0 = dropped)."""
+    if not isinstance(value, np.ndarray):
+        return f"gave {describe(value)}, which the grader cannot read as a mask"
+    if value.dtype == bool or value.size == 0:
+        return None
+    if not np.isfinite(value).all():
+        return "contains NaN or infinite values"
+    vals = np.unique(value)
+    if len(vals[vals != 0]) > 1:
+        shown = ", ".join(f"{v:.3g}" for v in vals[:3]) + (", …" if len(vals) > 3 else "")
+        why = (" (uniform draws? compare them with p to get the mask)"
+               if vals.min() >= 0 and vals.max() < 1 and len(vals) > 10 else "")
+        return f"holds {len(vals)} different values ({shown}), not just kept/dropped{why}"
+    return None
+
+
+def kept(value, shape, call):
+    """The value as a boolean keep-mask of `shape`.  The dtype is the first check's business:
+    here a 0/1 (or 0/c) array counts as a mask, nonzero = kept."""
+    why = mask_problem(value)
+    assert why is None, f"{call} {why} (see the first check)."
+    assert value.shape == tuple(shape), (
+        f"{call} returned shape {value.shape}; expected {tuple(shape)}: one coin per element.")
+    return value != 0 if value.dtype != bool else value
+
+
+def describe(value):
+    if isinstance(value, dict) and "not_array" in value:
+        return value["not_array"]
+    return f"a {type(value).__name__}"
+
+
+def readable(value, call):
+    """Any NumPy array will do to compare masks; anything else cannot be judged."""
     assert isinstance(value, np.ndarray), (
-        f"{call} returned {type(value).__name__}; return a NumPy array (np.ndarray) of booleans.")
-    if value.dtype != bool:
-        vals = np.unique(value)[:4]
-        assert False, (
-            f"{call} returned an array of dtype {value.dtype} (values {vals.tolist()}…); the mask "
-            "should be boolean, True where the element is kept. A comparison of uniform draws with "
-            "a threshold already gives booleans.")
-    assert value.shape == shape, (
-        f"{call} returned shape {value.shape}; expected {shape}: one coin per element.")
+        f"{call} gave {describe(value)}, which the grader cannot read: return a plain NumPy array "
+        "(np.ndarray) of booleans, True where the element is kept.")
     return value
 
 
-def call(shape, p):
-    return f"bernoulli_mask({shape!r}, p={p}, rng)"
+def same(a, b):
+    return a.shape == b.shape and np.array_equal(a, b)
+
+
+def same_global_state(got, want):
+    try:
+        return got[0] == want[0] and np.array_equal(got[1], want[1]) and tuple(got[2:]) == tuple(want[2:])
+    except (TypeError, IndexError):
+        return False
 
 
 # ---------------------------------------------------------------- checks
 @pytest.mark.points(1)
 def test_returns_boolean_mask_of_shape(learner):
     """returns a boolean array of the requested shape"""
-    (m,) = learner.call(masks, USES, shape=(3, 4), p=0.3, seed=learner.seed(1))
-    as_mask(m, (3, 4), call((3, 4), 0.3))
+    shape, p = (3, 4), 0.3
+    [[m]] = learner.call(masks, USES, helpers=(plain,), shape=shape, ps=[p], seed=learner.seed(1))
+    where = call(shape, p)
+    if isinstance(m, dict):
+        readable(m, where)
+    if m.dtype != bool:
+        vals = np.unique(m)
+        what = "0/1 integers" if m.dtype.kind in "iu" else "0/1 floats"
+        if set(vals.tolist()) <= {0, 1}:
+            hint = (f"{where} returned {what} (dtype {m.dtype}); the mask must be boolean: True "
+                    "where the element is kept, False where it is dropped. Return booleans rather "
+                    "than numbers (a comparison gives booleans).")
+        elif len(vals[vals != 0]) == 1:
+            hint = (f"{where} returned the numbers {vals.tolist()} (dtype {m.dtype}): a scaled mask. "
+                    "This function returns only which elements are kept, as booleans; the scaling "
+                    "belongs to the dropout layer (notebook 02).")
+        else:
+            hint = (f"{where} returned an array of dtype {m.dtype} with {len(vals)} different values "
+                    f"({', '.join(f'{v:.3g}' for v in vals[:3])}, …); the mask must be boolean, True "
+                    "where kept. Compare each uniform draw with p.")
+        assert False, hint
+    assert m.shape == shape, f"{where} returned shape {m.shape}; expected {shape}: one coin per element."
+
+
+def _rows_and_columns_vary(m):
+    """Do the coins of a 2-D mask look independent along both axes?  A mask shared by the
+    batch has identical rows; one coin per row has constant rows.  For independent coins at
+    p in [0.1, 0.75] on 2000 × 2000, two identical rows (or columns), or a constant one, have
+    probability below 2000² · 0.82^2000 ≈ 1e-166."""
+    if m.ndim != 2 or min(m.shape) < 2:
+        return True
+    rows_same = (m[1:] == m[:1]).all(axis=1).any()
+    cols_same = (m[:, 1:] == m[:, :1]).all(axis=0).any()
+    constant = (m.all(axis=1) | ~m.any(axis=1)).any() or (m.all(axis=0) | ~m.any(axis=0)).any()
+    return not (rows_same or cols_same or constant)
 
 
 @pytest.mark.points(2)
 def test_kept_fraction_is_one_minus_p(learner):
     """keeps each element with probability 1 − p (p = 0.1, 0.3, 0.75)"""
-    shape = (400, 500)
-    n = 400 * 500
-    tol = hoeffding(n)  # 3 uses below: false failure < 3e-10
-    results = []
-    for k, p in enumerate((0.1, 0.3, 0.75)):
-        (m,) = learner.call(masks, USES, shape=shape, p=p, seed=learner.seed(10 + k))
-        results.append((p, as_mask(m, shape, call(shape, p)).mean()))
-    if all(abs(kept - p) < tol for p, kept in results):
+    n = 2000
+    shape, ps = (n, n), (0.1, 0.3, 0.75)
+    results, masks_seen = [], []
+    for k, p in enumerate(ps):
+        [[m]] = learner.call(masks, USES, helpers=(plain,), shape=shape, ps=[p], seed=learner.seed(10 + k))
+        masks_seen.append(kept(m, shape, call(shape, p)))
+        results.append((p, masks_seen[-1].mean()))
+    # Independent coins: the kept share is the mean of n*n independent draws, so the bound is
+    # tight (3 uses: false failure < 3e-10).  A mask whose coins are shared along rows or
+    # columns (the next check's business, not this one's) still keeps each element with
+    # probability 1 − p, but its share is the mean of only n independent row (or column)
+    # means: for such a mask the bound widens to hoeffding(n), so that mistake is charged
+    # once, by the independence check, while a wrong threshold on independent coins is
+    # caught to a fraction of a percent.
+    tight, loose = hoeffding(n * n), hoeffding(n)
+    tol = tight if all(_rows_and_columns_vary(m) for m in masks_seen) else loose
+    if all(abs(k - p) < tol for p, k in results):
         assert False, (
-            "Keep and drop are swapped: " + ", ".join(f"at p = {p} you kept {pct(k)}" for p, k in results)
+            "Keep and drop are swapped: " + ", ".join(f"at p = {p} your mask kept {pct(k)}" for p, k in results)
             + ". In this course p is the probability of DROPPING an element, so the kept share "
             "should be 1 − p, and True should mean kept.")
-    for p, kept in results:
-        assert abs(kept - (1 - p)) < tol, (
-            f"At p = {p} your mask kept {pct(kept, 2)} of {n} elements; expected {pct(1 - p)} ± "
-            f"{pct(tol, 2)} (1 − p, since p is the drop probability). Check the threshold you "
-            "compare the uniform draws with.")
+    if all(abs(k - 0.5) < tol for _, k in results):
+        assert False, (
+            "Your mask keeps about half of the elements whatever p is ("
+            + ", ".join(f"{pct(k)} at p = {p}" for p, k in results)
+            + "): p is not used to decide. Keep an element when its uniform draw u is at least p: "
+            "P(u ≥ p) = 1 − p.")
+    for p, k in results:
+        assert abs(k - (1 - p)) < tol, (
+            f"At p = {p} your mask kept {pct(k, 2)} of {n * n} elements; expected {pct(1 - p)} ± "
+            f"{pct(tol, 2)} (1 − p, since p is the drop probability). For u uniform in [0, 1), "
+            "P(u ≥ p) = 1 − p: look at how you turn the draws into the mask.")
 
 
 @pytest.mark.points(2)
 def test_every_element_gets_its_own_coin(learner):
     """draws an independent coin per element (no mask shared by the batch)"""
     shape, p = (2000, 50), 0.3
-    (m,) = learner.call(masks, USES, shape=shape, p=p, seed=learner.seed(20))
-    m = as_mask(m, shape, call(shape, p))
-    assert_independent_coins(m)
-
-
-@pytest.mark.points(2)
-def test_kept_count_varies_like_a_binomial(learner):
-    """the kept count varies from draw to draw like a binomial (not an exact-count shuffle)"""
-    n, p, calls = 100, 0.3, 400
-    ms = learner.call(masks, USES, shape=(n,), p=p, seed=learner.seed(30), calls=calls)
-    counts = np.array([as_mask(m, (n,), call((n,), p)).sum() for m in ms], dtype=float)
-    var, expected = counts.var(ddof=1), n * p * (1 - p)
-    ok, (lo, hi) = variance_ratio_ok(var / expected, calls - 1)  # false failure < 1e-10
-    assert ok, (
-        f"Over {calls} masks of {n} elements at p = {p}, the number kept had mean {counts.mean():.1f} "
-        f"and variance {var:.2f}; independent coins give variance n·p·(1 − p) = {expected:.0f} "
-        f"(accepted: {lo * expected:.1f} to {hi * expected:.1f})."
-        + (" Every mask kept exactly the same number: shuffling a fixed count of Trues is not "
-           "dropout — each element needs its own independent coin." if var == 0 else ""))
+    [[m]] = learner.call(masks, USES, helpers=(plain,), shape=shape, ps=[p], seed=learner.seed(20))
+    assert_independent_coins(kept(m, shape, call(shape, p)))
 
 
 @pytest.mark.points(2)
 def test_uses_the_generator_it_is_given(learner):
-    """draws from the generator passed in: reproducible, fresh on every call, no global RNG"""
-    r = learner.call(rng_use, USES, shape=(1000,), p=0.3, seed=learner.seed(40))
-    m1, m2 = (as_mask(m, (1000,), call((1000,), 0.3)) for m in r["same_seed"])
-    other = as_mask(r["other_seed"], (1000,), call((1000,), 0.3))
-    n1, n2 = (as_mask(m, (1000,), "bernoulli_mask((1000,), p=0.3)") for m in r["none"])
-    assert r["global_untouched"], (
-        "Your function draws from NumPy's global generator (np.random.rand / np.random.seed / …). "
-        "Draw from the `rng` argument instead, so the caller controls the randomness.")
-    assert r["advanced"], (
-        "The generator passed as `rng` was not used (its state did not change). Draw the uniforms "
-        "from that generator.")
-    assert np.array_equal(m1, m2), (
-        "Two generators made with the same seed gave different masks; the mask should depend only "
-        "on the generator passed in.")
-    assert not np.array_equal(m1, other), (
-        "Generators with different seeds gave the same mask: is a seed fixed inside the function? "
-        "Then every training step would drop the same units.")
-    # two masks of 1000 elements agree everywhere with probability 0.58^1000 ≈ 1e-237
-    assert not np.array_equal(n1, n2), (
-        "With rng=None two calls gave the same mask: make a fresh np.random.default_rng() when no "
-        "generator is passed (never a fixed seed).")
+    """draws from the generator passed in (same seed, same mask; other seed, other mask), never from NumPy's global one"""
+    shape, p, seed = (60, 60), 0.3, learner.seed(40)
+    r = learner.call(generator_use, USES, helpers=(plain,), shape=shape, p=p, seed=seed,
+                     global_seed=GLOBAL_SEED)
+    first, again, other = (readable(m, call(shape, p)) for m in r["masks"])
+    unused = r["rng_state"] == np.random.default_rng(seed).bit_generator.state
+    global_used = not same_global_state(r["global_state"], np.random.RandomState(GLOBAL_SEED).get_state())
+    # A correct mask has at least 60 independent coins (even if shared along rows or
+    # columns): two differ with probability > 1 − 0.58^60 ≈ 1 − 6e-15.
+    ignores_seed = same(first, other)
+    if global_used:
+        assert False, (
+            "Your function draws from (or re-seeds) NumPy's global generator (np.random.rand, "
+            "np.random.seed, …): its state changed during the call."
+            + (" It also gave the same mask for generators with different seeds: it re-seeds the "
+               "global generator on every call, so every mask is the same one. That is also why "
+               "the checks on a new mask for every call and on the spread of the kept count fail."
+               if ignores_seed else "")
+            + " Draw the uniforms from the `rng` argument, so that the caller controls the randomness.")
+    if ignores_seed:
+        assert False, (
+            "Generators with different seeds gave the same mask"
+            + (" and the generator passed in was not used (its state did not change)" if unused else "")
+            + ": a seed is fixed inside the function (np.random.default_rng(0) or similar), so every "
+            "call gives the same mask and every training step would drop the same units. That is "
+            "also why the checks on a new mask for every call and on the spread of the kept count "
+            "fail. Draw from the generator passed as `rng`.")
+    assert same(first, again), (
+        "Two generators made with the same seed gave different masks"
+        + (": the generator passed in was not used (its state did not change), so the mask comes "
+           "from somewhere else (a fresh np.random.default_rng()?)" if unused else "")
+        + ". The mask must depend only on the generator passed as `rng`: draw the uniforms from it.")
 
 
 @pytest.mark.points(1)
 def test_fresh_mask_on_every_call(learner):
-    """two calls with the same generator give different masks"""
-    ms = learner.call(masks, USES, shape=(1000,), p=0.3, seed=learner.seed(50), calls=2)
-    a, b = (as_mask(m, (1000,), call((1000,), 0.3)) for m in ms)
-    # identical with probability 0.58^1000 for a correct implementation
-    assert not np.array_equal(a, b), (
-        "Two calls with the same generator returned the same mask: a seed is probably fixed "
-        "inside the function (it re-creates or re-seeds the generator each time). Then dropout "
-        "would silence the same units on every training step.")
+    """a new mask on every call: two calls with one generator differ, and so do two calls with rng=None"""
+    shape, p = (60, 60), 0.3
+    r = learner.call(fresh, USES, helpers=(plain,), shape=shape, p=p, seed=learner.seed(50))
+    # identical with probability < 0.58^60 ≈ 6e-15 for a correct implementation (see above)
+    same_rng = [readable(m, call(shape, p)) for m in r["same_rng"]]
+    none = [readable(m, f"bernoulli_mask({shape!r}, p={p!r})") for m in r["none"]]
+    assert not same(*same_rng), (
+        "Two calls with the same generator returned the same mask: the function starts again from "
+        "a fixed seed on every call (re-creating or re-seeding a generator) instead of drawing on "
+        "from `rng`. Dropout would then silence the same units on every training step.")
+    assert not same(*none), (
+        "With rng=None, two calls gave the same mask: when no generator is passed, make a fresh "
+        "np.random.default_rng() on each call (without a seed).")
+
+
+@pytest.mark.points(2)
+def test_kept_count_varies_like_a_binomial(learner):
+    """the number kept varies from mask to mask as much as independent coins make it (not a fixed count)"""
+    shape, p, calls = (10, 10), 0.3, 400
+    n = 100
+    [ms] = learner.call(masks, USES, helpers=(plain,), shape=shape, ps=[p], seed=learner.seed(30), calls=calls)
+    bools = [kept(m, shape, call(shape, p)) for m in ms]
+    counts = np.array([b.sum() for b in bools], dtype=float)
+    var, expected = counts.var(ddof=1), n * p * (1 - p)
+    # One-sided: too little spread is an exact count.  More spread than a binomial comes from
+    # coins shared along rows or columns, which the independence check reports.
+    _, (lo, _) = variance_ratio_ok(var / expected, calls - 1)  # false failure < 1e-10
+    if all(np.array_equal(b, bools[0]) for b in bools[1:]):
+        assert False, (
+            f"All {calls} masks drawn one after another from one generator were identical, so the "
+            "number kept never varied: every call starts from the same fixed seed (see the checks "
+            "on the generator). Draw from the generator passed as `rng`.")
+    assert var >= lo * expected, (
+        f"Over {calls} masks of {n} elements at p = {p}, the number kept had mean {counts.mean():.1f} "
+        f"and variance {var:.2f}; independent coins give variance n·p·(1 − p) = {expected:.0f} "
+        f"(at least {lo * expected:.1f} is accepted)."
+        + (f" Every mask kept exactly {int(counts[0])}: a fixed number of kept elements put in random "
+           "places is not dropout — each element needs its own independent coin."
+           if var == 0 else " The count is held close to a fixed number: each element needs its "
+           "own independent coin, so that the count varies freely."))
 
 
 @pytest.mark.points(1)
 def test_any_shape(learner):
-    """works for any shape: an int, a tuple of any length, an empty array"""
-    cases = [(7, (7,)), ((7,), (7,)), ((2, 3, 40, 50), (2, 3, 40, 50)), ((0, 3), (0, 3))]
-    for shape, want in cases:
-        try:
-            (m,) = learner.call(masks, USES, shape=shape, p=0.3, seed=learner.seed(60))
-        except Exception as e:  # noqa: BLE001 - report the learner's error in this shape's terms
-            msg = getattr(e, "message", str(e))
-            raise AssertionError(f"{call(shape, 0.3)} failed: {msg}. The shape may be an int or a "
-                                 "tuple of any length; pass it straight to the generator.") from None
-        as_mask(m, want, call(shape, 0.3))
-    (m,) = learner.call(masks, USES, shape=(2, 3, 40, 50), p=0.3, seed=learner.seed(61))
-    tol = hoeffding(2 * 3 * 40 * 50)  # false failure < 1e-10
-    kept = m.mean()
-    assert abs(kept - 0.7) < tol, (
-        f"For a 4-D shape your mask kept {pct(kept)}; expected 70% ± {pct(tol)}.")
+    """works for any shape: an int, a tuple of any length, an empty shape"""
+    cases = [(7, (7,)), ((7,), (7,)), ((2, 3, 4, 5), (2, 3, 4, 5)), ((0, 3), (0, 3))]
+    got = learner.call(shapes, USES, helpers=(plain,), cases=[c for c, _ in cases], p=0.3,
+                       seed=learner.seed(60))
+    for (shape, want), m in zip(cases, got):
+        where = call(shape, 0.3)
+        if isinstance(m, dict) and "raised" in m:
+            assert False, (f"{where} raised {m['message']}. The shape may be an int or a tuple of "
+                           "any length: pass it on to the generator as it is.")
+        readable(m, where)
+        assert m.shape == want, (
+            f"{where} returned shape {m.shape}; expected {want}. The shape may be an int or a tuple "
+            "of any length: pass it on to the generator as it is.")
 
 
 @pytest.mark.points(1)
 def test_p_zero_and_one(learner):
-    """p = 0 keeps everything, p = 1 drops everything (floats and ints)"""
-    for p, want in ((0.0, True), (0, True), (1.0, False), (1, False)):
-        (m,) = learner.call(masks, USES, shape=(50, 40), p=p, seed=learner.seed(70))
-        m = as_mask(m, (50, 40), call((50, 40), p))
-        assert (m == want).all(), (
-            f"At p = {p!r} the mask should be all {want} ({'nothing' if want else 'everything'} "
-            f"dropped); {int((m != want).sum())} of 2000 elements were not. Check how the "
-            "threshold comparison behaves at the ends (are the draws in [0, 1) ?).")
+    """p = 0 keeps every element and p = 1 drops every one, for floats and ints (no stray element)"""
+    shape = (400, 400)
+    ps = [0.0, 0, 1.0, 1, 0.3]
+    got = learner.call(mask_or_error, USES, helpers=(plain,), shape=shape, ps=ps, seed=learner.seed(70))
+    for p, m in zip(ps, got):
+        if isinstance(m, dict) and "raised" in m:
+            assert False, (f"{call(shape, p)} raised {m['message']}. p = 0 (drop nothing) and p = 1 "
+                           "(drop everything) are valid drop probabilities, as floats and as ints.")
+    for p, m in zip(ps[:4], got[:4]):
+        assert not (isinstance(m, np.ndarray) and m.dtype != bool and not np.isfinite(m).all()), (
+            f"{call(shape, p)} returned NaN or infinite values"
+            + (": it divides by 1 − p, which is 0 at p = 1." if p == 1 else ".")
+            + " The mask is only which elements are kept, as booleans: no scaling.")
+    ends = [(p, kept(m, shape, call(shape, p))) for p, m in zip(ps[:4], got[:4])]
+    shares = [m.mean() for _, m in ends]
+    assert not all(0.1 < f < 0.9 for f in shares), (
+        "Your mask keeps about the same share of elements at p = 0 and at p = 1 ("
+        + ", ".join(f"{pct(f)} at p = {p!r}" for (p, _), f in zip(ends, shares))
+        + "): it does not depend on p (the same mistake as in the kept-fraction check, if that "
+        "fails too). At p = 0 every "
+        "element must be kept and at p = 1 every one dropped.")
+    # Which way round keep and drop are is the kept-fraction check's business: a mask that
+    # keeps p instead of 1 − p at p = 0.3 (within hoeffding(400) = 0.17, valid even for coins shared
+    # along rows or columns; false failure < 1e-10) is judged here with the roles swapped.
+    share = kept(got[4], shape, call(shape, 0.3)).mean()
+    swapped = abs(share - 0.3) < hoeffding(400)
+    for p, m in ends:
+        want = (p == 0) != swapped
+        wrong = int((m != want).sum())
+        kind = "keep" if want else "drop"
+        assert wrong == 0, (
+            f"At p = {p!r} the mask should {kind} every element; {wrong} of {m.size} were "
+            f"{'dropped' if want else 'kept'}."
+            # a draw equal to p exactly is a 2**-53 event (2**-24 for float32 draws): only a
+            # handful of strays can come from the comparison at the boundary
+            + (" A few strays: look at how the comparison treats a draw that equals p exactly "
+               "(uniform draws lie in [0, 1), so 0.0 can come up and 1.0 never does)."
+               if wrong <= 3 else
+               f" That is {pct(wrong / m.size)} of them: the threshold your draws are compared with "
+               f"is not p itself at p = {p!r}."
+               if wrong < m.size // 10 else
+               f" Follow what your code does when p is exactly {p!r}: p = 0 and p = 1 must work, "
+               "as ints and as floats."))
 
 
 @pytest.mark.points(1)
 def test_rejects_p_outside_0_1(learner):
-    """raises ValueError for p outside [0, 1] (including NaN)"""
-    ps = [-0.1, 1.1, 2, float("nan")]
-    got = learner.call(invalid, USES, ps=ps)
-    for p, what in zip(ps, got):
-        assert what != "accepted", (
-            f"bernoulli_mask accepted p = {p}. A probability must be in [0, 1]; raise ValueError "
-            "otherwise." + (" NaN fails every comparison, so write the range test so that NaN "
-                             "lands on the error side." if p != p else ""))
-        assert what == "ValueError", (
-            f"For p = {p} your function raised {what}; the contract asks for ValueError"
-            + (" (assert statements disappear under python -O and raise the wrong type)."
-               if what == "AssertionError" else "."))
+    """raises ValueError for p outside [0, 1] and for p = NaN"""
+    ps = [-0.1, 1.1, 2, -1, float("inf"), float("nan")]
+    got = learner.call(invalid, USES, ps=ps, seed=learner.seed(80))
+    accepted = [p for p, r in zip(ps, got) if r is None]
+    if accepted == [ps[-1]]:
+        assert False, (
+            "bernoulli_mask rejected every p outside [0, 1] but accepted p = NaN. NaN fails every "
+            "comparison, so a test like `p < 0 or p > 1` lets it through: write the range test so "
+            "that NaN lands on the error side, e.g. by testing that p IS in range.")
+    assert not accepted, (
+        f"bernoulli_mask accepted p = {', '.join(map(repr, accepted))}. A probability must be in "
+        "[0, 1]: raise ValueError otherwise.")
+    for p, r in zip(ps, got):
+        assert "ValueError" in r["bases"], (
+            f"For p = {p!r} your function raised {r['type']}; the contract asks for ValueError"
+            + (" (assert statements are removed under python -O, and raise AssertionError)."
+               if r["type"] == "AssertionError" else f" ({r['message']})."))

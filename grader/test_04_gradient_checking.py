@@ -4,12 +4,32 @@
     relative_error(a, b) -> float: max over elements of |a - b| / max(|a| + |b|, 1e-8)
     dropout_gradient_check(forward, backward, x, p, seed, h=1e-5) -> float
 
-Each probe runs in the learner's sandboxed process and returns plain data; every comparison
-happens here.  The functions given to the learner's code (f for numerical_gradient, the
-forward/backward pairs for dropout_gradient_check) are written here, never taken from the
-learner's notebook, so each exercise is graded on its own.  No check is statistical: the
-inputs come from fixed seeds (learner.rng / learner.seed) and the bounds below are rounding
-or truncation bounds, argued next to each one.
+The trust boundary.  Each probe runs in the learner's sandboxed process, builds its inputs from
+its arguments, calls the learner's function and returns what it observed, raw: the learner's
+return value, the exception it raised, how it called the functions it was given, the inputs
+after the call.  Every verdict, reference value and message is computed here, in the grader.
+
+The functions handed to the learner's code are written here, never taken from the learner's
+notebook, so each exercise is graded on its own:
+- numerical_gradient gets test functions f whose gradient the grader knows;
+- dropout_gradient_check gets dropout layers built by ONE function, `dropout_layer`, for every
+  case.  In training mode its backward returns D * dout + B for arrays D and B that come with the
+  case: for a correct pair, D is the true derivative (the mask that np.random.default_rng(seed)
+  draws, times the scale) and B is 0; for a wrong pair they are perturbed (a missing or doubled
+  scale, another mask, no dout, NaN, ...).  The cases of one call share x, p and seed, carry no
+  name, and come in an order shuffled with a grading seed; only the grader knows which case is
+  which.  Telling a correct pair from a wrong one therefore takes what a gradient check does:
+  calling forward and backward and comparing (or reading their arrays and redoing by hand what
+  calling them would compute — the mask of np.random.default_rng(seed), the scale — which is
+  the same work; nothing cheaper is within reach).
+
+No check is statistical: inputs come from fixed seeds (learner.rng / learner.seed), and the
+bounds below are rounding or truncation bounds, argued next to each one.
+
+One relative error and one set of thresholds, as in notebook 04 (section 2) and its summary:
+rel(a, b) = max_i |a_i - b_i| / max(|a_i| + |b_i|, REL_FLOOR); above REL_WRONG a gradient is
+wrong (below 1e-7 it is good, the table says); a correct fixed-mask dropout pair must give less
+than REL_CORRECT.  Notebook 05's gradient check should use the same definition and thresholds.
 """
 import numpy as np
 import pytest
@@ -18,163 +38,143 @@ NG = ("numerical_gradient",)
 RE = ("relative_error",)
 GC = ("dropout_gradient_check",)
 
+REL_FLOOR = 1e-8     # the floor of the denominator
+REL_WRONG = 1e-2     # above: the gradient is wrong
+REL_CORRECT = 1e-8   # what a correct fixed-mask dropout pair must give (exercise 3's contract)
+DEFAULT_H = 1e-5     # numerical_gradient's default step
+
 
 # ================================================================ probes (run in the sandbox)
 def plain(v):
-    """A learner's return value as plain data: numbers and numeric arrays pass, else a label."""
+    """A learner's return value as plain data: numbers and numeric arrays pass, else its type."""
     if isinstance(v, (bool, np.bool_)):
         return {"value": None, "type": type(v).__name__}
     if isinstance(v, (int, float, np.integer, np.floating)):
         return {"value": float(v), "type": type(v).__name__}
     if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
-        return {"value": v, "type": "ndarray"}
+        return {"value": np.array(v), "type": "ndarray"}
     return {"value": None, "type": type(v).__name__}
 
 
+def make_f(case, seen):
+    """f for numerical_gradient, with a gradient the grader knows; records how it is called."""
+    x0, c, q = case["x"], case["c"], case.get("q")
+
+    def f(z):
+        z = np.asarray(z)
+        if list(z.shape) not in seen["shapes"]:
+            seen["shapes"].append(list(z.shape))
+        if str(z.dtype) not in seen["dtypes"]:
+            seen["dtypes"].append(str(z.dtype))
+        if z.shape != x0.shape:
+            raise ValueError(f"this test function expects an array of x's shape {x0.shape}, "
+                             f"but was called with shape {z.shape}")
+        d = np.abs(z.astype(np.float64) - x0.astype(np.float64))
+        seen["moves"].append([int(np.count_nonzero(d)), float(d.max()) if d.size else 0.0])
+        if q is None:                              # f(x) = sum(c * x**3)
+            return float(np.sum(c * z ** 3))
+        v = z.reshape(-1)                          # f(x) = sum(c * sin x) + v.Q.v / 2
+        return float(np.sum(c * np.sin(z)) + 0.5 * (v @ q @ v))
+    return f
+
+
 def gradients(nb, cases):
-    """numerical_gradient on functions the grader knows; also how it called f and left x."""
+    """numerical_gradient on test functions f; what it returned, how it called f, x afterwards."""
     ng = nb.fn("numerical_gradient")
     answers = []
     for case in cases:
-        x0, c, q, h = case["x"], case["c"], case.get("q"), case.get("h")
-        seen = {"shapes": [], "dtypes": [], "moved": 0, "calls": 0}
-
-        def f(z):
-            z = np.asarray(z)
-            seen["calls"] += 1
-            if list(z.shape) not in seen["shapes"]:
-                seen["shapes"].append(list(z.shape))
-            if str(z.dtype) not in seen["dtypes"]:
-                seen["dtypes"].append(str(z.dtype))
-            if z.shape != x0.shape:
-                raise ValueError(f"this test function expects an array of x's shape {x0.shape}, "
-                                 f"but was called with shape {z.shape}")
-            seen["moved"] = max(seen["moved"], int(np.count_nonzero(z != x0)))
-            if q is None:                              # f(x) = sum(c * x**3)
-                return float(np.sum(c * z ** 3))
-            v = z.reshape(-1)                          # f(x) = sum(c * sin x) + v.Q.v / 2
-            return float(np.sum(c * np.sin(z)) + 0.5 * (v @ q @ v))
-
-        x = x0.copy()
+        seen = {"shapes": [], "dtypes": [], "moves": []}
+        f, h, x = make_f(case, seen), case.get("h"), case["x"].copy()
         try:
             g = ng(f, x) if h is None else ng(f, x, h=h)
-        except LearnerRaised as e:      # reported per case, so that one shape cannot hide the others
-            answers.append({"raised": f"{e}{e.where}", "x_after": x, "x_dtype": str(x.dtype), **seen})
+        except nb.Raised as e:      # reported per case, so that one shape cannot hide the others
+            answers.append({"raised": f"{e}{getattr(e, 'where', '')}", "x_after": x, **seen})
             continue
-        answers.append({"g": plain(g), "x_after": x, "x_dtype": str(x.dtype), **seen})
+        answers.append({"g": plain(g), "x_after": x, **seen})
     return answers
 
 
 def rel_errors(nb, pairs):
-    """relative_error on each (a, b); also whether the inputs were left alone."""
+    """relative_error on each (a, b): its value (or the exception), and a and b afterwards."""
     re = nb.fn("relative_error")
     out = []
     for a, b in pairs:
         a1, b1 = a.copy(), b.copy()
-        r = plain(re(a1, b1))
-        r["kept"] = bool(np.array_equal(a1, a) and np.array_equal(b1, b))
+        try:
+            r = plain(re(a1, b1))
+        except nb.Raised as e:
+            r = {"value": None, "type": "exception", "raised": str(e)}
+        r.update(a_after=a1, b_after=b1)
         out.append(r)
     return out
 
 
-def trusted_layers():
-    """Dropout layers written by the grader: correct pairs, and backwards that are wrong in
-    training mode only (their eval-mode gradient is right)."""
-    def generator(rng):
+def dropout_layer(case, log):
+    """The one dropout layer every case uses; the case's numbers are its only difference.
+
+    forward(x, p, train=True, rng=None) -> (out, cache): in training mode it keeps the elements
+    where rng.random(x.shape) >= p and scales them by (1 - p) ** -a_train; in evaluation mode it
+    scales x by (1 - p) ** a_eval.  backward(dout, cache) returns d * dout + b in training mode and
+    dout * (1 - p) ** a_eval in evaluation mode.  The log records how they were called."""
+    a_train, a_eval, d, b = case["a_train"], case["a_eval"], case["d"], case["b"]
+
+    def forward(x, p, train=True, rng=None):
+        x = np.asarray(x)
         if rng is None:
-            return np.random.default_rng()
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError("forward's rng must be an np.random.Generator (or None), "
-                            f"not {type(rng).__name__}")
-        return rng
-
-    def inverted(x, p, train=True, rng=None):
-        x = np.asarray(x)
-        if not train:
-            return x.copy(), {"train": False, "scheme": "inverted", "p": p, "keep": None}
-        keep = generator(rng).random(x.shape) >= p
-        return x * keep / (1 - p), {"train": True, "scheme": "inverted", "p": p, "keep": keep}
-
-    def classic(x, p, train=True, rng=None):
-        x = np.asarray(x)
-        if not train:
-            return x * (1 - p), {"train": False, "scheme": "classic", "p": p, "keep": None}
-        keep = generator(rng).random(x.shape) >= p
-        return x * keep, {"train": True, "scheme": "classic", "p": p, "keep": keep}
-
-    def correct(dout, cache):
-        p, keep = cache["p"], cache["keep"]
-        if cache["scheme"] == "inverted":
-            return dout * keep / (1 - p) if cache["train"] else dout.copy()
-        return dout * keep if cache["train"] else dout * (1 - p)
-
-    def wrong_in_training(bug):
-        def backward(dout, cache):
-            if not cache["train"]:
-                return correct(dout, cache)
-            return bug(dout, cache["keep"], cache["p"])
-        return backward
-
-    def fresh(dout, keep, p):
-        # a new mask from a generator no learner seeds: it differs from the cached one in
-        # about 2p(1-p) of the elements (all 200 agree with probability < 0.6**200)
-        return dout * (np.random.default_rng([4, 0, 4]).random(dout.shape) >= p) / (1 - p)
-
-    backwards = {
-        "correct": correct,
-        "forgets_scale": wrong_in_training(lambda dout, keep, p: dout * keep),
-        "fresh_mask": wrong_in_training(fresh),
-        "scales_twice": wrong_in_training(lambda dout, keep, p: dout * keep / (1 - p) ** 2),
-        "returns_dout": wrong_in_training(lambda dout, keep, p: dout.copy()),
-        "ignores_dout": wrong_in_training(lambda dout, keep, p: keep / (1 - p) + 0 * dout),
-        "inverted_scale": wrong_in_training(lambda dout, keep, p: dout * keep / (1 - p)),
-    }
-    return {"inverted": inverted, "classic": classic}, backwards
-
-
-def spied(forward, log):
-    """forward, recording how the learner's check calls it."""
-    def spy(x, p, train=True, rng=None):
-        log["calls"] += 1
-        if not train:
-            log["off"] += 1
-            if repr(train) not in log["trains"]:
-                log["trains"].append(repr(train))
+            how = "None"
+        elif isinstance(rng, np.random.Generator):
+            how = repr(rng.bit_generator.state)
+        else:
+            how = type(rng).__name__
         try:
             q = float(p)
         except (TypeError, ValueError):
             q = repr(p)
-        if q not in log["ps"]:
-            log["ps"].append(q)
-        if rng is None:
-            log["none"] += 1
-        elif isinstance(rng, np.random.Generator):
-            state = repr(rng.bit_generator.state)
-            if state not in log["states"]:
-                log["states"].append(state)
-        return forward(x, p, train, rng)
-    return spy
+        key = (bool(train), repr(train), q, how)
+        log["forward"][key] = log["forward"].get(key, 0) + 1
+        if not train:
+            return x * (1.0 - p) ** a_eval, {"train": False, "p": p}
+        gen = np.random.default_rng() if rng is None else rng
+        keep = gen.random(x.shape) >= p
+        return x * np.where(keep, (1.0 - p) ** -a_train, 0.0), {"train": True, "p": p}
+
+    def backward(dout, cache):
+        dout = np.asarray(dout)
+        if len(log["douts"]) < 2:
+            log["douts"].append(np.array(dout, dtype=np.float64))
+        log["backward"] += 1
+        if not cache["train"]:
+            return dout * (1.0 - cache["p"]) ** a_eval
+        return d * dout + b
+
+    return forward, backward
 
 
-def gradient_checks(nb, cases):
-    """The learner's dropout_gradient_check on trusted pairs; value and how forward was called."""
+def gradient_checks(nb, cases, x, p, seed):
+    """The learner's dropout_gradient_check on each case's layer, with the same x, p and seed."""
     check = nb.fn("dropout_gradient_check")
-    forwards, backwards = trusted_layers()
     out = []
     for case in cases:
-        log = {"calls": 0, "trains": [], "ps": [], "off": 0, "none": 0, "states": []}
-        x = case["x"].copy()
-        r = plain(check(spied(forwards[case["forward"]], log), backwards[case["backward"]],
-                        x, case["p"], case["seed"]))
-        log["states"] = len(log["states"])
-        r.update(log=log, x_kept=bool(np.array_equal(x, case["x"])))
+        log = {"forward": {}, "douts": [], "backward": 0}
+        forward, backward = dropout_layer(case, log)
+        x_given = x.copy()
+        try:
+            r = plain(check(forward, backward, x_given, p, seed))
+        except nb.Raised as e:
+            r = {"value": None, "type": "exception", "raised": f"{e}{getattr(e, 'where', '')}"}
+        r.update(x_after=x_given, calls=[[*k, n] for k, n in log["forward"].items()],
+                 douts=log["douts"], backward=log["backward"])
         out.append(r)
     return out
 
 
 # ================================================================ helpers (grader side)
+def isnan(v):
+    return bool(np.isnan(v))
+
+
 def fmt(v):
-    return "nan" if v != v else f"{v:.3g}"
+    return "nan" if isnan(v) else f"{v:.3g}"
 
 
 def power(v):
@@ -182,16 +182,17 @@ def power(v):
     return f"{v:.0e}".replace("e-0", "e-")
 
 
-def as_number(r, call):
-    """A float (Python or NumPy scalar, or a 0-d array) from a plain() answer, or a clear failure."""
-    v, kind = r["value"], r["type"]
+def number(r, call):
+    """The learner's result as a float, for checks about its value.  An array is reduced to its
+    largest element (NaN if it holds one): whether the result is one number is the business of
+    the check that says so, not of every check."""
+    if "raised" in r:
+        assert False, f"{call} raised {r['raised']}."
+    v = r["value"]
     if isinstance(v, np.ndarray):
-        assert v.ndim == 0, (
-            f"{call} returned an array of shape {v.shape}; it should return one number (a float): "
-            "the largest of the element-wise errors.")
-        v = float(v)
-    assert v is not None, f"{call} returned {kind}; it should return one number (a float)."
-    return v
+        return float(np.max(v)) if v.size else float("nan")
+    assert v is not None, f"{call} returned {r['type']}; it should return one number (a float)."
+    return float(v)
 
 
 def as_gradient(r, shape, call):
@@ -200,7 +201,7 @@ def as_gradient(r, shape, call):
     assert isinstance(g, np.ndarray), (
         f"{call} returned {r['g']['type']}; return a NumPy array with one partial derivative per "
         "element of x.")
-    assert g.shape == shape, (
+    assert shape is None or g.shape == shape, (
         f"{call} returned shape {g.shape}; the gradient has x's shape {shape}, one partial "
         "derivative per element.")
     return g
@@ -217,7 +218,7 @@ def sinquad(rng, shape, dtype=np.float64):
     return {"x": x, "c": c, "q": q}, true
 
 
-def cubic(rng, shape, h):
+def cubic(rng, shape, h=None):
     """f(x) = sum(c * x**3): centred differences are off by exactly c·h², forward ones by 3c·x·h + c·h²."""
     x = rng.uniform(0.5, 1.5, shape) * rng.choice([-1.0, 1.0], shape)
     c = rng.uniform(0.5, 2, shape) * rng.choice([-1.0, 1.0], shape)
@@ -230,12 +231,15 @@ def ratio_to_true(g, true):
     return float(np.median(g[big] / true[big]))
 
 
-def step_hint(ratio):
+def step_hint(ratio, h=DEFAULT_H):
     if abs(ratio - 2) < 0.05:
         return (f" Your values are {ratio:.2f}× the true gradient: the difference f(x + h) − f(x − h) "
                 "spans 2h, so divide it by 2h, not by h.")
     if abs(ratio - 0.5) < 0.025:
         return f" Your values are {ratio:.2f}× the true gradient: divide by 2h, not by 4h."
+    if ratio and abs(ratio / (h * h) - 1) < 0.05:
+        return (f" Your values are h² = {h * h:g} times the true gradient: '/ 2 * h' divides by 2 "
+                "and then MULTIPLIES by h. The divisor is the product 2h: put it in parentheses.")
     return ""
 
 
@@ -243,26 +247,37 @@ def nb_call(shape, h=None):
     return f"numerical_gradient(f, x{'' if h is None else f', h={h}'}) with x of shape {shape}"
 
 
-def ref_relative_error(a, b, den="sum"):
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    d = np.abs(a) + np.abs(b) if den == "sum" else np.maximum(np.abs(a), np.abs(b))
-    return float(np.max(np.abs(a - b) / np.maximum(d, 1e-8)))
+def ref_relative_error(a, b, den="sum", numerator="abs"):
+    """Notebook 04's relative error (and, for naming mistakes, its usual variants)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    d = {"sum": np.abs(a) + np.abs(b), "max": np.maximum(np.abs(a), np.abs(b)),
+         "a": np.abs(a), "b": np.abs(b)}[den]
+    top = np.abs(a - b) if numerator == "abs" else a - b
+    return float(np.max(top / np.maximum(d, REL_FLOOR)))
 
 
 def rel_call(what):
     return f"relative_error({what})"
 
 
+def close(v, want, rel):
+    """v within rel (relative) of want; False for NaN."""
+    return bool(abs(v - want) <= rel * abs(want))
+
+
 # ================================================================ numerical_gradient
 class TestNumericalGradient:
     pytestmark = pytest.mark.exercise("numerical_gradient")
 
+    def run(self, learner, cases):
+        return learner.call(gradients, NG, helpers=(plain, make_f), cases=cases)
+
     @pytest.mark.points(1)
     def test_returns_float64_array_of_x_shape(self, learner):
-        """returns a float64 array of x's shape, calling f with arrays of that shape"""
+        """returns a float64 array, calling f with arrays of x's shape"""
         case, _ = sinquad(learner.rng(1), (4, 5))
-        (r,) = learner.call(gradients, NG, helpers=(plain,), cases=[case])
-        g = as_gradient(r, (4, 5), nb_call((4, 5)))
+        (r,) = self.run(learner, [case])
+        g = as_gradient(r, None, nb_call((4, 5)))     # its shape: test_matches_the_true_gradient_for_any_shape
         assert g.dtype == np.float64, (
             f"{nb_call((4, 5))} returned dtype {g.dtype}; the contract asks for float64.")
         assert r["shapes"] == [[4, 5]], (
@@ -274,7 +289,7 @@ class TestNumericalGradient:
         """matches the true gradient for x of any shape (1-D, 2-D, 3-D)"""
         shapes = [(7,), (4, 5), (2, 3, 4)]
         made = [sinquad(learner.rng(10 + k), s) for k, s in enumerate(shapes)]
-        rs = learner.call(gradients, NG, helpers=(plain,), cases=[m[0] for m in made])
+        rs = self.run(learner, [m[0] for m in made])
         problems = {}
         for shape, (_, true), r in zip(shapes, made, rs):
             if "raised" in r:
@@ -287,7 +302,9 @@ class TestNumericalGradient:
                 continue
             err = float(np.max(np.abs(g - true)) / np.max(np.abs(true)))
             # centred differences with h = 1e-5 are off by about h²/6·|f'''| ~ 1e-10 plus
-            # rounding eps·|f|/h ~ 1e-9 here; 1e-4 leaves room for any honest variant
+            # rounding eps·|f|/h ~ 1e-9 here; forward differences by h/2·|f''| ~ 1e-5.
+            # 1e-4 leaves room for any honest variant (and for a default step up to ~1e-2,
+            # which test_default_step_is_1e_minus_5 is about)
             if not err < 1e-4:
                 problems[shape] = (f"was off by {fmt(err)} of the gradient's size (largest element "
                                    f"error / largest element)." + step_hint(ratio_to_true(g, true)))
@@ -302,15 +319,20 @@ class TestNumericalGradient:
                 f"On f(x) = Σ c·sin(x) + ½·xᵀQx (gradient c·cos(x) + Qx) with x of shape {shape}, "
                 f"your numerical_gradient {msg}".rstrip(".") + ".")
 
-    @pytest.mark.points(3)
+    @pytest.mark.points(2)
     def test_centred_differences_error_is_order_h_squared(self, learner):
         """uses centred differences: the error shrinks like h², not like h"""
         h = 1e-2
-        case, true = cubic(learner.rng(20), (3, 4), h)
-        (r,) = learner.call(gradients, NG, helpers=(plain,), cases=[case])
-        g = as_gradient(r, (3, 4), nb_call((3, 4), h))
+        case, true = cubic(learner.rng(20), (12,), h)
+        (r,) = self.run(learner, [case])
+        g = as_gradient(r, (12,), nb_call((12,), h))
         c, x = case["c"], case["x"]
-        err = g - true
+        # A quotient scaled by a wrong constant (÷ h instead of ÷ 2h, '/ 2 * h') is the business
+        # of test_matches_the_true_gradient_for_any_shape; here the scale is taken out first, so
+        # that only the kind of difference is judged.
+        ratio = ratio_to_true(g, true)
+        scale = next((k for k in (2.0, 0.5, h * h) if abs(ratio / k - 1) < 0.05), 1.0)
+        err = g / scale - true
         # centred: (c(x+h)³ − c(x−h)³)/2h = 3c·x² + c·h² exactly, up to rounding (~1e-13 here)
         bound = 3 * np.abs(c).max() * h ** 2
         if np.max(np.abs(err)) <= bound:
@@ -327,7 +349,7 @@ class TestNumericalGradient:
             assert False, base + (
                 " Your errors match backward differences, (f(x) − f(x − h)) / h, which are only "
                 "O(h) accurate. Use both sides: (f(x + h) − f(x − h)) / 2h.")
-        assert False, base + (step_hint(ratio_to_true(g, true)) or
+        assert False, base + (
                               " An error that large is not the step's fault: check the quotient "
                               "(f(x + h·e_i) − f(x − h·e_i)) / 2h, and that each step moves one "
                               "element of x only.")
@@ -336,32 +358,55 @@ class TestNumericalGradient:
     def test_uses_the_step_h_it_is_given(self, learner):
         """uses the step h it is given"""
         h = 1e-2
-        case, true = cubic(learner.rng(30), (3, 4), h)
-        (r,) = learner.call(gradients, NG, helpers=(plain,), cases=[case])
-        g = as_gradient(r, (3, 4), nb_call((3, 4), h))
+        case, true = cubic(learner.rng(30), (12,), h)
+        (r,) = self.run(learner, [case])
+        g = as_gradient(r, (12,), nb_call((12,), h))
         rel = (g - true) / (case["c"] * h * h)      # exactly 1 for centred differences of step h
         assert np.median(np.abs(rel)) > 0.1, (
             f"With h = {h} your gradient of Σ c·x³ is off by only {fmt(np.abs(g - true).max())}; "
             f"centred differences with that step are off by exactly c·h² (about {fmt(np.median(np.abs(case['c'])) * h * h)} "
             "here). Your function does not seem to use the h it is given — is the step fixed inside?")
 
+    @pytest.mark.points(1)
+    def test_default_step_is_1e_minus_5(self, learner):
+        """called without h, moves each element by the default step h = 1e-5"""
+        case, _ = cubic(learner.rng(35), (6,))
+        (r,) = self.run(learner, [case])
+        steps = np.array([d for n, d in r["moves"] if n >= 1])
+        assert "raised" not in r, f"{nb_call((6,))} raised {r['raised']}."
+        assert steps.size, (
+            f"{nb_call((6,))} never called f with x moved: each element must be moved by ±h "
+            f"(h = {DEFAULT_H:g} when h is not given).")
+        # The step is the distance between f's input and x: (x + h) − x is h up to rounding,
+        # |x| <= 1.5 here, so within 2.2e-16·1.5 / 1e-5 ~ 3e-11 of h (relative); 1e-6 is ample.
+        typical = float(np.median(steps))
+        assert close(typical, DEFAULT_H, 1e-6), (
+            f"Called without h, your numerical_gradient moves x by {fmt(typical)} (the median of "
+            f"the steps f saw); the default step is h = {DEFAULT_H:g}, as in the signature "
+            f"numerical_gradient(f, x, h=1e-5)."
+            + (" A step that large makes the centred difference's error h²·f'''/6 about "
+               f"{(typical / DEFAULT_H) ** 2:.0e} times larger than it should be."
+               if typical > DEFAULT_H else
+               " A step that small lets rounding errors, about ε·|f|/h, grow."))
+
     @pytest.mark.points(2)
     def test_leaves_x_exactly_as_it_was(self, learner):
         """leaves x exactly as it was (bit for bit)"""
-        h = 1e-5
+        h = DEFAULT_H
         case, _ = sinquad(learner.rng(40), (3, 4))
-        (r,) = learner.call(gradients, NG, helpers=(plain,), cases=[case])
+        (r,) = self.run(learner, [case])
         before, after = case["x"], r["x_after"]
         if after.tobytes() == before.tobytes():
             return
         d = float(np.max(np.abs(after - before)))
         moved = int(np.count_nonzero(after != before))
+        most = max((n for n, _ in r["moves"]), default=0)
         if d >= h / 2:
             assert False, (
                 f"After numerical_gradient(f, x) returned, {moved} of the 12 elements of x were "
-                f"still moved (by up to {fmt(d)}, about h = {h}): your function leaves x perturbed. "
-                + (f"While it ran, f saw up to {r['moved']} elements away from their values at once, so "
-                   "most partial derivatives were taken at the wrong point. " if r["moved"] > 1 else "")
+                f"still moved (by up to {fmt(d)}, about h = {h:g}): your function leaves x perturbed. "
+                + (f"While it ran, f saw up to {most} elements away from their values at once, so "
+                   "most partial derivatives were taken at the wrong point. " if most > 1 else "")
                 + "Save each element's value before you move it and put it back before the next one "
                 "(or work on your own copy of x).")
         assert False, (
@@ -372,11 +417,11 @@ class TestNumericalGradient:
     @pytest.mark.points(1)
     def test_float32_input_is_differentiated_in_float64(self, learner):
         """computes in float64 even when x is float32 (and returns float64)"""
-        case32, _ = sinquad(learner.rng(50), (4, 5), dtype=np.float32)
+        case32, _ = sinquad(learner.rng(50), (20,), dtype=np.float32)
         case64 = dict(case32, x=case32["x"].astype(np.float64))   # the same values, as float64
-        r32, r64 = learner.call(gradients, NG, helpers=(plain,), cases=[case32, case64])
-        g32 = as_gradient(r32, (4, 5), nb_call((4, 5)) + " (x float32)")
-        g64 = as_gradient(r64, (4, 5), nb_call((4, 5)) + " (x float64)")
+        r32, r64 = self.run(learner, [case32, case64])
+        g32 = as_gradient(r32, (20,), nb_call((20,)) + " (x float32)")
+        g64 = as_gradient(r64, (20,), nb_call((20,)) + " (x float64)")
         assert g32.dtype == np.float64, (
             f"For a float32 x your gradient has dtype {g32.dtype}; the contract asks for float64 "
             "whatever x's dtype.")
@@ -385,16 +430,29 @@ class TestNumericalGradient:
         # spacing, ~6e-8 near 1, i.e. ~0.6% of h = 1e-5), far above this bound.
         diff = float(np.max(np.abs(g32 - g64)) / np.max(np.abs(g64)))
         lost = (" f was called with float32 arrays." if "float32" in r32["dtypes"] else "")
+        if r32["x_after"].tobytes() != case32["x"].tobytes():
+            lost += (" Because your function moves the caller's x itself (see 'leaves x exactly as "
+                     "it was'), a float32 x is perturbed in float32.")
         assert diff <= 1e-8, (
             f"Given the same x as float32 instead of float64, your gradient changed by {fmt(diff)} "
             f"of its size.{lost} In float32, x + h is rounded to about 7 significant digits, so "
             "the step is not h, and f's values lose the tiny difference you divide by 2h. Copy x "
             "to float64 first and perturb the copy.")
-        assert r32["x_after"].tobytes() == case32["x"].tobytes() and r32["x_dtype"] == "float32", (
+        assert r32["x_after"].tobytes() == case32["x"].tobytes() and r32["x_after"].dtype == np.float32, (
             "numerical_gradient changed the caller's float32 x; work on a float64 copy of it.")
 
 
 # ================================================================ relative_error
+ABS_HINT = (" Take the absolute value of the difference, |a − b|: without it, every element where "
+            "a < b gives a negative error, so only differences of one sign count — and swapping "
+            "the arguments changes the result.")
+
+
+def unchanged(r, a, b):
+    return (np.array_equal(r["a_after"], a, equal_nan=True) and r["a_after"].dtype == a.dtype
+            and np.array_equal(r["b_after"], b, equal_nan=True) and r["b_after"].dtype == b.dtype)
+
+
 class TestRelativeError:
     pytestmark = pytest.mark.exercise("relative_error")
 
@@ -402,28 +460,36 @@ class TestRelativeError:
         return learner.call(rel_errors, RE, helpers=(plain,), pairs=pairs)
 
     @pytest.mark.points(1)
-    def test_returns_one_number(self, learner):
-        """returns one number (a float), not an array"""
+    def test_returns_one_number_and_leaves_inputs_alone(self, learner):
+        """returns one number (a float, not an array) and leaves a and b as they were"""
         rng = learner.rng(100)
         a, b = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
         (r,) = self.values(learner, [(a, b)])
-        v = as_number(r, rel_call("a, b") + " with arrays of shape (3, 4)")
-        assert r["kept"], "relative_error changed its inputs a or b; compute into new arrays."
-        assert v == v, f"{rel_call('a, b')} returned nan for two ordinary random arrays."
+        call = rel_call("a, b") + " with arrays of shape (3, 4)"
+        assert "raised" not in r, f"{call} raised {r['raised']}."
+        v = r["value"]
+        if isinstance(v, np.ndarray):
+            assert v.ndim == 0, (
+                f"{call} returned an array of shape {v.shape}: the element-wise errors. It should "
+                "return one number (a float): the largest of them.")
+        else:
+            assert v is not None, f"{call} returned {r['type']}; it should return one number (a float)."
+        assert unchanged(r, a, b), "relative_error changed its inputs a or b; compute into new arrays."
 
     @pytest.mark.points(2)
     def test_identical_arrays_give_zero_even_with_zeros(self, learner):
-        """identical arrays give exactly 0, even where they hold zeros (no NaN)"""
+        """identical arrays give exactly 0, even where they hold zeros (float64 and float32)"""
         rng = learner.rng(110)
         a = rng.standard_normal((4, 5))
         a[rng.random((4, 5)) < 0.4] = 0.0
         cases = [("a, a (an array with zeros in it)", a, a.copy()),
                  ("zeros, zeros", np.zeros(6), np.zeros(6)),
+                 ("a, a (float32, with zeros)", a.astype(np.float32), a.astype(np.float32)),
                  ("a, a (no zeros)", np.abs(a) + 1, np.abs(a) + 1)]
         rs = self.values(learner, [(x, y) for _, x, y in cases])
         for (what, _, _), r in zip(cases, rs):
-            v = as_number(r, rel_call(what))
-            assert v == v, (
+            v = number(r, rel_call(what))
+            assert not isnan(v), (
                 f"{rel_call(what)} returned nan: where a and b are both 0 the element-wise error is "
                 "0 / 0. This is what the 1e-8 floor in the denominator, max(|a| + |b|, 1e-8), is "
                 "for — identical arrays must give exactly 0, zeros included. (Dropout gradients are "
@@ -433,217 +499,403 @@ class TestRelativeError:
     @pytest.mark.points(1)
     def test_tiny_differences_are_measured_against_the_floor(self, learner):
         """divides by max(|a| + |b|, 1e-8): differences far below 1e-8 count as small"""
-        a, b = np.array([3.0, 1e-12, 0.0]), np.array([3.0, 0.0, 0.0])
-        (r,) = self.values(learner, [(a, b)])
-        v = as_number(r, rel_call("[3, 1e-12, 0], [3, 0, 0]"))
-        want = 1e-12 / 1e-8
-        if v == v and abs(v - want) <= 1e-3 * want:   # also accepts |a − b| / (|a| + |b| + 1e-8)
-            return
-        hint = (" Without the floor, 1e-12 against 0 counts as a 100% error, and 0 against 0 is nan."
-                if v != v or v > 0.5 else "")
-        assert False, (
-            f"relative_error([3, 1e-12, 0], [3, 0, 0]) returned {fmt(v)}; expected {want:g}: the "
-            "denominator is max(|a| + |b|, 1e-8), so a difference of 1e-12 where both values are "
-            f"tiny counts as 1e-12 / 1e-8.{hint}")
+        cases = [(np.array([1e-12]), np.array([0.0])), (np.array([2e-12]), np.array([-1e-12]))]
+        rs = self.values(learner, cases)
+        for (a, b), r in zip(cases, rs):
+            what = f"[{a[0]:g}], [{b[0]:g}]"
+            v = number(r, rel_call(what))
+            want = abs(a[0] - b[0]) / REL_FLOOR
+            # 1e-3 also accepts |a − b| / (|a| + |b| + 1e-8), off here by at most 3e-12 / 1e-8
+            if close(v, want, 1e-3):
+                continue
+            hint = (" Without the floor, a difference of 1e-12 against 0 counts as a 100% error."
+                    if isnan(v) or v > 0.5 else "")
+            assert False, (
+                f"{rel_call(what)} returned {fmt(v)}; expected {want:g}: the denominator is "
+                f"max(|a| + |b|, 1e-8), so a difference of {abs(a[0] - b[0]):g} where both values "
+                f"are tiny counts as {abs(a[0] - b[0]):g} / 1e-8.{hint}")
 
     @pytest.mark.points(2)
     def test_takes_the_maximum_over_elements(self, learner):
-        """reports the worst element (the maximum), not an average"""
+        """reports the worst element (the maximum over elements), not an average"""
         a = np.ones(100)
         b = np.ones(100)
-        b[17], b[60] = 2.0, 1.5        # element errors 1/3 and 0.2, every other element 0
-        (r,) = self.values(learner, [(a, b)])
-        v = as_number(r, rel_call("a, b"))
-        want = 1 / 3
-        if abs(v - want) <= 1e-7 * want:          # also accepts |a − b| / (|a| + |b| + 1e-8)
+        b[17], b[60] = 0.5, 0.6        # two elements differ (a > b there); the others agree
+        pairs = [(a, b), (a[17:18], b[17:18]), (a[60:61], b[60:61]), (a[:1], b[:1])]
+        rs = self.values(learner, pairs)
+        # Judged against the learner's own formula: each element's error is what relative_error
+        # returns for that element alone; the result for the whole arrays must be their maximum.
+        full, e17, e60, e0 = (number(r, rel_call(w)) for r, w in zip(
+            rs, ("a, b", "a[17:18], b[17:18]", "a[60:61], b[60:61]", "a[:1], b[:1]")))
+        worst = max(e17, e60, e0)
+        if close(full, worst, 1e-12):
             return
-        elementwise = np.abs(a - b) / (np.abs(a) + np.abs(b))
-        guesses = {"the mean of the element-wise errors": elementwise.mean(),
-                   "the sum of the element-wise errors": elementwise.sum(),
+        guesses = {"the mean of the element-wise errors": (e17 + e60 + 98 * e0) / 100,
+                   "the sum of the element-wise errors": e17 + e60 + 98 * e0,
                    "one norm-based ratio ‖a − b‖ / (‖a‖ + ‖b‖)":
                        np.linalg.norm(a - b) / (np.linalg.norm(a) + np.linalg.norm(b))}
-        named = [k for k, g in guesses.items() if abs(v - g) <= 1e-6 * g]
+        named = [k for k, g in guesses.items() if close(full, g, 1e-6)]
         assert False, (
-            f"For two arrays of 100 elements that differ in 2 (element errors 1/3 and 0.2, all "
-            f"others 0) relative_error returned {fmt(v)}; expected {want:.4f}, the worst element."
+            f"Two arrays of 100 elements differ in 2: element 17 alone gives relative_error "
+            f"{fmt(e17)}, element 60 alone {fmt(e60)}, an equal element {fmt(e0)}; for the whole "
+            f"arrays your relative_error returned {fmt(full)}, but the worst element is {fmt(worst)}."
             + (f" That is {named[0]}." if named else "")
             + " An average hides one wrong element among many, and one wrong element is a bug: "
             "take the maximum over elements.")
 
-    @pytest.mark.points(2)
+    @pytest.mark.points(1)
     def test_is_symmetric(self, learner):
         """is symmetric: relative_error(a, b) == relative_error(b, a)"""
         rng = learner.rng(120)
         a = rng.standard_normal((4, 6))
         b = a * rng.uniform(0.2, 3.0, (4, 6)) + 0.1 * rng.standard_normal((4, 6))
         rs = self.values(learner, [(a, b), (b, a)])
-        ab, ba = (as_number(r, rel_call(w)) for r, w in zip(rs, ("a, b", "b, a")))
-        assert ab == ab and ba == ba, f"relative_error returned nan ({fmt(ab)}, {fmt(ba)}) for ordinary arrays."
-        assert abs(ab - ba) <= 1e-12 * max(abs(ab), abs(ba)), (
-            f"relative_error(a, b) = {fmt(ab)} but relative_error(b, a) = {fmt(ba)}: it is not "
-            "symmetric. Neither argument is 'the truth' — the denominator must treat a and b "
-            "alike: |a| + |b|.")
+        ab, ba = (number(r, rel_call(w)) for r, w in zip(rs, ("a, b", "b, a")))
+        assert not (isnan(ab) or isnan(ba)), f"relative_error returned nan ({fmt(ab)}, {fmt(ba)}) for ordinary arrays."
+        if abs(ab - ba) <= 1e-12 * max(abs(ab), abs(ba)):
+            return
+        base = (f"relative_error(a, b) = {fmt(ab)} but relative_error(b, a) = {fmt(ba)}: it is not "
+                "symmetric.")
+
+        def matches(**kw):
+            return (close(ab, ref_relative_error(a, b, **kw), 1e-6)
+                    and close(ba, ref_relative_error(b, a, **kw), 1e-6))
+        if matches(numerator="signed"):
+            assert False, base + ABS_HINT
+        if matches(den="b") or matches(den="a"):
+            assert False, base + (" You divide by one argument only. Neither argument is 'the "
+                                  "truth' — the denominator must treat a and b alike: |a| + |b|.")
+        assert False, base + (" Neither argument is 'the truth': every part of the formula must "
+                              "treat a and b alike.")
 
     @pytest.mark.points(2)
     def test_value_on_random_arrays(self, learner):
-        """gives max |a − b| / max(|a| + |b|, 1e-8) on arrays of any shape"""
+        """gives max |a − b| / max(|a| + |b|, 1e-8) on arrays of any shape (float64 and float32)"""
         rng = learner.rng(130)
         pairs = []
-        for shape in ((50,), (6, 7), (2, 3, 4)):
+        for shape, dtype in (((50,), np.float64), ((6, 7), np.float64), ((2, 3, 4), np.float64),
+                             ((5, 8), np.float32)):
             a = rng.standard_normal(shape)
             a += np.sign(a) * 0.1                      # |a| >= 0.1, so |a| + |b| >= 0.1 everywhere
-            pairs.append((a, a + rng.standard_normal(shape) * rng.uniform(0.01, 2, shape)))
+            b = a * rng.uniform(0.2, 3.0, shape)       # same signs: element errors below 1, all distinct
+            # the worst element has a < b in every other pair, a > b in the others: the sign of
+            # the difference must not matter
+            worst = np.argmax(np.abs(a - b) / (np.abs(a) + np.abs(b)))
+            if (len(pairs) % 2 == 0) != (a.flat[worst] < b.flat[worst]):
+                a, b = b, a
+            pairs.append((a.astype(dtype), b.astype(dtype)))
         rs = self.values(learner, pairs)
         for (a, b), r in zip(pairs, rs):
-            call = rel_call("a, b") + f" with arrays of shape {a.shape}"
-            v = as_number(r, call)
-            assert r["kept"], f"{call} changed a or b; compute the result into new arrays."
+            call = rel_call("a, b") + f" with {a.dtype} arrays of shape {a.shape}"
+            v = number(r, call)
             want = ref_relative_error(a, b)
             # |a| + |b| >= 0.1 here, so the floor never bites; 2e-7 also accepts the variant
-            # |a − b| / (|a| + |b| + 1e-8), which differs by at most 1e-8 / 0.1
-            if abs(v - want) <= 2e-7 * want:
+            # |a − b| / (|a| + |b| + 1e-8), which differs by at most 1e-8 / 0.1.  In float32
+            # arithmetic each element's quotient is off by a few 6e-8: 1e-6 for those.
+            if close(v, want, 2e-7 if a.dtype == np.float64 else 1e-6):
                 continue
-            alt = ref_relative_error(a, b, den="max")
+            msg = (f"{call} returned {fmt(v)}; expected {want:.6g}, the largest element-wise "
+                   "|a − b| / max(|a| + |b|, 1e-8).")
+            elementwise = np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), REL_FLOOR)
+            named = {"signed": ABS_HINT,
+                     "max": " You divided by max(|a|, |b|) instead of |a| + |b|.",
+                     "b": " You divided by |b| alone instead of |a| + |b|.",
+                     "a": " You divided by |a| alone instead of |a| + |b|."}
+            for key, hint in named.items():
+                kw = {"numerator": "signed"} if key == "signed" else {"den": key}
+                if close(v, ref_relative_error(a, b, **kw), 1e-6):
+                    assert False, msg + hint
+            if close(v, float(np.mean(elementwise)), 1e-6):
+                assert False, msg + " That is the mean of the element-wise errors: take the maximum."
+            a64, b64 = a.astype(np.float64), b.astype(np.float64)
+            if close(v, np.linalg.norm(a64 - b64) / (np.linalg.norm(a64) + np.linalg.norm(b64)), 1e-5):
+                assert False, msg + (" That is one norm-based ratio ‖a − b‖ / (‖a‖ + ‖b‖) for the "
+                                     "whole arrays: compute the error element by element, then take "
+                                     "the maximum.")
+            assert False, msg
+
+    @pytest.mark.points(1)
+    def test_nan_and_inf_are_never_hidden(self, learner):
+        """a NaN or inf in a or b gives NaN or inf (or an exception), never a finite error"""
+        rng = learner.rng(140)
+        cases = []
+        # NaN / inf never first: Python's max() drops a NaN that is not its first argument
+        for what, where, k, bad in (("a NaN in element 5 of b", "b", 5, np.nan),
+                                    ("a NaN in the last element of a", "a", 7, np.nan),
+                                    ("inf in element 5 of a", "a", 5, np.inf),
+                                    ("−inf in element 2 of b", "b", 2, -np.inf)):
+            a = rng.standard_normal(8) + 3
+            b = a * rng.uniform(0.9, 1.1, 8)
+            (a if where == "a" else b)[k] = bad
+            cases.append((what, a, b))
+        rs = self.values(learner, [(a, b) for _, a, b in cases])
+        for (what, a, b), r in zip(cases, rs):
+            if "raised" in r:
+                continue                  # refusing a non-finite input is fine: nothing is hidden
+            v = number(r, rel_call(what))
+            if not np.isfinite(v):
+                continue
+            ok = np.isfinite(a) & np.isfinite(b)
+            rest = ref_relative_error(a[ok], b[ok])
+            how = (" That is the error of the other elements: the bad element was dropped (np.nanmax, "
+                   "Python's max() — which ignores NaN unless it comes first —, or a mask of "
+                   "finite values)." if close(v, rest, 1e-6) else
+                   " A NaN or inf was turned into a number (np.nan_to_num, or 'if ... else 0')."
+                   if v == 0 else "")
             assert False, (
-                f"{call} returned {fmt(v)}; expected {want:.6g}, the largest element-wise "
-                "|a − b| / max(|a| + |b|, 1e-8)."
-                + (" You divided by max(|a|, |b|) instead of |a| + |b|." if abs(v - alt) <= 1e-9 * alt else ""))
+                f"relative_error(a, b) with {what} returned {fmt(v)}. A NaN or inf in a gradient is "
+                "a bug, and the check must say so: the formula gives NaN there, and np.max passes it "
+                "on." + how)
 
 
 # ================================================================ dropout_gradient_check
-def gc_case(forward, backward, x, p, seed):
-    return {"forward": forward, "backward": backward, "x": x, "p": p, "seed": seed}
+INVERTED, CLASSIC = (1, 0), (0, 1)   # (a_train, a_eval) of dropout_layer
+
+WRONG = {"forgets_scale": "forgets the 1/(1 − p) factor (dx = dout · mask)",
+         "fresh_mask": "uses another mask than the forward pass's",
+         "scales_twice": "scales twice (dx = dout · mask / (1 − p)²)",
+         "returns_dout": "returns dout unchanged",
+         "ignores_dout": "ignores dout (returns mask / (1 − p))",
+         "inverted_scale": "scales by 1/(1 − p) although the forward pass did not (classic dropout)",
+         "nan_at_zero": "returns NaN where x is 0 (it divides out by x)"}
+CORRECT = ("correct inverted", "correct classic")
 
 
-def mask_hint(log):
-    """Why the mask changed between the evaluations, from the spy's log ('' if it did not)."""
-    if log["none"]:
-        return (f" {log['none']} of the {log['calls']} calls to forward got rng=None, so each drew a "
-                "new mask.")
-    if log["states"] > 1:
-        return (f" The {log['calls']} calls to forward started from {log['states']} different "
-                "generator states, so the mask changed between evaluations.")
-    return ""
+def layer_cases(x, p, seed, rng):
+    """{name: case} for dropout_layer: the correct pairs and the wrong ones, on this x, p, seed."""
+    keep = np.random.default_rng(seed).random(x.shape) >= p     # the mask the contract fixes
+    s = 1 / (1 - p)
+    zero = np.zeros(x.shape)
+    made = {
+        "correct inverted": (INVERTED, keep * s, zero),
+        "correct classic": (CLASSIC, keep * 1.0, zero),
+        "forgets_scale": (INVERTED, keep * 1.0, zero),
+        "fresh_mask": (INVERTED, (rng.random(x.shape) >= p) * s, zero),
+        "scales_twice": (INVERTED, keep * s * s, zero),
+        "returns_dout": (INVERTED, np.ones(x.shape), zero),
+        "ignores_dout": (INVERTED, zero, keep * s),
+        "inverted_scale": (CLASSIC, keep * s, zero),
+        "nan_at_zero": (INVERTED, np.where(x == 0, np.nan, keep * s), zero),
+    }
+    return {k: {"a_train": a[0], "a_eval": a[1], "d": d, "b": b} for k, (a, d, b) in made.items()}
+
+
+def run_checks(learner, k, x, p):
+    """Every case on (x, p, learner.seed(k)), in an order shuffled with learner.rng(k);
+    returns {name: result}.  Only this side knows which result belongs to which case."""
+    seed, rng = learner.seed(k), learner.rng(10_000 + k)   # rng: another stream than seed's
+    cases = layer_cases(x, p, seed, rng)
+    names = list(cases)
+    order = rng.permutation(len(names))
+    rs = learner.call(gradient_checks, GC, helpers=(plain, dropout_layer),
+                      cases=[cases[names[i]] for i in order], x=x, p=p, seed=seed)
+    return {names[i]: r for i, r in zip(order, rs)}, seed
+
+
+def fresh_state(seed):
+    return repr(np.random.default_rng(seed).bit_generator.state)
+
+
+def calls_summary(results):
+    """How the learner's check called forward, over several cases' logs."""
+    calls = [c for r in results for c in r["calls"]]
+    return {"n": sum(c[4] for c in calls),
+            "off": sorted({c[1] for c in calls if not c[0]}),
+            "ps": sorted({c[2] for c in calls if c[0]}, key=str),
+            "none": sum(c[4] for c in calls if c[3] == "None"),
+            "states": {c[3] for c in calls if c[3] not in ("None",)},
+            "per_case": [sum(c[4] for c in r["calls"]) for r in results]}
 
 
 def off_hint(log, p):
     """How the check turned dropout off, from the spy's log ('' if it did not)."""
     bits = []
     if log["off"]:
-        bits.append(f"train={', '.join(log['trains'])}")
+        bits.append(f"train={', '.join(log['off'])}")
     others = [q for q in log["ps"] if q != p]
     if others:
         bits.append(f"p = {', '.join(map(str, others))} instead of p = {p}")
     if not bits:
         return ""
     return (f" Your check turns dropout off: it called forward with {' and '.join(bits)}. Then only "
-            "the eval-mode path of backward is compared, and everything that makes dropout — the "
-            "mask and the 1/(1 − p) scaling — goes unchecked.")
+            "the eval-mode path of backward is compared (or a layer that drops nothing), and "
+            "everything that makes dropout — the mask and the 1/(1 − p) scaling — goes unchecked.")
+
+
+def mask_hint(log, seed):
+    """Why the mask was not the one np.random.default_rng(seed) draws ('' if it was)."""
+    if log["none"]:
+        return (f" {log['none']} of the {log['n']} calls to forward got rng=None, so each drew a "
+                "new mask.")
+    if len(log["states"]) > 1:
+        return (f" The {log['n']} calls to forward started from {len(log['states'])} different "
+                "generator states, so the mask changed between evaluations.")
+    if log["states"] and log["states"] != {fresh_state(seed)}:
+        return (" Every call to forward got a generator in the same state, but not the state of "
+                "np.random.default_rng(seed) for the seed your check was given: the contract fixes "
+                "the mask to the one that generator draws.")
+    return ""
 
 
 SAME_MASK = (" Every evaluation — f(x + h), f(x − h) and the forward pass whose cache goes to "
              "backward — must use the same mask: give each call to forward a fresh "
              "np.random.default_rng(seed).")
 
-WRONG = {"forgets_scale": "forgets the 1/(1 − p) factor (dx = dout · mask)",
-         "fresh_mask": "draws a fresh mask instead of the cached one",
-         "scales_twice": "scales twice (dx = dout · mask / (1 − p)²)",
-         "returns_dout": "returns dout unchanged",
-         "ignores_dout": "ignores dout (returns mask / (1 − p))",
-         "inverted_scale": "scales by 1/(1 − p) although the forward pass did not (classic dropout)"}
+
+def few_calls_hint(log, size):
+    low = [n for n in log["per_case"] if n < 2 * size]
+    if not low:
+        return ""
+    return (f" Your check called forward only {min(low)} times for an x of {size} elements; a "
+            "numerical gradient needs two evaluations of f per element.")
+
+
+def cases_d(x, p, seed, name):
+    """The array d of a correct case (its true derivative), as layer_cases builds it."""
+    keep = np.random.default_rng(seed).random(x.shape) >= p
+    return keep / (1 - p) if name == "correct inverted" else keep * 1.0
+
+
+def no_dout_hint(r, v, d):
+    """'' unless the value is what a check gives whose f forgets to weight the output by dout."""
+    if not r["douts"] or r["douts"][0].shape != d.shape:
+        return ""
+    dout = r["douts"][0]
+    if isnan(v) or not (close(v, ref_relative_error(d * dout, d), 1e-3)):
+        return ""
+    return (" That is the error between backward(dout, cache) and the gradient of Σ out — without "
+            "dout. The function you differentiate must be f(x) = Σ dout · forward(x, ...)[0], with "
+            "the same dout that goes to backward.")
 
 
 class TestDropoutGradientCheck:
     pytestmark = pytest.mark.exercise("dropout_gradient_check")
 
-    def run(self, learner, cases):
-        return learner.call(gradient_checks, GC, helpers=(plain, trusted_layers, spied), cases=cases)
-
     @pytest.mark.points(3)
     def test_correct_pairs_give_a_tiny_error(self, learner):
         """returns < 1e-8 for correct forward/backward pairs (inverted and classic)"""
         rng = learner.rng(200)
-        cases = [
+        small = 1e-3 * rng.standard_normal((10, 20))
+        small[rng.random((10, 20)) < 0.1] = 0.0
+        sets = [
             # At x = 0 every f(x ± h·e_i) is a sum with a single non-zero term, computed exactly:
             # a correct check then returns a few 1e-16 whatever dout it draws.
-            gc_case("inverted", "correct", np.zeros((10, 20)), 0.3, learner.seed(201)),
-            gc_case("classic", "correct", np.zeros((4, 5, 6)), 0.7, learner.seed(202)),
+            (201, np.zeros((10, 20)), 0.3, REL_CORRECT),
+            (202, np.zeros((4, 5, 6)), 0.7, REL_CORRECT),
             # At |x| ~ 1e-3 rounding leaves < ~4e-12 absolute error in the numerical gradient
             # (worst 3.7e-12 measured over 1500 draws with |dout| up to ~10); the 1e-8 floor of
             # relative_error caps any element at that / 1e-8 < 4e-4, so 1e-3 holds whatever
             # random dout the check uses.
-            gc_case("inverted", "correct", 1e-3 * rng.standard_normal((10, 20)), 0.6, learner.seed(203)),
+            (203, small, 0.6, 1e-3),
         ]
-        bounds = [1e-8, 1e-8, 1e-3]
-        rs = self.run(learner, cases)
-        for case, bound, r in zip(cases, bounds, rs):
-            what = (f"a correct {case['forward']} dropout pair (p = {case['p']}, x of shape "
-                    f"{case['x'].shape}{', all zeros' if not case['x'].any() else ''})")
-            v = as_number(r, f"dropout_gradient_check on {what}")
-            if v == v and v < bound:
-                continue
-            if v != v:
+        for k, x, p, bound in sets:
+            out, seed = run_checks(learner, k, x, p)
+            for name in CORRECT:
+                r = out[name]
+                what = (f"a correct {name.split()[1]} dropout pair (p = {p}, x of shape "
+                        f"{x.shape}{', all zeros' if not x.any() else ''})")
+                v = number(r, f"dropout_gradient_check on {what}")
+                if not isnan(v) and 0 <= v < bound:
+                    continue
+                assert not v < 0, (
+                    f"On {what} your check returned {fmt(v)}; a relative error is never negative. "
+                    "Take the absolute value of the difference, |a − b|.")
+                log = calls_summary([r])
+                why = (off_hint(log, p) or mask_hint(log, seed) or few_calls_hint(log, x.size)
+                       or no_dout_hint(r, v, cases_d(x, p, seed, name)))
+                if isnan(v) and not why:
+                    assert False, (
+                        f"On {what} your check returned nan. Dropped units have gradient 0 in both "
+                        "the analytic and the numerical gradient: does your relative_error divide "
+                        "0 by 0?")
                 assert False, (
-                    f"On {what} your check returned nan. Dropped units have gradient 0 in both the "
-                    "analytic and the numerical gradient: does your relative_error divide 0 by 0?")
-            assert False, (
-                f"On {what} your check returned {fmt(v)}; a correct pair must give < {power(bound)}."
-                + (mask_hint(r["log"]) or
-                   (" A value near 1 means the numerical and the analytic gradients saw different "
-                    "masks." if v > 0.1 else ""))
-                + SAME_MASK)
+                    f"On {what} your check returned {fmt(v)}; a correct pair must give < {power(bound)}."
+                    + (why or (" A value near 1 means the numerical and the analytic gradients saw "
+                               "different masks." if v > 0.1 else ""))
+                    + ("" if off_hint(log, p) or "dout" in why else SAME_MASK))
 
     @pytest.mark.points(4)
     def test_wrong_backwards_give_a_large_error(self, learner):
-        """returns > 1e-2 for backwards that are wrong in training mode"""
+        """returns > 1e-2 (or NaN) for backwards that are wrong in training mode"""
         rng = learner.rng(210)
         x = rng.standard_normal((10, 20))
-        cases = [gc_case("inverted", name, x, 0.3, learner.seed(211 + k))
-                 for k, name in enumerate(WRONG) if name != "inverted_scale"]
-        cases.append(gc_case("classic", "inverted_scale", x, 0.7, learner.seed(220)))
-        rs = self.run(learner, cases)
+        x[rng.random((10, 20)) < 0.1] = 0.0
+        p = 0.3
+        out, seed = run_checks(learner, 211, x, p)
         missed = []
-        for case, r in zip(cases, rs):
-            v = as_number(r, "dropout_gradient_check")
+        for name in WRONG:
+            v = number(out[name], "dropout_gradient_check")
             # each of these backwards is wrong by a fixed factor or pattern: a correct check gives
-            # p/(2 − p) = 0.18 for the scaling bugs at p = 0.3, and 1 for the others
-            if not v > 1e-2:
-                missed.append((case, v, r["log"]))
+            # p/(2 − p) = 0.18 for the scaling bugs at p = 0.3, 1 for the others, NaN for NaN
+            if v <= REL_WRONG:
+                missed.append((name, v))
         if not missed:
             return
-        hint = next((off_hint(log, case["p"]) for case, _, log in missed if off_hint(log, case["p"])), "")
-        listed = "; ".join(f"{fmt(v)} for a backward that {WRONG[c['backward']]}" for c, v, _ in missed)
-        dout_hint = ""
-        if [c["backward"] for c, _, _ in missed] == ["ignores_dout"]:
-            dout_hint = (" Only the backward that ignores dout got through: is your dout all ones? "
-                         "Draw it at random, so that every element is weighted differently.")
+        log = calls_summary(list(out.values()))
+        listed = "; ".join(f"{fmt(v)} for a backward that {WRONG[n]}" for n, v in missed)
+        hint = off_hint(log, p)
+        if not hint and "ignores_dout" in [n for n, _ in missed]:
+            douts = [d for r in out.values() for d in r["douts"]]
+            const = douts and all(np.all(d == d.flat[0]) for d in douts if d.size)
+            ok = out["correct inverted"]
+            no_dout = "raised" not in ok and no_dout_hint(
+                ok, number(ok, "dropout_gradient_check"), cases_d(x, p, seed, "correct inverted"))
+            if const:
+                hint = (" The backward that ignores dout got through: your dout is the same "
+                        f"number ({fmt(float(douts[0].flat[0]))}) everywhere. Draw dout at random, "
+                        "so that every element is weighted differently.")
+            elif no_dout:
+                hint = (" The backward that ignores dout got through because your f ignores dout "
+                        "too: the function you differentiate must be f(x) = Σ dout · forward(x, ...)[0], "
+                        "with the same dout that goes to backward.")
+            else:
+                hint = (" The backward that ignores dout got through: is the dout in your f the one "
+                        "you pass to backward?")
+        if not hint and [n for n, _ in missed] == ["nan_at_zero"]:
+            hint = (" Only the backward that returns NaN got through: a NaN in the gradient must "
+                    "come out of the check as NaN (np.max passes it on), never as a small error — "
+                    "does your relative error drop or zero NaN (np.nanmax, Python's max(), "
+                    "np.nan_to_num)?")
+        if not hint:
+            hint = few_calls_hint(log, x.size) or mask_hint(log, seed)
         assert False, (
-            f"Your check missed {len(missed)} of {len(cases)} backwards that are wrong in training "
-            f"mode (p = 0.3 and 0.7): it returned {listed}. A gradient check must flag them "
-            "(> 1e-2)." + (hint or dout_hint))
+            f"Your check missed {len(missed)} of {len(WRONG)} backwards that are wrong in training "
+            f"mode (p = {p}): it returned {listed}. A gradient check must flag them "
+            f"(> {power(REL_WRONG)})." + hint)
 
     @pytest.mark.points(2)
     def test_keeps_dropout_on_with_one_mask(self, learner):
-        """calls forward in training mode, with the given p and the same mask every time"""
+        """calls forward in training mode, with the given p and one generator state every time"""
         rng = learner.rng(230)
+        x = rng.standard_normal((10, 20))
+        x[rng.random((10, 20)) < 0.1] = 0.0
         p = 0.3
-        (r,) = self.run(learner, [gc_case("inverted", "correct", rng.standard_normal((10, 20)),
-                                          p, learner.seed(231))])
-        log = r["log"]
-        assert log["calls"] > 0, "Your check never called forward."
+        out, seed = run_checks(learner, 231, x, p)
+        log = calls_summary(list(out.values()))
+        assert log["n"] > 0, "Your check never called forward."
         off = off_hint(log, p)
         assert not off, off.strip()
-        changed = mask_hint(log)
-        assert not changed, changed.strip() + SAME_MASK
+        if log["none"]:
+            assert False, mask_hint(log, seed).strip() + SAME_MASK
+        assert len(log["states"]) <= 1, mask_hint(log, seed).strip() + SAME_MASK
 
     @pytest.mark.points(1)
     def test_returns_a_float_and_leaves_x_alone(self, learner):
-        """returns one float and leaves x as it was"""
+        """returns one float and leaves x as it was (a float32 x)"""
         rng = learner.rng(240)
-        x = rng.standard_normal((6, 7))
-        (r,) = self.run(learner, [gc_case("inverted", "correct", x, 0.4, learner.seed(241))])
-        v = as_number(r, "dropout_gradient_check")
-        assert v == v, "dropout_gradient_check returned nan for a correct pair."
-        assert r["x_kept"], (
-            "dropout_gradient_check changed the x it was given; the numerical gradient must put "
-            "every element back (or work on a copy).")
+        x = rng.standard_normal((6, 7)).astype(np.float32)
+        x[rng.random((6, 7)) < 0.1] = 0.0
+        out, _ = run_checks(learner, 241, x, 0.4)
+        for r in out.values():
+            assert "raised" not in r, f"dropout_gradient_check raised {r['raised']}."
+            v = r["value"]
+            if isinstance(v, np.ndarray):
+                assert v.ndim == 0, (
+                    f"dropout_gradient_check returned an array of shape {v.shape}; it should return "
+                    "one number (a float): the relative error of the whole gradient.")
+            else:
+                assert v is not None, (
+                    f"dropout_gradient_check returned {r['type']}; it should return one number (a float).")
+            assert r["x_after"].tobytes() == x.tobytes() and r["x_after"].dtype == x.dtype, (
+                "dropout_gradient_check changed the x it was given; the numerical gradient must put "
+                "every element back (or work on a copy).")

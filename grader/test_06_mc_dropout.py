@@ -1,14 +1,23 @@
 """Checks for notebook 06: mc_dropout_predict(net, x, T) -> (mean, std).
 
-The learner's function is run against a trusted stand-in network (SpyNet, below) whose
-forward pass hands out pre-recorded outputs and logs every call and every change of
-mode, so that the grading does not depend on the learner's own network: the checks know
-exactly how many passes ran, in which mode, and which mean and population standard
-deviation those passes have.  One check also runs the function on the course's network
-(the instructor's RegressionMLP from solutions/06, executed inside the probe).
-No check here is randomized in a way that could fail a correct implementation: the
-spy's outputs are fixed by the grading seed, and the one real-network check is
-deterministic for a given seed (see the comment there).
+The learner's function is run on a small network defined here (GradingNet: affine -> ReLU
+-> dropout, twice, then an affine output), built in the learner's process from weights, a
+drop probability and a seed that the grader chose.  Every case uses the same code: cases
+differ only in those data.  The network keeps no record of how it was called and holds no
+expected value; the probe sends back only what mc_dropout_predict returned and what can be
+observed on the network afterwards (its mode flags, the state of its random generator).
+
+The grader builds the same network from the same data on its own side, so it knows the
+output of every pass with dropout on (the k-th pass draws the k-th masks from the seeded
+generator), the output in eval mode, and the generator's state after k passes.  Every
+verdict compares the learner's results with those.  Nothing here is randomized in a way
+that could fail a correct implementation: the network's draws are fixed by the grading
+seed, and a correct implementation reproduces them exactly.
+
+The network's dropout layers draw one mask per call of forward, shared by the rows of the
+batch (as DropConnect-style layers do): T calls of net.forward(x) are T different thinned
+networks, while one call on T stacked copies of x is a single one.  Its `training` flag is
+a plain attribute, as in the course's networks: only train()/eval() reach the layers.
 """
 import numpy as np
 import pytest
@@ -16,148 +25,172 @@ import pytest
 pytestmark = pytest.mark.exercise("mc_dropout_predict")
 USES = ("mc_dropout_predict",)
 NAME = "mc_dropout_predict"
+HIDDEN = 16
 
 
-# ---------------------------------------------------------------- trusted code (runs in the sandbox)
-class SpyNet:
-    """A stand-in network.  In train mode the k-th call of forward(x) returns outputs[k]
-    (cycling if more calls are made than outputs exist); in eval mode it returns
-    eval_output; an input other than x raises ValueError.  `training` reads like a
-    network's flag, but assigning it changes only the flag and not the (imaginary) dropout
-    layers inside: only train()/eval() switch the layers, as in a network whose
-    train()/eval() must reach every layer.  A copy (copy.copy / deepcopy) is a network of
-    its own mode that shares the log, so passes run on a copy are counted too."""
+# ---------------------------------------------------------------- the network (runs on both sides)
+class BatchDropout:
+    """Inverted dropout with one keep-mask per call of forward, shared by the batch's rows."""
 
-    def __init__(self, x, outputs, eval_output, training, log=None):
-        self._x, self._outputs, self._eval_output = x, outputs, eval_output
-        self._flag = self._layers = bool(training)
-        # calls: one bool per forward call (True = dropout on); handed: train-mode outputs
-        # handed out; assigned: times `training` was assigned directly
-        self.log = {"calls": [], "handed": 0, "assigned": 0} if log is None else log
-
-    def __copy__(self):
-        twin = SpyNet(self._x, self._outputs, self._eval_output, self._layers, self.log)
-        twin._flag = self._flag
-        return twin
-
-    def __deepcopy__(self, memo):
-        return self.__copy__()
-
-    @property
-    def training(self):
-        return self._flag
-
-    @training.setter
-    def training(self, value):
-        self.log["assigned"] += 1
-        self._flag = bool(value)
+    def __init__(self, p, rng):
+        self.p, self.rng, self.training = p, rng, True
 
     def train(self, mode=True):
-        self._flag = self._layers = bool(mode)
+        self.training = bool(mode)
         return self
 
     def eval(self):
         return self.train(False)
 
+    def forward(self, h):
+        if not self.training:
+            return h
+        keep = self.rng.random(h.shape[-1]) >= self.p
+        return h * keep / (1 - self.p)
+
+
+class GradingNet:
+    """weights = [W1, b1, ..., Wk, bk]: affine -> ReLU -> BatchDropout(p) for each hidden
+    layer, then an affine output (a 1-D last W gives one output per row, shape (N,))."""
+
+    def __init__(self, weights, p, seed, training):
+        self.params = [np.asarray(w) for w in weights]
+        self.rng = np.random.default_rng(seed)
+        self.drops = [BatchDropout(p, self.rng) for _ in range(len(self.params) // 2 - 1)]
+        self.training = True
+        self.train(training)
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        for layer in self.drops:
+            layer.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    @staticmethod
+    def affine(h, W, b):
+        # elementwise products and a NumPy sum, not BLAS: the same bits on both sides
+        if W.ndim == 1:
+            return (h * W).sum(axis=-1) + b
+        return (h[:, :, None] * W).sum(axis=1) + b
+
     def forward(self, x):
-        a = np.asarray(x)
-        if a.shape != self._x.shape or not np.array_equal(a, self._x):
-            raise ValueError(
-                f"net.forward got an input of shape {a.shape} that is not the x passed to "
-                f"mc_dropout_predict (shape {self._x.shape}). Pass x itself, unchanged, on each of "
-                "the T passes: one call of net.forward(x) per pass, not one call on T stacked "
-                "copies.")
-        self.log["calls"].append(self._layers)
-        if not self._layers:
-            return self._eval_output.copy()
-        out = self._outputs[self.log["handed"] % len(self._outputs)].copy()
-        self.log["handed"] += 1
+        h = np.asarray(x)
+        for i, layer in enumerate(self.drops):
+            z = self.affine(h, self.params[2 * i], self.params[2 * i + 1])
+            h = layer.forward(np.maximum(z, 0))
+        return self.affine(h, self.params[-2], self.params[-1])
+
+
+# ---------------------------------------------------------------- probe helpers and probe (sandbox)
+def raw_array(v):
+    """What the learner returned, as a float array if it reads as one; else a description."""
+    if type(v) is np.ndarray and v.dtype.kind in "biuf":
+        return v.copy()
+    try:
+        a = np.asarray(v, dtype=float)
+    except Exception:  # noqa: BLE001 - anything unreadable is described by its type
+        a = None
+    if type(a) is np.ndarray:
+        return a
+    return {"not_array": "None" if v is None else f"a {type(v).__name__}"}
+
+
+def observe(net):
+    """The network's mode flags and generator state after the call, as plain data."""
+    def flag(v):
+        return bool(v) if isinstance(v, (bool, int, np.bool_)) else f"a {type(v).__name__}"
+    out = {"training": None, "layers": None, "state": None}
+    try:
+        out["training"] = flag(net.training)
+        out["layers"] = [flag(d.training) for d in net.drops]
+        state = net.rng.bit_generator.state
+        out["state"] = state if type(state) is dict else None
+    except Exception:  # noqa: BLE001 - a network the learner took apart: nothing more to observe
         return out
-
-
-def plain_arrays(value):
-    """(mean, std) as float arrays where possible; otherwise the type's name (a string)."""
-    got = []
-    for v in value:
-        if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
-            got.append(v)
-            continue
-        try:
-            got.append(np.asarray(v, dtype=float))
-        except Exception:  # noqa: BLE001 - anything unreadable is reported by its type
-            got.append(type(v).__name__)
-    return got
-
-
-def spy_run(nb, x, outputs, eval_output, T, training):
-    f = nb.fn("mc_dropout_predict")
-    net = SpyNet(x, list(outputs), eval_output, training)
-    value = expect_pair(f(net, x, T), "mc_dropout_predict", "(mean, std)")
-    mean, std = plain_arrays(value)
-    return {"mean": mean, "std": std, "calls": net.log["calls"], "handed": net.log["handed"],
-            "flag": net._flag, "layers": net._layers, "assigned": net.log["assigned"]}
-
-
-def course_net_run(nb, reference, seed, T):
-    """The learner's function on the course's own network (the instructor's code), with
-    dropout (p = 0.25) and without (p = 0).  Weights and inputs are small multiples of
-    powers of two, so every output is exact in float64: identical passes then have a mean
-    equal to each pass and a spread of exactly 0 for any honest way of computing them."""
-    f = nb.fn("mc_dropout_predict")
-    ns = {"np": np}
-    exec(reference, ns)
-    x = ((2 * np.arange(-8, 9) + 1) / 8.0)[:, None]
-    out = {}
-    for p in (0.25, 0.0):
-        net = ns["RegressionMLP"]([1, 16, 16, 1], p, np.random.default_rng(seed))
-        for i in range(0, len(net.params), 2):
-            net.params[i] = np.round(net.params[i] * 16) / 16
-        net.eval()
-        eval_pred = net.forward(x)
-        value = expect_pair(f(net, x, T), "mc_dropout_predict", "(mean, std)")
-        mean, std = plain_arrays(value)
-        out[str(p)] = {"mean": mean, "std": std, "eval": eval_pred}
     return out
 
 
-# ---------------------------------------------------------------- helpers (grader side)
-def passes_for(learner, k, shape, T):
-    """Pre-recorded outputs of T + 3 distinct passes (so extra passes differ too) and a
-    distinct eval-mode output."""
-    rng = learner.rng(k)
-    outputs = rng.normal(2.0, 1.0, (T + 3,) + shape)
-    return outputs, np.full(shape, -7.0)
+def predict(nb, weights, p, seed, x, T, training):
+    f = nb.fn("mc_dropout_predict")
+    net = GradingNet(weights, p, seed, training)
+    value = f(net, x, T)
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        nb.pair(value, "mc_dropout_predict", "(mean, std)")   # raises: not a pair
+    container = "tuple" if isinstance(value, tuple) else type(value).__name__
+    return {"container": container, "mean": raw_array(value[0]),
+            "std": raw_array(value[1]), **observe(net)}
 
 
-def run_spy(learner, k, shape=(6, 3), T=5, training=False):
-    x = np.linspace(-1, 1, shape[0])[:, None]
-    outputs, eval_output = passes_for(learner, k, shape, T)
-    r = learner.call(spy_run, USES, helpers=(SpyNet, plain_arrays), x=x, outputs=outputs,
-                     eval_output=eval_output, T=T, training=training)
-    r["outputs"] = outputs
-    r["eval_output"] = eval_output
-    return r
+HELPERS = (BatchDropout, GradingNet, raw_array, observe)
 
 
-def definitions_only(source):
-    """The reference source without its import lines: the classes need only np (which the
-    probe has), and the notebook's other imports (pathlib, sys) are not needed in the sandbox
-    — where a child running under an unprivileged uid may not even be able to read them."""
-    return "\n".join(line for line in source.splitlines()
-                     if not line.startswith(("import ", "from ")))
+# ---------------------------------------------------------------- the grader's side
+class Case:
+    """One call of the learner's function, and what the grader knows about the network."""
+
+    def __init__(self, learner, k, shape, T, training=False, dtype=np.float64, p=0.3, dyadic=False):
+        rng = learner.rng(k)
+        n, outs = shape[0], shape[1:]
+        x = np.linspace(-1, 1, n)
+        x[n // 2] = 0.0                        # a zero input among the others
+        sizes = [(1, HIDDEN), (HIDDEN,), (HIDDEN, HIDDEN), (HIDDEN,), (HIDDEN,) + outs, outs]
+        scales = [1.5, 0.5, 0.4, 0.3, 0.5, 1.0]
+        weights = [np.asarray(rng.normal(0, s, size)) for s, size in zip(scales, sizes)]
+        if dyadic:   # small multiples of powers of two: every output is exact in float64
+            x = (2 * np.arange(n) - n + 1) / 8.0
+            weights = [np.round(w * 16) / 16 for w in weights]
+        self.x = x[:, None].astype(dtype)
+        self.weights = [w.astype(dtype) for w in weights]
+        self.shape, self.T, self.training, self.p = tuple(shape), T, training, p
+        self.seed = learner.seed(10_000 + k)
+        self.where = (f"(T = {T}, network handed over in {mode_name(training)} mode"
+                      + (", float32" if dtype == np.float32 else "") + ")")
+        r = learner.call(predict, USES, helpers=HELPERS, weights=self.weights, p=p, seed=self.seed,
+                         x=self.x, T=T, training=training)
+        self.r = r
+        self.mean, self.std = r["mean"], r["std"]
+        # the same network on this side: every pass with dropout on, and the eval output
+        net = GradingNet(self.weights, p, self.seed, True)
+        self.kmax = max(3 * T, T + 5)
+        self.states, passes = [net.rng.bit_generator.state], []
+        for _ in range(self.kmax):
+            passes.append(net.forward(self.x))
+            self.states.append(net.rng.bit_generator.state)
+        self.passes = np.stack(passes)
+        self.eval_output = GradingNet(self.weights, p, self.seed, False).forward(self.x)
+        self.k = self.states.index(r["state"]) if r["state"] in self.states else None
+        scale = float(np.max(np.abs(self.passes[:T]))) + 1.0
+        self.rtol, self.atol = (1e-4, 1e-5 * scale) if dtype == np.float32 else (1e-7, 1e-9 * scale)
+
+    def close(self, a, b):
+        return (isinstance(a, np.ndarray) and a.shape == b.shape
+                and bool(np.allclose(a, b, rtol=self.rtol, atol=self.atol, equal_nan=False)))
+
+    def stacks(self):
+        """The sets of passes the learner's function can have averaged, given what it did:
+        the T passes asked for; the k passes the generator says ran with dropout on; with
+        the last T of k > T passes; if no pass moved the network's generator: passes that all
+        equal the eval output (dropout off), or that all repeat the first pass with dropout on
+        (a fresh copy of the network, and of its generator, for each pass).  (T stacked copies
+        in one call are k = 1 pass.)"""
+        out = [self.passes[:self.T]]
+        if self.k:
+            out.append(self.passes[:self.k])
+        if self.k and self.k > self.T:   # extra passes first, then the T it kept
+            out.append(self.passes[self.k - self.T:self.k])
+        if self.k == 0:   # the network's own generator never moved
+            out += [self.eval_output[None], self.passes[:1]]
+        return out
+
+    def main_stack(self):
+        return self.passes[:self.k] if self.k else self.passes[:self.T]
 
 
 def mode_name(training):
     return "train" if training else "eval"
-
-
-def as_array(value, shape, what, T):
-    """value must be a float array shaped like one pass's output; say what is wrong if not."""
-    assert not isinstance(value, str), (
-        f"{NAME} returned a {value} as the {what}; return NumPy arrays (the mean and the standard "
-        "deviation over the passes).")
-    assert value.shape == shape, shape_message(value.shape, shape, what, T)
-    return value
 
 
 def shape_message(got, want, what, T):
@@ -176,6 +209,15 @@ def shape_message(got, want, what, T):
     return msg
 
 
+def as_array(value, shape, what, T):
+    """value must be an array shaped like one pass's output; say what is wrong if not."""
+    if isinstance(value, dict):
+        assert False, (f"{NAME} returned {value['not_array']} as the {what}, which the grader cannot "
+                       "read; return NumPy arrays (the mean and the standard deviation over the passes).")
+    assert value.shape == tuple(shape), shape_message(value.shape, tuple(shape), what, T)
+    return value
+
+
 def wrong_axes(passes, reduce):
     """What reducing the stacked passes (T, ...) over an axis other than the first gives, as
     the learner might have laid them out (also transposed)."""
@@ -186,42 +228,107 @@ def wrong_axes(passes, reduce):
     return out
 
 
-def close(a, b):
-    return a.shape == b.shape and np.allclose(a, b, rtol=1e-6, atol=1e-9, equal_nan=False)
+def diagnose_mean(c, passes):
+    mean, std, want = c.mean, c.std, passes.mean(axis=0)
+    if c.close(mean, c.eval_output):
+        return ("your mean is the eval-mode output (dropout off), not the average of the passes "
+                "with dropout on.")
+    if c.close(std, want) or c.close(mean, passes.std(axis=0)):
+        return "the mean and the std are swapped: return (mean, std) in that order."
+    if not np.isfinite(mean).all():
+        return "your mean contains NaN or infinite values."
+    err = float(np.max(np.abs(mean - want)))
+    return (f"your mean differs from the average of the passes by up to {err:.3g}. Average the T "
+            "outputs of net.forward(x), elementwise.")
+
+
+def diagnose_std(c, passes, T):
+    std, want = c.std, passes.std(axis=0)
+    if T > 1 and c.close(std, passes.std(axis=0, ddof=1)):
+        return (f"your std is the SAMPLE standard deviation (ddof=1, dividing by T − 1 = {T - 1}). "
+                f"The contract asks for the population standard deviation over the passes, dividing "
+                f"by T = {T} (np.std's default, ddof=0).")
+    if T == 1 and np.isnan(std).any():
+        return ("your std is NaN with a single pass: the sample standard deviation (ddof=1) divides "
+                "by T − 1 = 0. The population standard deviation (ddof=0) of one pass is 0.")
+    if c.close(std, want ** 2):
+        return "you returned the variance: take its square root to get the standard deviation."
+    if np.isnan(std).any():
+        return ("your std contains NaN: a variance computed as E[f²] − E[f]² can come out slightly "
+                "negative from rounding; clip it at 0 before the square root, or compute the "
+                "deviations from the mean.")
+    extra = std ** 2 - want ** 2
+    if np.all(extra > 0) and np.ptp(extra) <= 1e-3 * np.max(extra):
+        return (f"your std is too large by the same amount everywhere: its square exceeds the "
+                f"variance of the passes by {np.max(extra):.3g} at every point. Do you add a small "
+                "constant (for example inside the square root)? Return the plain population std.")
+    i = int(np.argmax(np.abs(std - want)))
+    return (f"your std differs from the population standard deviation of the passes by up to "
+            f"{float(np.abs(std - want).flat[i]):.3g} (expected {want.flat[i]:.6g} at one point, "
+            f"got {std.flat[i]:.6g}).")
 
 
 # ---------------------------------------------------------------- checks
 @pytest.mark.points(1)
 def test_returns_mean_and_std_shaped_like_one_pass(learner):
-    """returns (mean, std), each shaped like one pass's output"""
-    for k, (shape, T) in enumerate((((6, 3), 5), ((7,), 4), ((6, 3), 1))):
-        r = run_spy(learner, 100 + k, shape, T)
-        as_array(r["mean"], shape, "mean", T)
-        as_array(r["std"], shape, "std", T)
+    """returns a tuple (mean, std), each shaped like one pass's output"""
+    for k, (shape, T, training, dtype) in enumerate((((6, 3), 5, False, np.float64),
+                                                     ((7,), 4, True, np.float64),
+                                                     ((6, 3), 1, False, np.float64),
+                                                     ((5, 2), 6, True, np.float32))):
+        c = Case(learner, 100 + k, shape, T, training, dtype)
+        for what in ("mean", "std"):
+            as_array(c.r[what], shape, what, T)
+        assert c.r["container"] == "tuple", (
+            f"{NAME} returned a {c.r['container']} [mean, std]; the contract is a tuple (mean, std): "
+            "return mean, std.")
 
 
 @pytest.mark.points(2)
 def test_runs_T_passes_with_dropout_on(learner):
-    """runs exactly T forward passes of x, with dropout on (train mode)"""
-    for k, (T, training) in enumerate(((5, False), (12, True), (1, False), (9, False))):
-        r = run_spy(learner, 200 + k, (6, 3), T, training)
-        on = sum(r["calls"])
-        off = len(r["calls"]) - on
-        where = f"(T = {T}, network handed over in {mode_name(training)} mode)"
-        if on == 0:
-            hint = (" Assigning net.training only changes the flag, not the dropout layers inside "
-                    "the network: call net.train()." if r["assigned"] else "")
-            assert off > 0, f"{where} {NAME} never called net.forward."
+    """runs exactly T forward passes of x with dropout on (train mode)"""
+    for k, (T, training, dtype) in enumerate(((5, False, np.float64), (12, True, np.float64),
+                                              (1, False, np.float64), (9, False, np.float32))):
+        c = Case(learner, 200 + k, (6, 3), T, training, dtype)
+        want = c.passes[:T].mean(axis=0)
+        if c.k == T or c.close(c.mean, want) or c.close(c.std, want):
+            continue   # the generator or the returned mean shows T passes with dropout on
+        same_passes = c.close(c.std, np.zeros_like(want))   # every pass gave the same output
+        if c.k == 0:
+            if c.close(c.mean, c.eval_output):
+                assert False, (
+                    f"{c.where} Every pass ran with dropout off: your mean is the eval-mode output and "
+                    "the network's random generator never drew a mask, so the spread is 0. MC dropout "
+                    "keeps dropout ON at prediction time: put the network in train mode with "
+                    "net.train() for the passes (and back afterwards). Assigning net.training = True "
+                    "changes only the network's flag, not its dropout layers.")
+            if same_passes and c.close(c.mean, c.passes[0]):
+                assert False, (
+                    f"{c.where} All your passes gave the same output, the one the network's first "
+                    "pass with dropout on gives, while the network's own random generator never "
+                    "moved: each pass ran on a fresh copy of the network, and a copy copies the "
+                    "generator, so every copy draws the same masks. Run the T passes on one "
+                    "network (or on one copy).")
             assert False, (
-                f"{where} All {off} forward passes ran in eval mode, i.e. with dropout off: every "
-                "pass is then the same network, and the spread is 0. MC dropout keeps dropout ON at "
-                "prediction time: switch the network to train mode for the passes (and back "
-                "afterwards)." + hint)
-        assert on >= T, (
-            f"{where} Your function ran only {on} forward pass(es) with dropout on; it must run "
-            f"T = {T}." + (" Check the bounds of your loop: range(T) runs T times." if on == T - 1 else ""))
-        assert on <= T, (
-            f"{where} Your function ran {on} forward passes with dropout on; it must run exactly "
+                f"{c.where} No forward pass ran with dropout on: the network's random generator "
+                "never drew a mask. Call net.forward(x) T times with the network in train mode "
+                "(net.train()).")
+        if c.k is None:
+            assert False, (
+                f"{c.where} The network's random generator ended in a state that no number of "
+                f"passes from 0 to {c.kmax} explains, and your mean is not the average of the first "
+                f"{T} passes. Call net.forward(x) exactly T times, in train mode, and draw nothing "
+                "else from the network's generator.")
+        stacked = (c.k == 1 and T > 2 and same_passes)
+        assert c.k >= T, (
+            f"{c.where} Your function ran only {c.k} forward pass(es) with dropout on; it must run "
+            f"T = {T}."
+            + (" Check the bounds of your loop: range(T) runs T times." if c.k == T - 1 else "")
+            + (" If you stacked T copies of x into one call of net.forward: a network may draw one "
+               "mask per call (this one does, like DropConnect), and then all T copies share it. "
+               "Call net.forward(x) T times." if stacked else ""))
+        assert False, (
+            f"{c.where} Your function ran {c.k} forward passes with dropout on; it must run exactly "
             f"T = {T} (each pass costs a full forward pass of the network).")
 
 
@@ -229,21 +336,26 @@ def test_runs_T_passes_with_dropout_on(learner):
 def test_leaves_the_network_in_the_mode_it_found(learner):
     """leaves the network in the mode it found it (eval stays eval, train stays train)"""
     for k, training in enumerate((False, True)):
-        r = run_spy(learner, 300 + k, (6, 3), 5, training)
+        c = Case(learner, 300 + k, (6, 3), 5, training)
+        flag, layers = c.r["training"], c.r["layers"]
         found = mode_name(training)
-        if r["layers"] != training and r["flag"] == training and r["assigned"]:
+        assert isinstance(layers, list) and flag in (True, False), (
+            f"After {NAME}, the network handed over in {found} mode no longer has its `training` flag "
+            f"and dropout layers (training = {flag!r}): do not replace or delete the network's parts.")
+        if flag == training and any(v != training for v in layers):
             assert False, (
                 f"A network handed over in {found} mode came back with net.training = {training} "
-                f"but its dropout layers still in {mode_name(r['layers'])} mode: you assigned "
-                "net.training directly, which changes the network's flag only. Switch modes with "
-                "net.train() / net.eval(), which reach every dropout layer.")
+                f"but its dropout layers in {mode_name(not training)} mode: you assigned "
+                "net.training directly, which changes the network's flag only (or switched the "
+                "layers through a shallow copy of the network, which shares them). Switch modes "
+                "with net.train() / net.eval() on the network itself: they reach every dropout layer.")
         if not training:
-            assert r["layers"] is False and r["flag"] is False, (
+            assert flag is False and not any(layers), (
                 "A network handed over in eval mode was left in train mode: every later "
                 "prediction with it would be random. Remember net.training before switching, "
                 "and put the network back in eval mode at the end.")
         else:
-            assert r["layers"] is True and r["flag"] is True, (
+            assert flag is True and all(layers), (
                 "A network handed over in train mode (for example in the middle of training) was "
                 "left in eval mode: training would go on without dropout. Restore the mode you "
                 "found, rather than always calling net.eval() at the end.")
@@ -252,94 +364,55 @@ def test_leaves_the_network_in_the_mode_it_found(learner):
 @pytest.mark.points(3)
 def test_mean_and_population_std_of_the_passes(learner):
     """returns the mean and the population standard deviation (ddof = 0) over the passes"""
-    cases = (((6, 3), 5, False), ((5, 5), 5, True), ((8,), 7, False), ((4, 2), 1, False))
-    for k, (shape, T, training) in enumerate(cases):
-        r = run_spy(learner, 400 + k, shape, T, training)
-        mean = as_array(r["mean"], shape, "mean", T)
-        std = as_array(r["std"], shape, "std", T)
-        n = r["handed"]
-        assert n > 0, (
-            f"No pass ran with dropout on (T = {T}), so there was no spread to measure: see the "
-            "check on the number of passes.")
-        passes = r["outputs"][np.arange(n) % len(r["outputs"])]
-        want_mean, want_std = passes.mean(axis=0), passes.std(axis=0)
-        where = f"For {T} pass(es) of shape {shape}"
-        if not close(mean, want_mean):
-            assert False, where + ", " + diagnose_mean(mean, passes, r["eval_output"], want_mean, std)
-        if not close(std, want_std):
-            assert False, where + ", " + diagnose_std(std, mean, passes, want_std, T)
-
-
-def diagnose_mean(mean, passes, eval_output, want, std):
-    err = np.max(np.abs(mean - want))
-    if close(mean, eval_output):
-        return ("your mean is the eval-mode output (dropout off), not the average of the passes "
-                "with dropout on.")
-    if close(std, want) or close(mean, passes.std(axis=0)):
-        return "the mean and the std are swapped: return (mean, std) in that order."
-    if any(close(mean, c) for c in wrong_axes(passes, np.mean)):
-        return ("your mean is an average over the wrong axis (across points or outputs) — average "
-                "over the passes, the axis you stacked them along.")
-    return (f"your mean differs from the average of the passes by up to {err:.3g}. Average the T "
-            "outputs of net.forward(x), elementwise.")
-
-
-def diagnose_std(std, mean, passes, want, T):
-    if T > 1 and close(std, passes.std(axis=0, ddof=1)):
-        return (f"your std is the SAMPLE standard deviation (ddof=1, dividing by T − 1 = {T - 1}). "
-                f"The contract asks for the population standard deviation over the passes, dividing "
-                f"by T = {T} (np.std's default, ddof=0).")
-    if T == 1 and np.isnan(std).any():
-        return ("your std is NaN with a single pass: the sample standard deviation (ddof=1) divides "
-                "by T − 1 = 0. The population standard deviation (ddof=0) of one pass is 0.")
-    if close(std, want ** 2):
-        return "you returned the variance: take its square root to get the standard deviation."
-    if any(close(std, c) for c in wrong_axes(passes, np.std)):
-        return ("your std is taken over the wrong axis (across points or outputs) — take it over "
-                "the passes, the axis you stacked them along.")
-    extra = std ** 2 - want ** 2
-    if np.all(extra > 0) and np.ptp(extra) <= 1e-3 * np.max(extra):
-        return (f"your std is too large by the same amount everywhere: its square exceeds the "
-                f"variance of the passes by {np.max(extra):.3g} at every point. Do you add a small "
-                "constant (for example inside the square root)? Return the plain population std.")
-    if np.isnan(std).any():
-        return ("your std contains NaN: a variance computed as E[f²] − E[f]² can come out slightly "
-                "negative from rounding; clip it at 0 before the square root, or compute the "
-                "deviations from the mean.")
-    err = np.max(np.abs(std - want))
-    i = int(np.argmax(np.abs(std - want)))
-    return (f"your std differs from the population standard deviation of the passes by up to "
-            f"{err:.3g} (expected {want.flat[i]:.6g} at one point, got {std.flat[i]:.6g}).")
+    # (T = 1, where the spread is 0, belongs to the last check.)
+    cases = (((6, 3), 5, False, np.float64), ((5, 5), 5, True, np.float64),
+             ((8,), 7, False, np.float64), ((4, 2), 2, False, np.float64),
+             ((6, 3), 6, True, np.float32))
+    for k, (shape, T, training, dtype) in enumerate(cases):
+        c = Case(learner, 400 + k, shape, T, training, dtype)
+        where = f"For {T} pass(es) of shape {shape}" + (" in float32" if dtype == np.float32 else "")
+        for what in ("mean", "std"):
+            value = c.r[what]
+            if isinstance(value, np.ndarray) and value.shape != shape:
+                assert False, (
+                    f"{where}, your {what} has shape {value.shape} instead of {shape}, so its values "
+                    f"cannot be the {what} over the passes (the shape check above says why).")
+            as_array(value, shape, what, T)
+        # which passes the function averaged is the previous check's business: here the
+        # mean and std must be those of the passes it ran
+        if any(c.close(c.mean, s.mean(axis=0)) and c.close(c.std, s.std(axis=0)) for s in c.stacks()):
+            continue
+        passes = c.main_stack()
+        if not c.close(c.mean, passes.mean(axis=0)):
+            assert False, f"{where}, " + diagnose_mean(c, passes)
+        assert False, f"{where}, " + diagnose_std(c, passes, len(passes))
 
 
 @pytest.mark.points(2)
-def test_spread_with_dropout_and_none_without(learner):
-    """on the course's network: std > 0 with dropout (p = 0.25), exactly 0 with p = 0"""
-    T, x_shape = 20, (17, 1)
-    r = learner.call(course_net_run, USES, helpers=(plain_arrays,),
-                     reference=definitions_only(learner.reference("Dropout", "RegressionMLP")),
-                     seed=learner.seed(500), T=T)
-    drop, none = r["0.25"], r["0.0"]
-    as_array(drop["mean"], x_shape, "mean", T)
-    std = as_array(drop["std"], x_shape, "std", T)
-    # Deterministic for a given seed.  With 16 + 16 hidden units at p = 0.25, an input's
-    # output has zero spread over 20 passes only if no kept unit ever reaches it (the inputs
-    # are odd multiples of 1/8: at x = 0, with zero biases, every unit would be 0 whatever the
-    # mask).  The reference solution has spread at all 17 inputs for every seed tried (0..199),
-    # so demanding it at 9 of 17 leaves a wide margin, while dropout off gives 0 of 17.
-    assert not np.isnan(std).any(), (
-        "With dropout (p = 0.25) on the course's network your std contains NaN: compute it from "
-        "the deviations from the mean (or clip a variance computed as E[f²] − E[f]² at 0).")
-    positive = int((std > 0).sum())
-    assert positive >= 9, (
-        f"With dropout (p = 0.25) on the course's network, your std was 0 at {17 - positive} of 17 "
-        "inputs: the passes were identical. Is dropout really on during the passes (train mode)?")
-    mean0 = as_array(none["mean"], x_shape, "mean", T)
-    std0 = as_array(none["std"], x_shape, "std", T)
-    assert np.all(std0 == 0), (
-        f"With p = 0 every pass is the same network, so the spread must be exactly 0; your std was "
-        f"up to {np.nanmax(np.abs(std0)):.3g}" + (" (and NaN somewhere)" if np.isnan(std0).any() else "")
-        + ". Do you add a small constant (for example inside the square root)?")
-    assert np.array_equal(mean0, none["eval"]), (
-        f"With p = 0 every pass equals the eval-mode output, so the mean must equal it; yours "
-        f"differs by up to {np.nanmax(np.abs(mean0 - none['eval'])):.3g}.")
+def test_std_is_exactly_zero_when_every_pass_agrees(learner):
+    """with p = 0 every pass is the same: the std is exactly 0 (never NaN) and the mean is that output"""
+    # First with weights and inputs that are small multiples of powers of two: every output,
+    # sum and square is exact in float64, so any honest formula gives exactly 0 and exactly
+    # the output.  Then with ordinary numbers, where rounding may leave a tiny spread.
+    for k, (shape, T, dyadic) in enumerate((((17, 1), 20, True), ((9, 4), 7, False))):
+        c = Case(learner, 500 + k, shape, T, False, p=0.0, dyadic=dyadic)
+        out = c.passes[0]
+        mean, std = c.mean, c.std
+        if not all(isinstance(v, np.ndarray) and v.shape == shape for v in (mean, std)):
+            continue   # the form of the result is the first check's business
+        limit = 0.0 if dyadic else 1e-6 * (1 + np.abs(out))
+        if np.allclose(std, out, rtol=1e-9, atol=1e-12) and np.all(np.abs(mean) <= limit):
+            continue   # (mean, std) swapped: the mean-and-std check reports it
+        assert np.isfinite(std).all(), (
+            f"With p = 0 all {T} passes are the same, but your std contains NaN or inf at "
+            f"{int((~np.isfinite(std)).sum())} of {std.size} points: a variance computed as "
+            "E[f²] − E[f]² can come out slightly negative from rounding; clip it at 0 before the "
+            "square root, or compute the deviations from the mean.")
+        assert np.all(np.abs(std) <= limit), (
+            f"With p = 0 every one of the {T} passes is the same network, so the spread must be "
+            + ("exactly 0" if dyadic else "0 up to rounding") + f"; your std was up to "
+            f"{float(np.max(np.abs(std))):.3g}. Do you add a small constant (for example inside the "
+            "square root)? Return the plain population standard deviation.")
+        assert np.array_equal(mean, out) if dyadic else np.allclose(mean, out, rtol=1e-9, atol=1e-12), (
+            f"With p = 0 every pass gives the same output, so the mean must equal it; yours "
+            f"differs by up to {float(np.nanmax(np.abs(mean - out))):.3g}.")

@@ -1,11 +1,7 @@
 """What the sandboxed child runs of a learner's cells: definitions only, cell by cell."""
 import ast
-import sys
 
-from grader.sandbox import PACKAGE_ROOT
-
-sys.path.insert(0, str(PACKAGE_ROOT / "grader"))
-import _child  # noqa: E402
+from grader.sandbox import learner as _child
 
 
 def kept(src):

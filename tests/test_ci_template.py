@@ -1,53 +1,134 @@
 """The GitHub Actions template: valid YAML that grades a pushed submission and uploads
-results.json and JUnit XML.  Its grading step is run here as written (with sudo stubbed)."""
+results.json and JUnit XML.  Its run-steps are run here as GitHub Actions runs them — each
+script written to a file and handed to the job's shell, in its working-directory, with the
+workflow's env, later steps skipped after a failure unless `if: always()` — with sudo stubbed."""
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from tests.grading import ROOT, notebook
 
-yaml = pytest.importorskip("yaml")   # PyYAML comes with Jupyter
+yaml = pytest.importorskip("yaml")   # PyYAML comes with Jupyter (and requirements/test.txt)
 TEMPLATE = ROOT / "grader" / "templates" / "github-actions" / "grade.yml"
 CORRECT = ("def bernoulli_mask(shape, p, rng=None):\n    if not 0 <= p <= 1:\n        raise ValueError('p')\n"
            "    rng = np.random.default_rng() if rng is None else rng\n    return rng.random(shape) >= p\n")
+# What Actions uses for `run:` on Linux when neither the step nor `defaults` names a shell.
+ACTIONS_DEFAULT_SHELL = "bash -e {0}"
 
 
 def workflow():
     return yaml.safe_load(TEMPLATE.read_text())
 
 
+def steps():
+    return workflow()["jobs"]["grade"]["steps"]
+
+
+def shell_of(step):
+    wf = workflow()
+    job = wf["jobs"]["grade"]
+    shell = (step.get("shell") or job.get("defaults", {}).get("run", {}).get("shell")
+             or wf.get("defaults", {}).get("run", {}).get("shell") or ACTIONS_DEFAULT_SHELL)
+    # Actions' own shorthand: `shell: bash` means this command line
+    return {"bash": "bash --noprofile --norc -eo pipefail {0}"}.get(shell, shell)
+
+
+def is_install(step):
+    return "pip install" in step.get("run", "")
+
+
+def run_job(tmp_path, notebooks):
+    """Run every run-step but the install (no network here) as Actions would; return
+    [(step name, exit status or None if skipped)]."""
+    workspace = tmp_path / "workspace"
+    course = workspace / "course"
+    shutil.copytree(ROOT / "grader", course / "grader", ignore=shutil.ignore_patterns("__pycache__", "course"))
+    for part in ("solutions", "data"):
+        if (ROOT / part).exists():
+            shutil.copytree(ROOT / part, course / part, ignore=shutil.ignore_patterns("__pycache__"))
+    (workspace / "submission" / "notebooks").mkdir(parents=True)
+    notebook(workspace / "submission" / "notebooks" / "01_bernoulli_mask.ipynb", ["import numpy as np", CORRECT])
+    bin_dir = tmp_path / "bin"            # sudo that runs its command as the current user
+    bin_dir.mkdir()
+    (bin_dir / "sudo").write_text('#!/usr/bin/env bash\nwhile [[ "$1" == -* ]]; do shift; done\nexec "$@"\n')
+    os.chmod(bin_dir / "sudo", 0o755)
+    env = {k: v for k, v in os.environ.items() if k != "DROPOUT_COURSE"}
+    env.update({k: str(v) for k, v in workflow().get("env", {}).items()})
+    env.update({"NOTEBOOKS": notebooks, "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+                "PATH": f"{bin_dir}:{os.path.dirname(sys.executable)}:{env['PATH']}"})
+    results, failed = [], False
+    for i, step in enumerate(steps()):
+        if "run" not in step or is_install(step):
+            continue
+        if failed and "always()" not in str(step.get("if", "")):
+            results.append((step.get("name"), None))
+            continue
+        script = tmp_path / f"step{i}.sh"
+        script.write_text(step["run"])
+        cmd = [part.replace("{0}", str(script)) for part in shlex.split(shell_of(step))]
+        proc = subprocess.run(cmd, cwd=workspace / step.get("working-directory", "."), env=env,
+                              capture_output=True, text=True, timeout=300)
+        results.append((step.get("name"), proc.returncode))
+        failed = failed or proc.returncode != 0
+    return results, workspace / "results", tmp_path / "summary.md"
+
+
 def test_is_a_workflow_triggered_by_push_that_uploads_the_results():
     wf = workflow()
     assert "push" in wf[True] or "push" in wf.get("on", {})   # YAML 1.1 reads `on` as True
-    steps = wf["jobs"]["grade"]["steps"]
-    uses = [s.get("uses", "") for s in steps]
+    uses = [s.get("uses", "") for s in steps()]
     assert any(u.startswith("actions/checkout@") for u in uses)
-    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    upload = next(s for s in steps() if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload["with"]["path"] == "results/" and upload["if"] == "always()"
-    grade = next(s for s in steps if s.get("name") == "Grade")["run"]
+    grade = next(s for s in steps() if s.get("name") == "Grade")["run"]
     assert "--json ../results/results.json" in grade and "--junitxml ../results/junit.xml" in grade
 
 
-def test_the_grading_step_runs_as_written(tmp_path):
-    grade = next(s for s in workflow()["jobs"]["grade"]["steps"] if s.get("name") == "Grade")["run"]
-    course = tmp_path / "course"
-    shutil.copytree(ROOT / "grader", course / "grader", ignore=shutil.ignore_patterns("__pycache__"))
-    if (ROOT / "solutions").exists():
-        shutil.copytree(ROOT / "solutions", course / "solutions")
-    (tmp_path / "submission" / "notebooks").mkdir(parents=True)
-    notebook(tmp_path / "submission" / "notebooks" / "01_bernoulli_mask.ipynb", ["import numpy as np", CORRECT])
-    summary = tmp_path / "summary.md"
-    script = 'sudo() { while [[ "$1" == --* ]]; do shift; done; "$@"; }\nset -e\n' + grade
-    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary), "NOTEBOOKS": "notebooks",
-           "PATH": f"{os.path.dirname(os.sys.executable)}:{os.environ['PATH']}"}
-    proc = subprocess.run(["bash", "-c", script], cwd=course, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    res = json.loads((tmp_path / "results" / "results.json").read_text())
+def test_every_run_step_fails_loudly():
+    """-e, -u and pipefail in every run-step's shell: a failing command anywhere, also left of a
+    pipe (grader | tee), fails the step."""
+    for step in steps():
+        if "run" in step:
+            shell = shell_of(step)
+            assert "pipefail" in shell and re.search(r"-\w*e", shell) and re.search(r"-\w*u", shell), \
+                (step.get("name"), shell)
+
+
+def test_what_it_installs_is_pinned_to_exact_versions():
+    installs = [s["run"] for s in steps() if is_install(s)]
+    assert installs, "the workflow installs the grader's requirements"
+    for run in installs:
+        packages = [w for w in run.split("pip install", 1)[1].split() if not w.startswith("-")]
+        assert {p.split("==")[0] for p in packages} >= {"numpy", "pytest"}, run
+        assert all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][0-9A-Za-z.]*", p) for p in packages), run
+    for step in steps():
+        if "uses" in step:
+            assert re.search(r"@(v\d+|[0-9a-f]{40})$", step["uses"]), step["uses"]
+
+
+def test_the_job_grades_and_publishes_the_results(tmp_path):
+    ran, results, summary = run_job(tmp_path, "notebooks")
+    assert ran and all(status == 0 for _, status in ran), ran
+    res = json.loads((results / "results.json").read_text())
     assert res["score"] > 0 and res["tests"]
-    assert ET.parse(tmp_path / "results" / "junit.xml").getroot() is not None
+    assert ET.parse(results / "junit.xml").getroot() is not None
+    assert "total:" in (results / "report.txt").read_text()
     assert "total:" in summary.read_text()
+
+
+def test_a_wrong_notebooks_path_fails_the_job(tmp_path):
+    """The grader exits 2 on a missing path; without pipefail, `| tee` would hide it and the
+    run would be green with an empty report."""
+    ran, results, summary = run_job(tmp_path, "no-such-folder")
+    status = dict(ran)
+    assert status["Grade"] not in (0, None), ran
+    assert status["Show the score table on the run's summary page"] == 0, "the summary step runs always()"
+    assert "No report" in summary.read_text()
+    assert not (results / "results.json").exists()

@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
-from grader import codec
+from grader.sandbox import codec
 
 
 @pytest.mark.parametrize("value", [

@@ -46,7 +46,11 @@ def test_solution_notebook_is_well_formed(stem):
     assert re.search(r"^#+ *Summary", text, re.M), "a Summary section"
     assert re.search(r"^#+ *Questions", text, re.M), "a Questions section"
     assert "check(" in text, "check cells after the exercises"
-    assert "# NBVAL_CHECK_OUTPUT" in text, "summary outputs checked by nbval"
+    assert any("nbval-check-output" in c.metadata.get("tags", []) for c in nb.cells
+               if c.cell_type == "code"), "summary outputs checked by nbval (a cell tagged nbval-check-output)"
+    assert "NBVAL_CHECK_OUTPUT" not in text, "nbval markers are cell tags, not comments learners see"
+    assert any("worked-answer" in c.metadata.get("tags", []) for c in nb.cells), \
+        "worked answers to the questions (markdown cells tagged worked-answer)"
     for c in nb.cells:
         if c.cell_type == "code":
             assert not any(o.get("output_type") == "error" for o in c.outputs), "saved with an error"

@@ -1,5 +1,4 @@
 """The student-notebook generator, step by step, and its command line."""
-import json
 
 import nbformat
 import pytest
@@ -114,3 +113,42 @@ def test_unknown_option_is_one_line_exit_2(capsys):
         g.main(["--frobnicate"])
     assert e.value.code == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def _with_worked_answer():
+    return new_notebook(cells=[
+        new_markdown_cell("## Questions\n1. Why?"),
+        new_markdown_cell("**1.** Because.", metadata={"tags": ["worked-answer"]}),
+        new_code_cell("x = 1", metadata={"tags": ["nbval-check-output"]}),
+    ])
+
+
+def test_worked_answers_are_dropped_and_other_tags_kept():
+    sol = _with_worked_answer()
+    student = g.student_version(sol, "x")
+    assert [c.source for c in student.cells] == ["## Questions\n1. Why?", "x = 1"]
+    assert student.cells[1].metadata == {"tags": ["nbval-check-output"]}  # nbval's tag stays
+    assert len(sol.cells) == 3  # the solution is untouched
+    assert g.leaks(student, sol) == []
+
+
+def test_leaks_reports_a_worked_answer_cell():
+    sol = _with_worked_answer()
+    assert any("worked answer" in p for p in g.leaks(sol, sol))
+
+
+def test_cli_drops_worked_answers(tmp_path):
+    src = _solution(tmp_path)
+    nb = nbformat.read(str(src), 4)
+    nb.cells.append(new_markdown_cell("The worked answer.", metadata={"tags": ["worked-answer"]}))
+    nbformat.write(nb, str(src))
+    assert g.main([str(src), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "01_x.ipynb").read_text()
+    assert "The worked answer." not in text and "worked-answer" not in text
+
+
+def test_no_student_notebook_carries_a_worked_answer():
+    for path in sorted((g.ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(str(path), as_version=4)
+        tagged = [i for i, c in enumerate(nb.cells, start=1) if g.instructor_only(c)]
+        assert tagged == [], f"{path.name}: cells {tagged} are worked answers (solutions only)"

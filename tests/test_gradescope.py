@@ -2,6 +2,7 @@
 /autograder folder — writes results.json from the grader's process in every case."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -54,7 +55,7 @@ def run_autograder(zip_path, tmp_path, fill):
 def test_zip_holds_the_autograder_and_refuses_to_overwrite(autograder, tmp_path):
     names = zipfile.ZipFile(autograder).namelist()
     for must in ("setup.sh", "run_autograder", "gradescope.json", "requirements.txt",
-                 "grader/cli.py", "grader/gradescope.py", f"grader/test_{STEM}.py", f"solutions/{STEM}.ipynb"):
+                 "grader/cli.py", "grader/publish/gradescope.py", f"grader/test_{STEM}.py", f"solutions/{STEM}.ipynb"):
         assert must in names, must
     info = zipfile.ZipFile(autograder).getinfo("run_autograder")
     assert (info.external_attr >> 16) & 0o111, "run_autograder must be executable"
@@ -65,6 +66,55 @@ def test_zip_holds_the_autograder_and_refuses_to_overwrite(autograder, tmp_path)
     again = subprocess.run([sys.executable, "-m", "grader.package", "gradescope", str(autograder)],
                            cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def course_copy(where, mtime, mode):
+    """The grader, solutions and data copied to where, every file with this mtime and mode."""
+    for part in ("grader", "solutions", "data"):
+        shutil.copytree(ROOT / part, where / part, ignore=shutil.ignore_patterns("__pycache__", "course"))
+    for f in where.rglob("*"):
+        if f.is_file():
+            os.chmod(f, mode)
+            os.utime(f, (mtime, mtime))
+    return where
+
+
+def test_zip_is_byte_for_byte_reproducible(tmp_path):
+    """Two checkouts made at different times, with different file modes, give the same bytes."""
+    zips = []
+    for name, mtime, mode in (("a", 1_000_000_000, 0o644), ("b", 1_700_000_000, 0o755)):
+        course = course_copy(tmp_path / name, mtime, mode)
+        out = tmp_path / f"{name}.zip"
+        env = {k: v for k, v in os.environ.items() if k != "DROPOUT_COURSE"}
+        proc = subprocess.run([sys.executable, "-m", "grader.package", "gradescope", str(out), "--only", "01",
+                               "--exercise-visibility", "bernoulli_mask=hidden"], cwd=course,
+                              env={**env, "PYTHONPATH": str(course)}, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        zips.append(out.read_bytes())
+    assert zips[0] == zips[1], "the autograder zip depends on file times or modes"
+    again = tmp_path / "again.zip"
+    proc = subprocess.run([sys.executable, "-m", "grader.package", "gradescope", str(again), "--only", "01",
+                           "--exercise-visibility", "bernoulli_mask=hidden"], cwd=tmp_path / "a",
+                          env={**env, "PYTHONPATH": str(tmp_path / "a")}, capture_output=True, text=True)
+    assert proc.returncode == 0 and again.read_bytes() == zips[0], "two builds differ"
+
+
+def test_zip_holds_only_what_grading_needs(autograder):
+    z = zipfile.ZipFile(autograder)
+    names = z.namelist()
+    assert names == sorted(names) and len(set(names)) == len(names)
+    for never in ("grader/generate.py", "grader/benchmark.py", "grader/package.py", "data/README.md",
+                  "data/make_moons.py", "data/export_digits.py"):
+        assert never not in names, never
+    assert not [n for n in names if "__pycache__" in n or n.startswith(("grader/templates/", "grader/course/",
+                                                                          "notebooks/", "tests/"))]
+    assert "data/load.py" in names and "data/moons.npz" in names   # notebooks import the loader
+    for info in z.infolist():
+        assert info.date_time == (1980, 1, 1, 0, 0, 0), info.filename
+        mode = info.external_attr >> 16
+        assert mode == (0o100755 if info.filename in ("setup.sh", "run_autograder") else 0o100644), info.filename
+    assert z.read("requirements.txt").decode().splitlines() == [
+        line for line in z.read("requirements.txt").decode().splitlines() if "==" in line]   # exact pins
 
 
 def test_nested_notebooks_are_found_and_graded(autograder, tmp_path):

@@ -250,7 +250,7 @@ def grader(*args, timeout=600):
 
 def survivors():
     """Processes left by learner code: by marker, or by the sandbox's own script (forks of it)."""
-    child = str(ROOT / "grader" / "_child.py").encode()
+    child = str(ROOT / "grader" / "sandbox" / "learner.py").encode()
     found = []
     for d in os.listdir("/proc"):
         if not d.isdigit():

@@ -38,3 +38,39 @@ def test_grade_from_python():
     assert res["score"] == sum(t["max_score"] for t in res["tests"]) > 0
     with pytest.raises(GradingError, match="no such file"):
         grade(ROOT / "nope.ipynb")
+
+
+# ---------------------------------------------------------------- where the sandbox is missing
+def test_without_a_sandbox_check_works_unsandboxed_and_says_so(monkeypatch, capsys):
+    """Native Windows has no fork or resource limits: check() still grades, plainly labelled
+    (forced here with GRADER_NO_SANDBOX=1, which the learner's process inherits)."""
+    from grader.inline import check
+    from grader.nbfile import code_cells
+    monkeypatch.setenv("GRADER_NO_SANDBOX", "1")
+    cells = [c for c in code_cells(ROOT / "solutions" / "01_bernoulli_mask.ipynb") if c]
+    check("bernoulli_mask", cells=cells)
+    out = capsys.readouterr().out
+    assert out.startswith("⚠ unsandboxed self-study mode"), out[:300]
+    assert "✓ bernoulli_mask: 9 of 9 checks passed" in out
+
+
+def test_without_a_sandbox_the_command_line_batch_and_gradescope_refuse(monkeypatch, tmp_path):
+    import json
+    import subprocess
+    import sys
+    env = {**__import__("os").environ, "GRADER_NO_SANDBOX": "1", "PYTHONPATH": str(ROOT)}
+    nb = ROOT / "solutions" / "01_bernoulli_mask.ipynb"
+    for args in ([str(nb)], [str(ROOT / "solutions"), "--out", str(tmp_path / "out")]):
+        proc = subprocess.run([sys.executable, "-m", "grader", *args], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=120)
+        assert proc.returncode == 2 and "needs the sandbox" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+    ag = tmp_path / "ag"
+    (ag / "submission").mkdir(parents=True)
+    (ag / "results").mkdir()
+    (ag / "submission" / nb.name).write_bytes(nb.read_bytes())
+    subprocess.run([sys.executable, "-m", "grader.publish.gradescope", "--root", str(ag)], env=env,
+                   cwd=tmp_path, capture_output=True, timeout=120)
+    data = json.loads((ag / "results" / "results.json").read_text())
+    assert data["score"] == 0 and "cannot sandbox" in data["output"]

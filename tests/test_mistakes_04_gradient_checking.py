@@ -1,8 +1,10 @@
 """The grader of notebook 04 against known mistakes and honest alternatives.
 
 Each mistake is a buggy implementation appended to the solution notebook (redefining the
-exercise); it must lose points, and the feedback must name the mistake.  Each honest
-alternative must keep full marks.  The grader's checks test the contract, not these fixtures.
+exercise).  The mistake table says, for each one, exactly which checks it must fail (a mistake
+fails the checks whose behaviour it breaks, and no other) and words the first failing message
+must contain (it names the mistake).  Each honest alternative — written unlike the reference on
+purpose — must keep full marks.  The grader's checks test the contract, not these fixtures.
 """
 import pytest
 
@@ -10,8 +12,44 @@ from tests.grading import grade_variants
 
 STEM = "04_gradient_checking"
 
+# check functions of grader/test_04_gradient_checking.py
+NG_SHAPE = "test_returns_float64_array_of_x_shape"
+NG_ANY = "test_matches_the_true_gradient_for_any_shape"
+NG_CENTRED = "test_centred_differences_error_is_order_h_squared"
+NG_USES_H = "test_uses_the_step_h_it_is_given"
+NG_DEFAULT = "test_default_step_is_1e_minus_5"
+NG_X = "test_leaves_x_exactly_as_it_was"
+NG_32 = "test_float32_input_is_differentiated_in_float64"
+RE_ONE = "test_returns_one_number_and_leaves_inputs_alone"
+RE_ZERO = "test_identical_arrays_give_zero_even_with_zeros"
+RE_TINY = "test_tiny_differences_are_measured_against_the_floor"
+RE_MAX = "test_takes_the_maximum_over_elements"
+RE_SYM = "test_is_symmetric"
+RE_VALUE = "test_value_on_random_arrays"
+RE_NAN = "test_nan_and_inf_are_never_hidden"
+GC_OK = "test_correct_pairs_give_a_tiny_error"
+GC_WRONG = "test_wrong_backwards_give_a_large_error"
+GC_ON = "test_keeps_dropout_on_with_one_mask"
+GC_FLOAT = "test_returns_a_float_and_leaves_x_alone"
+
+
+def centred(step="h", divisor="(2 * h)", prep="    x = np.array(x, dtype=np.float64)\n",
+            signature="h=1e-5"):
+    return (f"def numerical_gradient(f, x, {signature}):\n" + prep +
+            "    grad = np.zeros(x.shape)\n"
+            "    for i in np.ndindex(x.shape):\n"
+            "        old = x[i]\n"
+            f"        x[i] = old + {step}\n"
+            "        fp = f(x)\n"
+            f"        x[i] = old - {step}\n"
+            "        fm = f(x)\n"
+            "        x[i] = old\n"
+            f"        grad[i] = (fp - fm) / {divisor}\n"
+            "    return grad\n")
+
 
 # ---------------------------------------------------------------- numerical_gradient
+# name: (source, the exact set of checks it fails, words of the first failing message)
 NG_MISTAKES = {
     "forward differences": ('''
 def numerical_gradient(f, x, h=1e-5):
@@ -23,21 +61,10 @@ def numerical_gradient(f, x, h=1e-5):
         grad[i] = (f(x) - f_x) / h
         x[i] = old
     return grad
-''', "forward differences"),
-    "divides by h instead of 2h": ('''
-def numerical_gradient(f, x, h=1e-5):
-    x = np.array(x, dtype=np.float64)
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        fp = f(x)
-        x[i] = old - h
-        fm = f(x)
-        x[i] = old
-        grad[i] = (fp - fm) / h
-    return grad
-''', "divide it by 2h, not by h"),
+''', {NG_CENTRED}, "forward differences"),
+    "divides by h instead of 2h": (centred(divisor="h"), {NG_ANY}, "divide it by 2h, not by h"),
+    "'/ 2 * h' divides by 2, then multiplies by h": (
+        centred(divisor="2 * h"), {NG_ANY}, "put it in parentheses"),
     "leaves x perturbed": ('''
 def numerical_gradient(f, x, h=1e-5):
     grad = np.zeros(x.shape)
@@ -48,7 +75,7 @@ def numerical_gradient(f, x, h=1e-5):
         fm = f(x)
         grad[i] = (fp - fm) / (2 * h)
     return grad
-''', "leaves x perturbed"),
+''', {NG_X, NG_32}, "leaves x perturbed"),
     "restores x by arithmetic": ('''
 def numerical_gradient(f, x, h=1e-5):
     grad = np.zeros(x.shape)
@@ -60,7 +87,7 @@ def numerical_gradient(f, x, h=1e-5):
         x[i] += h
         grad[i] = (fp - fm) / (2 * h)
     return grad
-''', "instead of undoing the step by arithmetic"),
+''', {NG_X, NG_32}, "instead of undoing the step by arithmetic"),
     "works only on 1-D arrays": ('''
 def numerical_gradient(f, x, h=1e-5):
     x = np.array(x, dtype=np.float64)
@@ -74,36 +101,11 @@ def numerical_gradient(f, x, h=1e-5):
         x[i] = old
         grad[i] = (fp - fm) / (2 * h)
     return grad
-''', "works only on 1-D arrays"),
-    "perturbs in float32": ('''
-def numerical_gradient(f, x, h=1e-5):
-    x = x.copy()
-    grad = np.zeros(x.shape)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        fp = f(x)
-        x[i] = old - h
-        fm = f(x)
-        x[i] = old
-        grad[i] = (fp - fm) / (2 * h)
-    return grad
-''', "Copy x to float64 first"),
-    "ignores h": ('''
-def numerical_gradient(f, x, h=1e-5):
-    step = 1e-5
-    x = np.array(x, dtype=np.float64)
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + step
-        fp = f(x)
-        x[i] = old - step
-        fm = f(x)
-        x[i] = old
-        grad[i] = (fp - fm) / (2 * step)
-    return grad
-''', "does not seem to use the h it is given"),
+''', {NG_ANY}, "works only on 1-D arrays"),
+    "perturbs in float32": (centred(prep="    x = x.copy()\n"), {NG_32}, "Copy x to float64 first"),
+    "ignores h": (centred(step="1e-5", divisor="(2 * 1e-5)"), {NG_USES_H},
+                  "does not seem to use the h it is given"),
+    "default step h = 1e-2": (centred(signature="h=1e-2"), {NG_DEFAULT}, "default step is h = 1e-05"),
 }
 
 NG_HONEST = {
@@ -165,6 +167,24 @@ def numerical_gradient(f, x, h=1e-5):
         grad[idx] = (fp - fm) / (2 * h)
     return grad
 ''',
+    "basis arrays e_i, ndenumerate, list of partials": '''
+def numerical_gradient(f, x, h=1e-5):
+    x = np.array(x, dtype=float)
+    partials = []
+    for idx, _ in np.ndenumerate(x):
+        e = np.zeros_like(x)
+        e[idx] = h
+        partials.append((f(x + e) - f(x - e)) / (2.0 * h))
+    return np.array(partials, dtype=np.float64).reshape(x.shape)
+''',
+    "all perturbed copies stacked at once, h positional": '''
+def numerical_gradient(f, x, h=1e-5):
+    base = np.asarray(x, dtype=np.float64).ravel()
+    steps = np.eye(base.size) * h
+    ups = [f((base + s).reshape(np.shape(x))) for s in steps]
+    downs = [f((base - s).reshape(np.shape(x))) for s in steps]
+    return ((np.array(ups) - np.array(downs)) / (2 * h)).reshape(np.shape(x))
+''',
 }
 
 
@@ -173,27 +193,57 @@ RE_MISTAKES = {
     "NaN for zeros (no floor)": ('''
 def relative_error(a, b):
     return float(np.max(np.abs(a - b) / (np.abs(a) + np.abs(b))))
-''', "0 / 0"),
+''', {RE_ZERO, RE_TINY}, "0 / 0"),
     "mean instead of max": ('''
 def relative_error(a, b):
     return float(np.mean(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-8)))
-''', "the mean of the element-wise errors"),
-    "not symmetric": ('''
+''', {RE_MAX, RE_VALUE}, "the mean of the element-wise errors"),
+    "not symmetric (divides by |b|)": ('''
 def relative_error(a, b):
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-8)))
-''', "it is not symmetric"),
+''', {RE_SYM, RE_VALUE}, "the denominator must treat a and b alike"),
     "norm-based ratio": ('''
 def relative_error(a, b):
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-8))
-''', "norm-based ratio"),
+''', {RE_MAX, RE_VALUE}, "norm-based ratio"),
     "returns the element-wise array": ('''
 def relative_error(a, b):
     return np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-8)
-''', "it should return one number"),
+''', {RE_ONE}, "It should return one number"),
     "max(|a|, |b|) denominator": ('''
 def relative_error(a, b):
     return float(np.max(np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), 1e-8)))
-''', "divided by max(|a|, |b|)"),
+''', {RE_VALUE}, "divided by max(|a|, |b|)"),
+    "no absolute value in the numerator": ('''
+def relative_error(a, b):
+    return float(np.max((a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-8)))
+''', {RE_SYM, RE_VALUE}, "absolute value of the difference"),
+    "np.nanmax drops NaN": ('''
+def relative_error(a, b):
+    return float(np.nanmax(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-8)))
+''', {RE_NAN}, "np.nanmax"),
+    "Python's max() over the elements": ('''
+def relative_error(a, b):
+    a, b = np.ravel(a).tolist(), np.ravel(b).tolist()
+    return max(abs(x - y) / max(abs(x) + abs(y), 1e-8) for x, y in zip(a, b))
+''', {RE_NAN}, "Python's max()"),
+    "'if denominator > 0 else 0' instead of the floor": ('''
+def relative_error(a, b):
+    num, den = np.abs(a - b), np.abs(a) + np.abs(b)
+    safe = np.where(den > 0, den, 1.0)
+    return float(np.max(np.where(den > 0, num / safe, 0.0)))
+''', {RE_TINY, RE_NAN}, "100% error"),
+    "np.nan_to_num on the result": ('''
+def relative_error(a, b):
+    return float(np.nan_to_num(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-8))))
+''', {RE_NAN}, "turned into a number"),
+    "overwrites a in place to save memory": ('''
+def relative_error(a, b):
+    den = np.maximum(np.abs(a) + np.abs(b), 1e-8)
+    a -= b
+    np.abs(a, out=a)
+    return float(np.max(a / den))
+''', {RE_ONE}, "changed its inputs"),
 }
 
 RE_HONEST = {
@@ -210,6 +260,22 @@ def relative_error(a, b):
 def relative_error(a, b):
     return float(np.max(np.abs(a - b) / (np.abs(a) + np.abs(b) + 1e-8)))
 ''',
+    "np.fmax floor, np.amax, .item(), float32 kept": '''
+def relative_error(a, b):
+    diff = np.absolute(np.subtract(a, b))
+    scale = np.fmax(np.absolute(a) + np.absolute(b), 1e-8)
+    return np.amax(diff / scale).item()
+''',
+    "errors array first, explicit NaN check": '''
+def relative_error(a, b):
+    a = np.array(a, dtype=np.float64, copy=True).ravel()
+    b = np.array(b, dtype=np.float64, copy=True).ravel()
+    errors = np.abs(a - b)
+    errors /= np.maximum(np.abs(a) + np.abs(b), 1e-8)
+    if np.isnan(errors).any():
+        return float("nan")
+    return float(errors.max())
+''',
 }
 
 
@@ -223,7 +289,7 @@ def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
     f = lambda z: np.sum(forward(z, p, True, rng)[0] * dout)
     _, cache = forward(x, p, True, rng)
     return relative_error(backward(dout, cache), numerical_gradient(f, x, h))
-''', "the mask changed between evaluations"),
+''', {GC_OK, GC_ON}, "the mask changed between evaluations"),
     "no generator at all (rng=None)": ('''
 def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
     x = np.array(x, dtype=np.float64)
@@ -231,7 +297,7 @@ def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
     f = lambda z: np.sum(forward(z, p, True)[0] * dout)
     _, cache = forward(x, p, True)
     return relative_error(backward(dout, cache), numerical_gradient(f, x, h))
-''', "got rng=None"),
+''', {GC_OK, GC_ON}, "got rng=None"),
     "turns dropout off (eval mode)": ('''
 def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
     x = np.array(x, dtype=np.float64)
@@ -239,7 +305,7 @@ def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
     f = lambda z: np.sum(forward(z, p, False, np.random.default_rng(seed))[0] * dout)
     _, cache = forward(x, p, False, np.random.default_rng(seed))
     return relative_error(backward(dout, cache), numerical_gradient(f, x, h))
-''', "turns dropout off"),
+''', {GC_WRONG, GC_ON}, "turns dropout off"),
     "turns dropout off (p = 0)": ('''
 def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
     x = np.array(x, dtype=np.float64)
@@ -247,7 +313,7 @@ def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
     f = lambda z: np.sum(forward(z, 0.0, True, np.random.default_rng(seed))[0] * dout)
     _, cache = forward(x, 0.0, True, np.random.default_rng(seed))
     return relative_error(backward(dout, cache), numerical_gradient(f, x, h))
-''', "turns dropout off"),
+''', {GC_OK, GC_WRONG, GC_ON}, "turns dropout off"),
     "dout all ones": ('''
 def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
     x = np.array(x, dtype=np.float64)
@@ -255,7 +321,56 @@ def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
     f = lambda z: np.sum(forward(z, p, True, np.random.default_rng(seed))[0] * dout)
     _, cache = forward(x, p, True, np.random.default_rng(seed))
     return relative_error(backward(dout, cache), numerical_gradient(f, x, h))
-''', "is your dout all ones"),
+''', {GC_WRONG}, "your dout is the same number"),
+    "mask from seed + 1, dout from seed": ('''
+def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    x = np.array(x, dtype=np.float64)
+    dout = np.random.default_rng(seed).uniform(-1, 1, x.shape)
+    f = lambda z: np.sum(forward(z, p, True, np.random.default_rng(seed + 1))[0] * dout)
+    _, cache = forward(x, p, True, np.random.default_rng(seed + 1))
+    return relative_error(backward(dout, cache), numerical_gradient(f, x, h))
+''', {GC_OK}, "not the state of np.random.default_rng(seed)"),
+    "f forgets dout": ('''
+def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    x = np.array(x, dtype=np.float64)
+    dout = np.random.default_rng(seed + 1).uniform(0.5, 1.5, x.shape)
+    f = lambda z: np.sum(forward(z, p, True, np.random.default_rng(seed))[0])
+    _, cache = forward(x, p, True, np.random.default_rng(seed))
+    return relative_error(backward(dout, cache), numerical_gradient(f, x, h))
+''', {GC_OK, GC_WRONG}, "without dout"),
+    "own error with np.nanmax hides NaN": ('''
+def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    x = np.array(x, dtype=np.float64)
+    dout = np.random.default_rng(seed + 1).uniform(0.5, 1.5, x.shape)
+    f = lambda z: np.sum(forward(z, p, True, np.random.default_rng(seed))[0] * dout)
+    dx = backward(dout, forward(x, p, True, np.random.default_rng(seed))[1])
+    num = numerical_gradient(f, x, h)
+    return float(np.nanmax(np.abs(dx - num) / np.maximum(np.abs(dx) + np.abs(num), 1e-8)))
+''', {GC_WRONG}, "returns NaN got through"),
+    "returns the element-wise errors": ('''
+def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    x = np.array(x, dtype=np.float64)
+    dout = np.random.default_rng(seed + 1).uniform(0.5, 1.5, x.shape)
+    f = lambda z: np.sum(forward(z, p, True, np.random.default_rng(seed))[0] * dout)
+    dx = backward(dout, forward(x, p, True, np.random.default_rng(seed))[1])
+    num = numerical_gradient(f, x, h)
+    return np.abs(dx - num) / np.maximum(np.abs(dx) + np.abs(num), 1e-8)
+''', {GC_FLOAT}, "should return one number"),
+    "own loop restores x by arithmetic": ('''
+def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    dout = np.random.default_rng(seed + 1).uniform(0.5, 1.5, x.shape)
+    f = lambda z: np.sum(forward(z, p, True, np.random.default_rng(seed))[0] * dout)
+    num = np.zeros(x.shape)
+    for i in np.ndindex(x.shape):
+        x[i] += h
+        up = f(x)
+        x[i] -= 2 * h
+        down = f(x)
+        x[i] += h
+        num[i] = (up - down) / (2 * h)
+    dx = backward(dout, forward(x, p, True, np.random.default_rng(seed))[1])
+    return relative_error(dx, num)
+''', {GC_FLOAT}, "changed the x it was given"),
 }
 
 GC_HONEST = {
@@ -286,6 +401,53 @@ def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
     dx = backward(dout, forward(x, p, True, fresh())[1])
     return float(np.max(np.abs(dx - num) / np.maximum(np.abs(dx) + np.abs(num), 1e-8)))
 ''',
+    "all keywords, SeedSequence, arguments of relative_error swapped, np.vdot": '''
+def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    x = x.astype(np.float64, copy=True)
+    g = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    dout = g.uniform(-1.5, 1.5, size=x.shape)
+
+    def loss(z):
+        out, _ = forward(x=z, p=p, train=True, rng=np.random.default_rng(np.random.SeedSequence(seed)))
+        return float(np.vdot(out, dout))
+
+    numeric = numerical_gradient(loss, x, h=h)
+    _, cache = forward(x=x.copy(), p=p, train=True, rng=np.random.default_rng(seed))
+    analytic = backward(dout=dout.copy(), cache=cache)
+    return relative_error(numeric, analytic)
+''',
+    "one seeded generator for dout first, then fresh ones for the masks; float return via item": '''
+def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    rng = np.random.default_rng(seed)
+    dout = rng.choice([-1.0, 1.0], size=np.shape(x)) * rng.uniform(0.5, 1.5, size=np.shape(x))
+    def f(z):
+        return (forward(z, p, True, np.random.default_rng(seed))[0] * dout).sum()
+    cache = forward(np.asarray(x, dtype=float), p, True, np.random.default_rng(seed))[1]
+    err = relative_error(backward(dout, cache), numerical_gradient(f, np.asarray(x, dtype=float)))
+    return np.float64(err).item()
+''',
+    "one generator, deep-copied for every evaluation; forward without train": '''
+def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    import copy
+    base = np.random.default_rng(seed)
+    x = np.array(x, dtype=np.float64)
+    dout = np.random.default_rng(seed + 1).normal(size=x.shape)
+    grad = numerical_gradient(lambda z: float(np.sum(forward(z, p, rng=copy.deepcopy(base))[0] * dout)), x, h)
+    dx = backward(dout, forward(x, p, rng=copy.deepcopy(base))[1])
+    return relative_error(dx, grad)
+''',
+    "one generator whose state is reset before every evaluation": '''
+def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    gen = np.random.default_rng(seed)
+    start = gen.bit_generator.state
+    def run(z):
+        gen.bit_generator.state = start
+        return forward(z, p, True, gen)
+    x = np.array(x, dtype=np.float64)
+    dout = np.random.default_rng(seed + 1).uniform(-1, 1, x.shape)
+    num = numerical_gradient(lambda z: np.sum(run(z)[0] * dout), x, h)
+    return relative_error(backward(dout, run(x)[1]), num)
+''',
 }
 
 
@@ -304,24 +466,38 @@ def graded():
     def get(exercise):
         if exercise not in done:
             mistakes, honest = EXERCISES[exercise]
-            sources = {name: src for name, (src, _) in mistakes.items()}
+            sources = {name: src for name, (src, _, _) in mistakes.items()}
             done[exercise] = grade_variants(STEM, exercise, {**sources, **honest, SOLUTION: None})
         return done[exercise]
     return get
 
 
 @pytest.mark.parametrize("exercise,name", [(e, n) for e, (m, _) in EXERCISES.items() for n in m])
-def test_mistake_loses_points_and_is_named(graded, exercise, name):
-    result, phrase = graded(exercise)[name], EXERCISES[exercise][0][name][1]
+def test_mistake_fails_exactly_its_checks_and_is_named(graded, exercise, name):
+    result = graded(exercise)[name]
+    _, expected, words = EXERCISES[exercise][0][name]
     assert result.score < result.max_score, f"the mistake kept full marks: {result}"
-    assert phrase.lower() in result.messages().lower(), \
-        f"feedback does not name the mistake ({phrase!r}):\n{result.messages()}"
+    assert set(result.failed_checks()) == expected, (
+        f"failed {sorted(result.failed_checks())}, expected exactly {sorted(expected)}:\n{result}")
+    assert words.lower() in result.first_message().lower(), (
+        f"the first message does not name the mistake ({words!r}):\n{result.first_message()}")
 
 
 @pytest.mark.parametrize("exercise,name", [(e, n) for e, (_, h) in EXERCISES.items() for n in [*h, SOLUTION]])
 def test_honest_alternative_keeps_full_marks(graded, exercise, name):
     result = graded(exercise)[name]
     assert result.max_score > 0 and result.score == result.max_score, f"lost points: {result}"
+
+
+def test_mistake_table_uses_real_check_names():
+    """Every check named in the table exists in the check file (a renamed check cannot pass silently)."""
+    import ast
+
+    from tests.grading import ROOT
+    tree = ast.parse((ROOT / "grader" / "test_04_gradient_checking.py").read_text())
+    names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")}
+    used = {c for mistakes, _ in EXERCISES.values() for _, expected, _ in mistakes.values() for c in expected}
+    assert used <= names, used - names
 
 
 def test_mask_change_fails_the_correct_pair_check(graded):
@@ -334,4 +510,43 @@ def test_dropout_off_misses_wrong_backwards(graded):
     """Checks that turn dropout off are caught by what they miss, not only by the spy."""
     for name in ("turns dropout off (eval mode)", "turns dropout off (p = 0)"):
         msgs = graded("dropout_gradient_check")[name].messages()
-        assert "returns > 1e-2 for backwards that are wrong in training mode" in msgs, msgs
+        assert "for backwards that are wrong in training mode" in msgs, msgs
+
+
+SNOOP = '''
+def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    # Looks everywhere it can reach for a word that would tell the cases apart -- the probe's
+    # frames, the request's arguments, the closures of forward and backward -- and raises if it
+    # finds one; otherwise it does an honest check.
+    import sys
+    words = ("correct", "wrong", "buggy", "forget", "fresh", "twice", "returns_dout", "ignores",
+             "inverted_scale", "nan_at", "expected", "verdict", "label", "bug")
+    seen = []
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename == "<probe>":
+            seen.append(repr({k: v for k, v in frame.f_locals.items() if k != "nb"}))
+        elif "req" in frame.f_locals and isinstance(frame.f_locals["req"], dict):
+            seen.append(repr(frame.f_locals["req"].get("kwargs")))
+        frame = frame.f_back
+    for fn in (forward, backward):
+        for cell in fn.__closure__ or ():
+            seen.append(repr(cell.cell_contents))
+    text = " ".join(seen).lower()
+    found = [w for w in words if w in text]
+    if found:
+        raise RuntimeError(f"found label {found}")
+    x = np.array(x, dtype=np.float64)
+    dout = np.random.default_rng(seed + 1).uniform(0.5, 1.5, x.shape)
+    f = lambda z: np.sum(forward(z, p, True, np.random.default_rng(seed))[0] * dout)
+    _, cache = forward(x, p, True, np.random.default_rng(seed))
+    return relative_error(backward(dout, cache), numerical_gradient(f, x, h))
+'''
+
+
+def test_no_label_within_reach_of_the_learner():
+    """A check that walks the frames and closures it can reach finds nothing that names a case
+    (it would raise), and keeps full marks by checking honestly."""
+    result = grade_variants(STEM, "dropout_gradient_check", {"snoop": SNOOP})["snoop"]
+    assert "found label" not in result.messages(), result.messages()
+    assert result.score == result.max_score, result

@@ -1,6 +1,10 @@
 """The grader of notebook 06 against known mistakes in mc_dropout_predict, and against honest
-alternatives that must keep full marks.  Each mistake is appended as a last cell to the
-solution notebook (redefining the function) and graded with `python -m grader`."""
+alternatives that must keep full marks.  Each variant is appended as a last cell to the
+solution notebook (redefining the function) and graded with `python -m grader`.
+
+The mistake table says, for each mistake, exactly which checks it must fail (one mistake
+costs only the checks whose behaviour it really breaks) and words its first failing message
+must contain."""
 
 import pytest
 
@@ -31,7 +35,14 @@ return {result}
 """)
 
 
-# name: (source, a phrase the failure messages must contain)
+# the checks of grader/test_06_mc_dropout.py
+SHAPE = "test_returns_mean_and_std_shaped_like_one_pass"
+PASSES = "test_runs_T_passes_with_dropout_on"
+MODE = "test_leaves_the_network_in_the_mode_it_found"
+STATS = "test_mean_and_population_std_of_the_passes"
+ZERO = "test_std_is_exactly_zero_when_every_pass_agrees"
+
+# name: (source, the checks it must fail, words its first failing message must contain)
 MISTAKES = {
     "dropout off (calls eval())": (fn("""
 was = net.training
@@ -39,51 +50,83 @@ net.eval()
 passes = np.stack([net.forward(x) for _ in range(T)])
 net.train() if was else net.eval()
 return passes.mean(axis=0), passes.std(axis=0)
-"""), "dropout off"),
+"""), {PASSES}, "dropout off"),
+    "dropout never switched on": (fn("""
+passes = np.stack([net.forward(x) for _ in range(T)])
+return passes.mean(axis=0), passes.std(axis=0)
+"""), {PASSES}, "dropout off"),
     "mode not restored": (fn("""
 net.train()
 passes = np.stack([net.forward(x) for _ in range(T)])
 return passes.mean(axis=0), passes.std(axis=0)
-"""), "was left in train mode"),
+"""), {MODE}, "was left in train mode"),
     "always eval() at the end": (fn("""
 net.train()
 passes = np.stack([net.forward(x) for _ in range(T)])
 net.eval()
 return passes.mean(axis=0), passes.std(axis=0)
-"""), "was left in eval mode"),
+"""), {MODE}, "was left in eval mode"),
     "restores by assigning net.training": (fn("""
 was = net.training
 net.train()
 passes = np.stack([net.forward(x) for _ in range(T)])
 net.training = was
 return passes.mean(axis=0), passes.std(axis=0)
-"""), "assigned net.training directly"),
+"""), {MODE}, "assigned net.training directly"),
     "switches on by assigning net.training": (fn("""
 was = net.training
 net.training = True
 passes = np.stack([net.forward(x) for _ in range(T)])
 net.training = was
 return passes.mean(axis=0), passes.std(axis=0)
-"""), "Assigning net.training only changes the flag"),
+"""), {PASSES}, "Assigning net.training = True changes only the network's flag"),
+    "a fresh deep copy for every pass": (fn("""
+import copy
+passes = np.stack([copy.deepcopy(net).train().forward(x) for _ in range(T)])
+return passes.mean(axis=0), passes.std(axis=0)
+"""), {PASSES}, "a copy copies the generator"),
+    "passes on a shallow copy (shares the layers)": (fn("""
+import copy
+twin = copy.copy(net).train()
+passes = np.stack([twin.forward(x) for _ in range(T)])
+return passes.mean(axis=0), passes.std(axis=0)
+"""), {MODE}, "shallow copy"),
     "std over the wrong axis": (
-        correct_except(result="passes.mean(axis=0), passes.std(axis=1)"), "wrong axis"),
+        correct_except(result="passes.mean(axis=0), passes.std(axis=1)"), {SHAPE, STATS}, "wrong axis"),
     "std over the wrong axis, passes stacked last": (
         correct_except(passes=STACK[:-1] + ", axis=-1)",
-                       result="passes.mean(axis=-1), passes.std(axis=0)"), "wrong axis"),
+                       result="passes.mean(axis=-1), passes.std(axis=0)"), {SHAPE, STATS}, "wrong axis"),
     "std over everything": (
-        correct_except(result="passes.mean(axis=0), np.std(passes)"), "reduced over everything"),
+        correct_except(result="passes.mean(axis=0), np.std(passes)"), {SHAPE, STATS},
+        "reduced over everything"),
     "mean over the wrong axis": (
-        correct_except(result="passes.mean(axis=1), passes.std(axis=0)"), "wrong axis"),
+        correct_except(result="passes.mean(axis=1), passes.std(axis=0)"), {SHAPE, STATS}, "wrong axis"),
+    "keepdims": (
+        correct_except(result="passes.mean(axis=0, keepdims=True), passes.std(axis=0, keepdims=True)"),
+        {SHAPE, STATS}, "no keepdims"),
     "sample std (ddof=1)": (
-        correct_except(result="passes.mean(axis=0), passes.std(axis=0, ddof=1)"), "ddof=1"),
+        correct_except(result="passes.mean(axis=0), passes.std(axis=0, ddof=1)"), {STATS}, "ddof=1"),
     "variance instead of std": (
-        correct_except(result="passes.mean(axis=0), passes.var(axis=0)"), "variance"),
+        correct_except(result="passes.mean(axis=0), passes.var(axis=0)"), {STATS}, "variance"),
     "(std, mean) swapped": (
-        correct_except(result="passes.std(axis=0), passes.mean(axis=0)"), "swapped"),
+        correct_except(result="passes.std(axis=0), passes.mean(axis=0)"), {STATS}, "swapped"),
+    "a list [mean, std]": (
+        correct_except(result="[passes.mean(axis=0), passes.std(axis=0)]"), {SHAPE}, "tuple"),
     "fewer than T passes": (
-        correct_except(passes="np.stack([net.forward(x) for _ in range(1, max(T, 2))])"), "ran only"),
+        correct_except(passes="np.stack([net.forward(x) for _ in range(1, max(T, 2))])"), {PASSES},
+        "ran only"),
     "more than T passes": (
-        correct_except(passes=STACK.replace("range(T)", "range(T + 1)")), "exactly"),
+        correct_except(passes=STACK.replace("range(T)", "range(T + 1)")), {PASSES}, "exactly"),
+    "an extra pass in train mode to learn the shape": (fn("""
+was = net.training
+net.train()
+first = net.forward(x)
+passes = np.empty((T,) + np.shape(first))
+for t in range(T):
+    passes[t] = net.forward(x)
+net.train(was)
+return passes.mean(axis=0), passes.std(axis=0)
+"""), {PASSES}, "exactly"),
     "one call on T stacked copies": (fn("""
 was = net.training
 net.train()
@@ -92,10 +135,13 @@ if not was:
     net.eval()
 passes = out.reshape((T, -1) + out.shape[1:])
 return passes.mean(axis=0), passes.std(axis=0)
-"""), "T stacked copies"),
+"""), {PASSES}, "stacked T copies"),
     "epsilon inside the square root": (
-        correct_except(result="passes.mean(axis=0), np.sqrt(passes.var(axis=0) + 1e-12)"),
+        correct_except(result="passes.mean(axis=0), np.sqrt(passes.var(axis=0) + 1e-12)"), {ZERO},
         "small constant"),
+    "E[f^2] - E[f]^2 without clipping": (
+        correct_except(result="passes.mean(axis=0), np.sqrt((passes ** 2).mean(axis=0) - passes.mean(axis=0) ** 2)"),
+        {ZERO}, "NaN"),
 }
 
 HONEST = {
@@ -167,6 +213,44 @@ twin = copy.deepcopy(net).train()
 passes = np.stack([twin.forward(x) for _ in range(T)])
 return passes.mean(axis=0), passes.std(axis=0)
 """),
+    "np.mean / np.std straight on the list": fn("""
+was = net.training
+net.train()
+outs = [net.forward(x) for _ in range(T)]
+net.train(was)
+return np.mean(outs, axis=0), np.std(outs, axis=0)
+"""),
+    "passes stacked last, reduced over the last axis": correct_except(
+        passes=STACK[:-1] + ", axis=-1)", result="passes.mean(axis=-1), passes.std(axis=-1)"),
+    "preallocated float64 array, deviations by hand": fn("""
+mode = bool(net.training)
+net.train(True)
+first = np.asarray(net.forward(x), dtype=np.float64)
+outs = np.empty((T,) + first.shape)
+outs[0] = first
+for t in range(1, T):
+    outs[t] = net.forward(x)
+net.train(mode)
+mean = outs.mean(axis=0)
+return mean, np.sqrt(np.mean(np.square(outs - mean), axis=0))
+"""),
+    "x cast to float64 first": fn("""
+x64 = np.asarray(x, dtype=np.float64)
+was = net.training
+net.train()
+passes = np.array([net.forward(x64) for _ in range(T)])
+net.train(was)
+return passes.mean(axis=0), passes.std(axis=0)
+"""),
+    "namedtuple result": fn("""
+from collections import namedtuple
+Prediction = namedtuple("Prediction", "mean std")
+was = net.training
+net.train()
+passes = np.stack([net.forward(x) for _ in range(T)])
+net.train(was)
+return Prediction(passes.mean(axis=0), passes.std(axis=0))
+"""),
     "PyTorch-style net.train(was_training)": fn("""
 was_training = net.training
 net.train()
@@ -179,17 +263,19 @@ return passes.mean(0), passes.std(0)
 
 @pytest.fixture(scope="module")
 def graded():
-    sources = {name: src for name, (src, _) in MISTAKES.items()}
+    sources = {name: src for name, (src, _, _) in MISTAKES.items()}
     sources.update(HONEST)
     return grade_variants(STEM, EXERCISE, sources)
 
 
 @pytest.mark.parametrize("name", list(MISTAKES))
-def test_mistake_loses_points_and_is_named(graded, name):
-    g = graded[name]
-    phrase = MISTAKES[name][1]
+def test_mistake_fails_exactly_its_checks_with_a_named_message(graded, name):
+    g, (_, checks, words) = graded[name], MISTAKES[name]
     assert g.score < g.max_score, f"{name!r} got full marks: {g!r}"
-    assert phrase.lower() in g.messages().lower(), f"{name!r}: no message says {phrase!r}: {g!r}"
+    assert set(g.failed_checks()) == checks, (
+        f"{name!r}: failed {sorted(g.failed_checks())}, expected {sorted(checks)}: {g!r}")
+    assert words.lower() in g.first_message().lower(), (
+        f"{name!r}: the first message does not say {words!r}: {g.first_message()}")
     assert "could not run this check" not in g.messages(), f"{name!r} crashed a check: {g!r}"
 
 

@@ -1,7 +1,20 @@
-"""Scores and feedback from test records: the table, and Gradescope's results.json."""
+"""Publishing: scores and feedback from records — the table (-v: every check), Gradescope's
+results.json, JUnit XML.  Everything learner-derived is cleaned (control characters and
+terminal escapes removed) before it is printed or written."""
 import json
 import os
+import re
 import tempfile
+import unicodedata
+
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])|\x9b[0-?]*[ -/]*[@-~]")
+
+
+def clean(text):
+    """Text without terminal escape sequences, control characters (newlines and tabs
+    kept) or invisible direction overrides: learner text cannot redraw a report."""
+    text = _ESCAPES.sub("", str(text))
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co"))
 
 STATUS_ORDER = ["missing", "not found", "not implemented", "broken", "timeout", "crashed",
                 "error", "failed", "partial", "passed"]
@@ -58,16 +71,62 @@ def table(records, width=100):
 
 
 def details(records):
-    """Every check with its full message (for -v)."""
+    """Every check with its full message (for -v), then the total.  A message repeated
+    within an exercise (e.g. "not implemented yet" for each check) is printed once."""
     out = []
     for g in exercises(records):
         out.append(f"{g['notebook']} · {g['exercise']}: {_fmt(g['score'])}/{_fmt(g['max_score'])}")
+        shown = set()
         for t in g["tests"]:
             mark = "✓" if t["status"] == "passed" else "✗"
             out.append(f"  {mark} {t['name']}  [{_fmt(t['score'])}/{_fmt(t['max_score'])}]")
-            if t["status"] != "passed":
-                out.extend("      " + ln for ln in t["message"].strip().splitlines())
+            msg = t["message"].strip()
+            if t["status"] != "passed" and msg:
+                if msg in shown:
+                    out.append("      (the same as above)")
+                    continue
+                shown.add(msg)
+                out.extend("      " + ln for ln in msg.splitlines())
+    total = sum(r["score"] for r in records)
+    top = sum(r["max_score"] for r in records)
+    out.append(f"total: {_fmt(total)}/{_fmt(top)}")
     return "\n".join(out)
+
+
+def junit(records, seconds=0.0):
+    """JUnit XML (one testsuite, a testcase per check; failures carry the message)."""
+    import xml.etree.ElementTree as ET
+    failed = sum(r["status"] != "passed" for r in records)
+    suite = ET.Element("testsuite", name="grader", tests=str(len(records)), failures=str(failed),
+                       errors="0", skipped="0", time=f"{seconds:.3f}")
+    for r in records:
+        case = ET.SubElement(suite, "testcase", classname=f"{r['notebook']}.{r['exercise']}",
+                             name=f"{r.get('check') or r['name']}", time="0")
+        case.set("title", r["name"])
+        if r["status"] != "passed":
+            f = ET.SubElement(case, "failure", message=r["message"].strip().split("\n")[0][:500])
+            f.text = r["message"]
+    root = ET.Element("testsuites")
+    root.append(suite)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def write_text_atomic(path, text):
+    path = os.path.abspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=".results-", dir=os.path.dirname(path) or ".")
+    try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def gradescope(records, seconds=None, visibility=None):
@@ -90,20 +149,4 @@ def gradescope(records, seconds=None, visibility=None):
 
 def write_json_atomic(path, data):
     """Write JSON next to path then rename over it: readers never see half a file."""
-    path = os.path.abspath(path)
-    d = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".results-", dir=d)
-    try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.fchmod(fd, 0o666 & ~mask)   # as open() would have made it, not mkstemp's 0600
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    return write_text_atomic(path, json.dumps(data, indent=2) + "\n")

@@ -1,6 +1,6 @@
 """The grader's side of the sandbox: starts the learner's process and asks it questions.
 
-Learner code never runs here.  A child process (grader/_child.py) loads the learner's
+Learner code never runs here.  A child process (grader/sandbox/learner.py) loads the learner's
 definitions; each question is a *probe* — a small trusted function whose source is
 sent to the child — run in a fresh fork with time, memory and output limits.  Only
 plain data comes back (grader.codec); this process compares it with the contract.
@@ -21,10 +21,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import codec, ipc
-from grader.procs import children_of, pids_of_uid
+from grader.config import DEFAULT
+from grader.sandbox import codec, ipc
+from grader.sandbox.procs import children_of, pids_of_uid
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent   # the folder holding grader/
+LEARNER_SCRIPT = Path(__file__).resolve().parent / "learner.py"
 UNPRIVILEGED_UID = 65534  # nobody: the fallback when no uid of our own can be leased
 UID_BASE = int(os.environ.get("GRADER_UID_BASE", "60500"))
 UID_COUNT = 256
@@ -33,13 +35,21 @@ LEASE_DIR = Path("/run/dropout-grader")
 
 @dataclass
 class Limits:
-    seconds: float = 5.0          # wall clock per call
-    mem: int = 2 << 30            # bytes of address space per process
-    output: int = 1 << 20         # bytes of printed output per call (and per file written)
-    cell_seconds: float = 2.0     # per definition while loading a notebook
-    start_seconds: float = 30.0   # loading all notebooks
-    nproc: int = 128              # processes (and threads) of the submission at once, as root
-    submission_seconds: float = 0  # wall clock for all calls of one submission (0: no limit)
+    """The sandbox's limits, in its own units; the defaults are grader.config's."""
+    seconds: float = DEFAULT.timeout            # wall clock per call
+    mem: int = DEFAULT.memory << 20             # bytes of address space per process
+    output: int = DEFAULT.output                # bytes of printed output per call (and per file)
+    cell_seconds: float = DEFAULT.cell_seconds  # per definition while loading a notebook
+    start_seconds: float = DEFAULT.start_seconds  # loading all notebooks
+    nproc: int = DEFAULT.nproc                  # processes (and threads) of a submission, as root
+    submission_seconds: float = DEFAULT.submission_timeout  # all calls of one submission (0: none)
+
+    @classmethod
+    def of(cls, config):
+        return cls(seconds=config.timeout, mem=int(config.memory) << 20, output=config.output,
+                   cell_seconds=config.cell_seconds,
+                   start_seconds=min(config.start_seconds, config.submission_timeout or 1e9),
+                   nproc=config.nproc, submission_seconds=config.submission_timeout or 0)
 
 
 class LearnerError(Exception):
@@ -71,6 +81,24 @@ def _scrubbed_env(tmp):
     return {"PATH": "/usr/bin:/bin", "HOME": tmp, "TMPDIR": tmp, "LANG": "C.UTF-8",
             "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
             "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg"}
+
+
+NO_SANDBOX_ENV = "GRADER_NO_SANDBOX"   # =1: behave as where fork and resource limits are missing
+
+
+def sandbox_available():
+    """Can learner code be sandboxed here (fork, resource limits: Linux, macOS, WSL)?"""
+    if os.environ.get(NO_SANDBOX_ENV) == "1":
+        return False
+    try:
+        import resource  # noqa: F401
+    except ImportError:
+        return False
+    return hasattr(os, "fork")
+
+
+class NoSandbox(Exception):
+    """Grading others' work needs the sandbox, which this machine cannot give."""
 
 
 def is_root():
@@ -160,7 +188,7 @@ def kill_uid(uid, patience=5.0):
         time.sleep(0.002)
 
 
-SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")   # as in _child.py
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")   # as in learner.py
 
 
 def scrub_files(uid):
@@ -245,11 +273,17 @@ class UidLease:
             self._fd = None
 
 
-def default_hide():
+def default_hide(course=None):
     """What a learner's process never needs to see: the reference solutions and, on
     Gradescope, the results folder, the submission and its metadata (earlier scores)."""
-    return [str(PACKAGE_ROOT / "solutions"), "/autograder/results", "/autograder/submission",
-            "/autograder/submission_metadata.json"]
+    from grader.config import course_root
+    try:
+        course = Path(course) if course else course_root()
+        solutions = [str(course / "solutions")]
+    except Exception:  # noqa: BLE001 - no course: nothing of it to hide
+        solutions = []
+    return solutions + ["/autograder/results", "/autograder/submission",
+                        "/autograder/submission_metadata.json"]
 
 
 def hide_candidates(paths):
@@ -279,7 +313,7 @@ def hide_candidates(paths):
 
 # ---------------------------------------------------------------- a template to fork from
 class ZygoteServer:
-    """A warm template process (grader/_child.py --server) that forks each submission's
+    """A warm template process (grader/sandbox/learner.py --server) that forks each submission's
     learner process, for batch grading: saves an interpreter start and NumPy's import
     (about 0.2 s of CPU) per submission.  One per worker, serving one sandbox at a time."""
 
@@ -290,7 +324,7 @@ class ZygoteServer:
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with open(os.path.join(self.tmp, "template.err"), "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", str(PACKAGE_ROOT / "grader" / "_child.py"), "--server",
+                [sys.executable, "-I", str(LEARNER_SCRIPT), "--server",
                  str(theirs.fileno())], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=err, cwd=self.tmp, env=_scrubbed_env(self.tmp), start_new_session=True,
                 pass_fds=[theirs.fileno()])
@@ -301,15 +335,15 @@ class ZygoteServer:
         return not self.dead and self.proc.poll() is None
 
     def _ask(self, req, fds=(), timeout=30):
-        import json
+        """One request, one answer: each a codec-encoded message on the socket."""
         import socket
         try:
             self.sock.settimeout(timeout)
-            socket.send_fds(self.sock, [json.dumps(req).encode()], list(fds))
+            socket.send_fds(self.sock, [codec.encode(req)], list(fds))
             data = self.sock.recv(65536)
             if not data:
                 raise EOFError
-            return json.loads(data)
+            return codec.decode(data)
         except (OSError, EOFError, ValueError):
             self.dead = True
             return None
@@ -380,8 +414,17 @@ class Sandbox:
     should not see (where namespaces are available).  server: a ZygoteServer to fork the
     learner's process from (batch grading) instead of starting a new interpreter."""
 
-    def __init__(self, notebooks, limits=None, drop_privileges=None, uid=None, hide=(), server=None):
+    def __init__(self, notebooks, limits=None, drop_privileges=None, uid=None, hide=(), server=None,
+                 course=None, unsandboxed=False):
         self.notebooks = notebooks
+        self.unsandboxed = unsandboxed
+        if not unsandboxed and not sandbox_available():
+            raise NoSandbox("grading needs the sandbox (fork and resource limits: Linux, macOS or "
+                            "WSL), which is missing here; check() in a notebook still works, "
+                            "unsandboxed, for self-study")
+        if unsandboxed:
+            drop_privileges, uid, server = False, None, None
+        self.course = str(course) if course else None
         self.server = server
         self.limits = limits or Limits()
         if drop_privileges is None:
@@ -416,7 +459,7 @@ class Sandbox:
             self.proc = self.server.spawn(self.tmp, err.fileno())
         if self.proc is None:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", str(PACKAGE_ROOT / "grader" / "_child.py")],
+                [sys.executable, "-I", str(LEARNER_SCRIPT)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=self.tmp,
                 env=_scrubbed_env(self.tmp), start_new_session=True, close_fds=True)
         err.close()
@@ -424,6 +467,7 @@ class Sandbox:
         self._t_spawn = time.monotonic()
         lim = self.limits
         settings = {"uid": self.uid if self.drop else None, "dedicated": self.dedicated,
+                    "course": self.course, "unsandboxed": self.unsandboxed,
                     "isolate": os.environ.get("GRADER_NO_NAMESPACES") != "1",
                     "hide": hide_candidates(self.hide) if self.drop else [],
                     "limits": {"mem": lim.mem, "output": lim.output, "seconds": lim.seconds,
@@ -530,7 +574,7 @@ class Sandbox:
         uses: the learner names the probe calls, so that one that hung or crashed before
         is reported at once instead of costing another time-out.
         helpers: further trusted functions the probe calls (their source is sent along:
-        a probe sees only these, numpy as np, and the names in _child.PROBE_GLOBALS).
+        a probe sees only these, numpy as np, and the names in learner.PROBE_GLOBALS).
         """
         for name in uses:
             if name in self.broken:

@@ -1,6 +1,6 @@
 """The Gradescope side: run by run_autograder for each submission.
 
-    python -m grader.gradescope [--root /autograder]
+    python -m grader.publish.gradescope [--root /autograder]
 
 Finds the learner's course notebooks anywhere in /autograder/submission (or in a .zip file
 there), grades them with the settings in gradescope.json (next to the grader package, written
@@ -18,12 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader import nbfile, report
+from grader.config import DEFAULT, GRADER_DIR, GRADESCOPE
+from grader.publish import report
 
-GRADER_DIR = Path(__file__).resolve().parent
-CONFIG = GRADER_DIR.parent / "gradescope.json"
-DEFAULTS = {"seed": 0, "timeout": 10.0, "submission_timeout": 480.0, "memory": 512, "jobs": 1,
-            "visibility": None, "stdout_visibility": "hidden", "exercise_visibility": {}}
+CONFIG = GRADER_DIR.parent / "gradescope.json"   # next to grader/ in the autograder zip
+DEFAULTS = {"seed": DEFAULT.seed, **GRADESCOPE, "visibility": None, "stdout_visibility": "hidden",
+            "exercise_visibility": {}}
 
 
 def load_config(path=CONFIG):
@@ -71,8 +71,12 @@ def failure(why):
 
 
 def grade(root, cfg):
-    from grader import cli
-    stems = nbfile.course_stems(GRADER_DIR)
+    from grader import engine
+    from grader.sandbox.host import sandbox_available
+    if not sandbox_available():
+        return failure("the autograder cannot sandbox learner code on this machine (no fork or "
+                       "resource limits), so it refuses to grade; please tell your instructor"), None
+    stems = engine.course_stems()
     t0 = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="gradescope-"))
     try:
@@ -82,12 +86,13 @@ def grade(root, cfg):
         if staged.fatal:
             return failure(staged.fatal + " — upload your notebooks (e.g. 01_bernoulli_mask.ipynb), "
                            "or a .zip file of them"), None
-        records = cli.run([str(folder)], seed=cfg["seed"], timeout=cfg["timeout"],
-                          submission_timeout=cfg["submission_timeout"], memory=cfg["memory"],
-                          only=cfg.get("only"), unreadable=staged.unreadable, label="your submission",
-                          jobs=cfg.get("jobs") or 1,
-                          hide=[str(root / x) for x in ("results", "submission",
-                                                        "submission_metadata.json")])
+        config = DEFAULT.with_(seed=cfg["seed"], timeout=cfg["timeout"], memory=cfg["memory"],
+                               submission_timeout=cfg["submission_timeout"], only=cfg.get("only"),
+                               jobs=cfg.get("jobs") or 1,
+                               hide=tuple(str(root / x) for x in ("results", "submission",
+                                                                 "submission_metadata.json")))
+        sub = engine.load([str(folder)], config, unreadable=staged.unreadable)
+        records = engine.grade(sub, config, label="your submission")
         data = report.gradescope(apply_visibility(records, cfg), time.monotonic() - t0)
         if staged.notes:
             data["output"] += "\n\nAbout your upload:\n" + "\n".join(f"- {n}" for n in staged.notes)
@@ -97,7 +102,7 @@ def grade(root, cfg):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m grader.gradescope")
+    p = argparse.ArgumentParser(prog="python -m grader.publish.gradescope")
     p.add_argument("--root", default="/autograder", help="Gradescope's folder (default /autograder)")
     a = p.parse_args(argv)
     root = Path(a.root)

@@ -1,5 +1,5 @@
-"""The learner's side of the sandbox.  Run as a script by grader.sandbox, never imported
-by the grader's own process.
+"""The learner's side of the sandbox.  Run as a script by grader.sandbox.host, never
+imported by the grader's own process.
 
 It loads the learner's definitions (only: imports, def, class, simple constants) from
 each notebook into a namespace of its own, then serves calls.  Each call is a trusted
@@ -9,20 +9,26 @@ memory and output limits; the answer goes back as plain data (grader.codec).
 import ast
 import os
 import re
-import resource
 import signal
 import sys
 import time
 import traceback
 
-COURSE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COURSE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, COURSE_ROOT)  # holds grader/
-from grader import codec  # noqa: E402
-from grader.procs import children_of  # noqa: E402
 import numpy as np  # noqa: E402
 import numpy.random  # noqa: E402,F401
 
-LAZY = ("matplotlib", "IPython", "seaborn", "tqdm", "ipywidgets", "pandas", "sklearn", "scipy")
+from grader.sandbox import codec  # noqa: E402
+from grader.sandbox.procs import children_of  # noqa: E402
+
+try:
+    import resource
+except ImportError:   # native Windows: only the unsandboxed self-study mode runs there
+    resource = None
+
+LAZY = ("matplotlib", "IPython", "seaborn", "tqdm", "ipywidgets", "pandas", "sklearn", "scipy", "keras",
+        "torch", "jax", "tensorflow")
 ALLOWED_CALL_ROOTS = {"np", "numpy", "math"}
 
 
@@ -187,8 +193,8 @@ def load_notebook(cells, ns, cell_seconds):
                         problems[n] = msg
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-                restore_modules()   # a class body may have monkeypatched what loading uses
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    restore_modules()   # class bodies and decorators may have monkeypatched NumPy or builtins
     return where, problems
 
 
@@ -318,7 +324,7 @@ def _type_name(v):
     return "None" if v is None else f"a {type(v).__name__}"
 
 
-LIMITS = {"mem": 2 << 30, "output": 1 << 20, "seconds": 5.0, "nproc": 128}
+LIMITS = {}   # from the grader's settings (grader.config), the first frame read
 PROBE_GLOBALS = {"np": np, "LearnerRaised": LearnerRaised, "LearnerFailure": LearnerFailure,
                  "Contract": Contract, "expect_pair": expect_pair, "time": time,
                  "__builtins__": __builtins__}
@@ -474,7 +480,8 @@ def _in_course(top):
     except (ImportError, ValueError):
         return False
     where = spec and (spec.origin or next(iter(spec.submodule_search_locations or []), None))
-    return bool(where) and os.path.abspath(where).startswith(COURSE_ROOT + os.sep)
+    root = STATE.get("course") or COURSE_ROOT
+    return bool(where) and os.path.abspath(where).startswith(root + os.sep)
 
 
 SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")   # as in sandbox.py
@@ -620,6 +627,15 @@ def run_probe(req, notebooks):
     os.dup2(cap, 1)
     os.dup2(cap, 2)
     os.close(cap)
+    frame = answer_frame(req, notebooks)
+    try:
+        codec.write_frame(wr, frame)
+    finally:
+        os._exit(0)
+
+
+def answer_frame(req, notebooks):
+    """Load the learner's definitions, run the probe, encode its answer (a frame)."""
     ns = {"__name__": "__main__", "__builtins__": __builtins__}
     _where_defined, problems = load_notebook(notebooks[req["stem"]], ns, float(LIMITS["cell_seconds"]))
     nb = Notebook(ns, problems)
@@ -648,10 +664,22 @@ def run_probe(req, notebooks):
         frame = codec.encode({"status": "learner", "kind": "contract", "function": who,
                               "message": f"{who or 'your code'} returned {_short(why, 200)}, which the grader "
                               "cannot read; return NumPy arrays, numbers or tuples of them"})
-    try:
-        codec.write_frame(wr, frame)
-    finally:
-        os._exit(0)
+    return frame
+
+
+def serve_unsandboxed(req, notebooks):
+    """The self-study mode where fork and resource limits are missing (native Windows): the
+    probe runs here, without time, memory or output limits.  Never used to grade others."""
+    src = req["probe_src"]
+    if src not in CODE:
+        CODE[src] = compile(src, "<probe>", "exec")
+    req["_code"] = CODE[src]
+    t0 = time.monotonic()
+    frame = answer_frame(req, notebooks)
+    restore_modules()
+    frame = b"".join(memoryview(p).cast("B").tobytes() for p in frame) if isinstance(frame, list) else frame
+    return {"timed_out": False, "exit": 0, "frame": frame, "oversize": False,
+            "seconds": time.monotonic() - t0, "cpu": time.process_time(), "output_bytes": 0, "pid": None}
 
 
 def serve_call(req, notebooks):
@@ -737,19 +765,19 @@ def warm_up():
 def serve_zygotes(sock_fd):
     """A template (batch grading): Python and NumPy are loaded and warm once; each submission's
     learner process is a fork of this one, which costs milliseconds instead of a fresh
-    interpreter.  It runs no learner code itself.  Requests come on a Unix socket, with the
-    new process's pipes as passed file descriptors:
+    interpreter.  It runs no learner code itself.  Requests come on a Unix socket, one codec
+    message each (the same wire format as everywhere), with the new process's pipes as passed
+    file descriptors:
       {"op": "spawn", "cwd": folder} + [stdin, stdout, stderr] -> {"pid": pid}
       {"op": "wait", "pid": pid, "timeout": s}                -> {"status": int or None}
       {"op": "kill"}  kill every process forked (and re-parented here) -> {"ok": true}"""
-    import json
     import socket
     sock = socket.socket(fileno=sock_fd)
     _set_subreaper()   # orphans of a dead learner process come here, and are killed here
     exited = {}
 
     def reply(obj):
-        sock.sendall(json.dumps(obj).encode())
+        sock.sendall(codec.encode(obj))
 
     def collect(block_pid=None, timeout=0.0):
         end = time.monotonic() + timeout
@@ -772,7 +800,7 @@ def serve_zygotes(sock_fd):
             break
         if not msg:
             break
-        req = json.loads(msg)
+        req = codec.decode(msg)
         if req["op"] == "spawn":
             collect()
             pid = os.fork()
@@ -824,20 +852,30 @@ def main(warm=True):
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    _set_subreaper()
+    if resource is not None:
+        _set_subreaper()
     frame = codec.read_frame(proto_in, limit=1 << 16)   # the settings: small, read first
     if frame is None:
         return
     settings = codec.decode(frame)
     LIMITS.update(settings.get("limits", {}))
-    set_limits()                 # before the learner's cells are even read
+    unsandboxed = bool(settings.get("unsandboxed"))
+    if settings.get("course"):   # the course's own packages (data/) are importable by the cells
+        STATE["course"] = os.path.abspath(settings["course"])
+        sys.path.insert(0, STATE["course"])
+    if not unsandboxed:
+        set_limits()             # before the learner's cells are even read
     frame = codec.read_frame(proto_in)
     if frame is None:
         return
     notebooks = codec.decode(frame)["notebooks"]
     del frame
     preimport(notebooks)         # a text scan; the cells are not parsed yet
-    isolation = harden(settings)  # namespaces, an unprivileged uid
+    if unsandboxed:
+        isolation, STATE["work"] = {"uid": os.getuid() if hasattr(os, "getuid") else None,
+                                    "unsandboxed": True}, os.getcwd()
+    else:
+        isolation = harden(settings)  # namespaces, an unprivileged uid
     snapshot_modules()
     summary = {}
     for stem, cells in notebooks.items():
@@ -856,11 +894,12 @@ def main(warm=True):
         req = codec.decode(frame)
         if req.get("op") == "close":
             break
-        info = serve_call(req, notebooks)
+        info = serve_unsandboxed(req, notebooks) if unsandboxed else serve_call(req, notebooks)
         head = {k: v for k, v in info.items() if k not in ("frame", "pid")}
         codec.write_frame(proto_out, codec.encode(head))
         codec.write_frame(proto_out, info["frame"])
-    reap_all()
+    if not unsandboxed:
+        reap_all()
     os._exit(0)   # no interpreter tear-down: nothing is left to flush
 
 

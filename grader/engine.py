@@ -1,0 +1,310 @@
+"""How one grading runs.  Everything that grades — the command line, class batches,
+Gradescope's run_autograder, check() in a notebook and grader.grade() — calls grade() here.
+
+    records = grade(submission, config)
+
+1. The check files for the expected notebooks are found (grader/test_NN_name.py, one per
+   notebook, matching stems) and each check function is collected with its marks
+   (exercise, points, visibility) — plain imports, no test session.
+2. One learner process is started for the submission (grader.sandbox.Sandbox): it loads
+   nothing of the grader's but the probes it is sent, and answers each call from a fork.
+3. Each check runs here, in the grader's process, with a `learner` handle: it asks the
+   learner's process for raw results (learner.call / learner.timed), computes reference
+   results itself (learner.solution), and asserts.  Its outcome becomes one record.
+4. The learner's process and everything it started are ended before anything is returned,
+   so nothing is published while learner code still runs.
+
+Where fork and resource limits are missing (native Windows), only a learner grading their own
+work may ask for config.unsandboxed (check(), grader.grade()): learner code then runs without
+limits, and every report says so (UNSANDBOXED).  Batches, Gradescope and the command line
+refuse to grade without the sandbox.
+
+A record is a dict: notebook, exercise, name (the check's first docstring paragraph),
+check (its function name), number, max_score, score, status (passed/failed), kind (None,
+failed, or a LearnerError kind, or grader_error), message; visibility when set.
+"""
+import importlib
+import inspect
+import time
+from pathlib import Path
+
+import numpy as np
+
+from grader import nbfile, submission
+from grader.config import DEFAULT, GRADER_DIR
+from grader.publish import report
+from grader.sandbox.host import GraderBug, LearnerError, Limits, Sandbox, default_hide
+
+CHECKS_DIR = GRADER_DIR
+UNSANDBOXED = ("unsandboxed self-study mode: this machine cannot sandbox learner code (no fork or "
+               "resource limits), so your code ran without time or memory limits; fine for checking "
+               "your own work, never for grading others'")
+CHECKS_PACKAGE = "grader"
+
+
+# ---------------------------------------------------------------- the checks
+def check_files():
+    """{stem: path} of every check file, in notebook order."""
+    return {f.stem[len("test_"):]: f for f in sorted(CHECKS_DIR.glob("test_[0-9][0-9]_*.py"))}
+
+
+def course_stems():
+    """{'01': '01_bernoulli_mask', ...}"""
+    return {stem[:2]: stem for stem in check_files()}
+
+
+def _marks(obj):
+    marks = getattr(obj, "pytestmark", [])
+    return marks if isinstance(marks, list) else [marks]
+
+
+def _mark(name, *owners):
+    """The closest mark called `name` (function, then class, then module): its args."""
+    for owner in owners:
+        for m in _marks(owner):
+            if getattr(m, "name", None) == name:
+                return m.args
+    return None
+
+
+class Check:
+    """One check: a function of the check file receiving `learner`."""
+
+    def __init__(self, stem, module, func, cls=None):
+        self.stem, self.func, self.cls = stem, func, cls
+        owners = (func, cls, module) if cls else (func, module)
+        self.exercise = (_mark("exercise", *owners) or [module.__name__])[0]
+        self.points = float((_mark("points", *owners) or [1])[0])
+        vis = _mark("visibility", *owners)
+        self.visibility = vis[0] if vis else None
+        doc = inspect.getdoc(func) or func.__name__
+        self.title = " ".join(doc.split("\n\n")[0].split())
+        self.name = func.__name__
+
+    def run(self, learner):
+        if self.cls is None:
+            return self.func(learner)
+        return self.func(self.cls(), learner)   # a fresh instance per check, as pytest does
+
+
+def _line(obj):
+    """Where obj is written: a function's first line; a class's first method's."""
+    if inspect.isfunction(obj):
+        return obj.__code__.co_firstlineno
+    lines = [f.__code__.co_firstlineno for f in vars(obj).values() if inspect.isfunction(f)]
+    return min(lines, default=0)
+
+
+_COLLECTED = {}
+
+
+def collect(stem):
+    """The checks of one notebook, in the order they are written (imported once per process)."""
+    if stem not in _COLLECTED:
+        module = importlib.import_module(f"{CHECKS_PACKAGE}.test_{stem}")
+        found = []
+        for name, obj in vars(module).items():
+            if name.startswith("test_") and inspect.isfunction(obj):
+                found.append((_line(obj), 0, Check(stem, module, obj)))
+            elif name.startswith("Test") and inspect.isclass(obj) and getattr(obj, "__test__", True):
+                methods = [f for m, f in inspect.getmembers(obj, inspect.isfunction) if m.startswith("test_")]
+                for f in sorted(methods, key=_line):
+                    found.append((_line(obj), _line(f), Check(stem, module, f, obj)))
+        _COLLECTED[stem] = [c for _, _, c in sorted(found, key=lambda t: (t[0], t[1]))]
+    return _COLLECTED[stem]
+
+
+def known_exercises():
+    names = []
+    for stem in check_files():
+        names += [c.exercise for c in collect(stem) if c.exercise not in names]
+    return names
+
+
+# ---------------------------------------------------------------- what a check holds
+class Learner:
+    """A check's handle on one notebook of the submission."""
+
+    def __init__(self, run, stem):
+        self._run, self.stem = run, stem
+
+    def call(self, probe, uses=(), timeout=None, mem=None, helpers=(), cpu=False, **kwargs):
+        """Run probe(nb, **kwargs) in a fork of the learner's process; its raw result."""
+        run = self._run
+        if self.stem not in run.sub.notebooks:
+            raise LearnerError("missing", uses[0] if uses else "", run.missing_message(self.stem))
+        return run.sandbox().call(self.stem, probe, uses=uses, timeout=run.budget(timeout, uses),
+                                  mem=mem, helpers=helpers, cpu=cpu, **kwargs)
+
+    def timed(self, probe, uses=(), timeout=None, **kwargs):
+        """(value, CPU seconds) of one probe call: the CPU time of the fork that ran it and of
+        everything it started, measured by the process that forked it (no learner code)."""
+        return self.call(probe, uses, timeout=timeout, cpu=True, **kwargs)
+
+    def solution(self, name):
+        """The instructor's `name` from solutions/<this notebook>.ipynb, defined in the
+        grader's own process (never the learner's): to time it, or to compute a reference
+        result from the inputs the learner's code got."""
+        return reference_function(self._run.course, self.stem, name)
+
+    def reference(self, *names):   # TEMPORARY: removed once no check ships reference source
+        return reference_source(self._run.course, self.stem, names)
+
+    def seed(self, k=0):
+        """A grading seed: fixed for a given config.seed, different for each k."""
+        return int(np.random.SeedSequence([self._run.config.seed, k]).generate_state(1)[0])
+
+    def rng(self, k=0):
+        return np.random.default_rng(self.seed(k))
+
+
+_REFERENCE = {}
+
+
+def reference_function(course, stem, name):
+    """The instructor's definition of `name`, compiled and run in this (trusted) process."""
+    key = (str(course), stem, name)
+    if key not in _REFERENCE:
+        ns = {"__name__": f"solution_{stem}"}
+        exec(compile(reference_source(course, stem, (name,)), f"<solutions/{stem}>", "exec"), ns)
+        _REFERENCE[key] = ns[name]
+    return _REFERENCE[key]
+
+
+def reference_source(course, stem, names):
+    """Source of the instructor's definitions of `names` plus the imports they use."""
+    import ast
+    path = Path(course) / "solutions" / f"{stem}.ipynb"
+    found, imports = {}, [("np", "import numpy as np")]
+    for src in nbfile.code_cells(path):
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and not ast.unparse(node).startswith(
+                    ("from grader", "import grader", "import matplotlib", "from matplotlib")):
+                imports += [((a.asname or a.name).split(".")[0], ast.unparse(node)) for a in node.names]
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in names:
+                found[node.name] = node
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise GraderBug(f"{path.name} defines no {', '.join(missing)}")
+    used = {n.id for d in found.values() for n in ast.walk(d) if isinstance(n, ast.Name)}
+    needed = [imp for name, imp in imports if name in used]
+    return "\n".join(dict.fromkeys(needed)) + "\n\n" + "\n\n".join(ast.unparse(found[n]) for n in names)
+
+
+# ---------------------------------------------------------------- one grading
+class Run:
+    """The state of one grading: the submission, its learner process, its time budget."""
+
+    def __init__(self, sub, config, label=None, uid=None, server=None):
+        self.sub, self.config, self.label = sub, config, label
+        self.course = config.root()
+        self.limits = Limits.of(config)
+        self.deadline = time.monotonic() + config.submission_timeout if config.submission_timeout else None
+        hide = default_hide(self.course) + list(config.hide)
+        self._sandbox = Sandbox(sub.notebooks, self.limits, uid=uid, hide=hide, server=server,
+                                course=self.course, unsandboxed=config.unsandboxed)
+
+    def start(self):
+        if set(self.sub.notebooks) & set(self.sub.expected):
+            self._sandbox.spawn()   # its start-up overlaps with the grader's own
+
+    def sandbox(self):
+        self._sandbox.start()
+        return self._sandbox
+
+    def missing_message(self, stem):
+        if stem in self.sub.unreadable:
+            return f"notebook {stem}.ipynb could not be read: {self.sub.unreadable[stem]}"
+        where = self.label or self.sub.folder
+        return f"notebook {stem}.ipynb was not found" + (f" in {where}" if where else "")
+
+    def budget(self, timeout, uses):
+        """The call's time limit within what is left of the submission's."""
+        if self.deadline is None:
+            return timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0.05:
+            raise LearnerError("timeout", uses[0] if uses else "",
+                               f"not run: grading of this submission stopped at its time limit of "
+                               f"{self.config.submission_timeout:g} s")
+        return min(float(timeout or self.limits.seconds), left)
+
+    def close(self):
+        isolation = self._sandbox.isolation
+        self._sandbox.close()
+        return isolation
+
+
+def run_check(check, learner):
+    """One check -> its outcome: (status, kind, message)."""
+    try:
+        check.run(learner)
+        return "passed", None, ""
+    except LearnerError as e:
+        return "failed", e.kind, e.message
+    except AssertionError as e:
+        return "failed", "failed", str(e) or "check failed"
+    except GraderBug as e:
+        return "failed", "grader_error", ("the grader could not run this check — please report it to "
+                                          "your instructor: " + str(e).splitlines()[0])
+    except Exception as e:  # noqa: BLE001 - a bug in the check itself
+        return "failed", "grader_error", (f"the grader could not run this check ({type(e).__name__}: "
+                                          f"{e}) — please report it to your instructor")
+
+
+def selected_checks(sub, only):
+    """[(stem, Check)] to run: the expected notebooks' checks, narrowed by --only."""
+    out = []
+    for stem in check_files():
+        if stem in sub.expected:
+            out += [(stem, c) for c in collect(stem) if submission.selected(only, stem, c.exercise)]
+    return out
+
+
+def grade(sub, config=DEFAULT, label=None, uid=None, server=None, info=None):
+    """Grade a Submission (grader.submission.load) and return its records.  info, a dict,
+    receives how learner code was isolated."""
+    run = Run(sub, config, label=label, uid=uid, server=server)
+    records, count = [], {}
+    try:
+        run.start()   # the learner's process starts while the checks are imported
+        checks = selected_checks(sub, config.only)
+        learners = {}
+        for stem, check in checks:
+            learner = learners.setdefault(stem, Learner(run, stem))
+            status, kind, message = run_check(check, learner)
+            count[stem] = count.get(stem, 0) + 1
+            rec = {"notebook": stem, "exercise": check.exercise, "name": check.title,
+                   "check": check.name, "number": f"{stem[:2]}.{count[stem]}",
+                   "max_score": check.points, "score": check.points if status == "passed" else 0.0,
+                   "status": status, "kind": kind, "message": report.clean(message)}
+            vis = check.visibility or config.visibility
+            if vis:
+                rec["visibility"] = vis
+            records.append(rec)
+    finally:
+        isolation = run.close()   # every learner process is gone before anything is published
+    if info is not None:
+        info["isolation"] = isolation
+    return records
+
+
+def load(paths, config=DEFAULT, one_notebook=False, unreadable=None):
+    """The Submission for notebooks / folders of notebooks (BadInput if unusable)."""
+    return submission.load(paths, course_stems(), one_notebook, unreadable)
+
+
+def check_only(only):
+    """BadInput unless every item of --only names an exercise or a notebook (stem or number)."""
+    if not only:
+        return
+    stems = course_stems()
+    known = set(known_exercises()) | set(stems) | set(stems.values())
+    for tok in only.replace(" ", "").split(","):
+        if tok not in known:
+            raise nbfile.BadInput(f"no exercise called {tok!r} (known: {', '.join(known_exercises())}; "
+                                  f"or a notebook: {', '.join(sorted(stems))})")

@@ -1,0 +1,27 @@
+"""Where learner code runs.
+
+- learner.py  the learner's process: run as a script, never imported by the grader; sets its
+              limits, drops privileges, parses the cells, and answers each call from a fork
+              that loads the learner's definitions and runs one probe
+- host.py     the grader's side: starts that process, sends calls, reads raw results,
+              ends every process it started (Sandbox, Limits, LearnerError)
+- codec.py    the wire format: length-prefixed frames, JSON plus raw array bytes, no pickle
+- procs.py    finding processes through /proc; ipc.py  SysV IPC objects left behind
+"""
+from grader.sandbox.host import (
+                                 GraderBug,
+                                 LearnerError,
+                                 Limits,
+                                 Sandbox,
+                                 UidLease,
+                                 ZygoteServer,
+                                 become_subreaper,
+                                 default_hide,
+                                 end_process,
+                                 is_root,
+                                 kill_tree,
+                                 kill_uid,
+)
+
+__all__ = ["GraderBug", "LearnerError", "Limits", "Sandbox", "UidLease", "ZygoteServer",
+           "become_subreaper", "default_hide", "end_process", "is_root", "kill_tree", "kill_uid"]

@@ -1,0 +1,55 @@
+"""One config holds every default: the command line, a class batch, Gradescope, check() and
+grader.grade() agree on them, and the sandbox's limits come from the same place."""
+from dataclasses import asdict
+
+from grader import cli
+from grader.config import BATCH_SUBMISSION_TIMEOUT, DEFAULT, GRADESCOPE, Config, course_root
+from grader.publish import gradescope
+from grader.sandbox.host import Limits
+
+
+def test_the_command_line_adds_no_defaults_of_its_own():
+    a = cli.parser().parse_args(["notebooks/"])
+    assert cli.config_from(a) == DEFAULT
+    a = cli.parser().parse_args(["notebooks/", "--seed", "7", "--memory", "512"])
+    assert cli.config_from(a) == DEFAULT.with_(seed=7, memory=512)
+    text = " ".join(cli.parser().format_help().split())
+    assert f"default {DEFAULT.timeout:g}" in text and f"default {DEFAULT.memory}" in text
+    assert f"{BATCH_SUBMISSION_TIMEOUT:g} with --out" in text
+
+
+def test_the_sandbox_limits_are_the_configs():
+    lim, cfg = Limits(), DEFAULT
+    assert (lim.seconds, lim.mem, lim.output, lim.cell_seconds, lim.nproc) == \
+        (cfg.timeout, cfg.memory << 20, cfg.output, cfg.cell_seconds, cfg.nproc)
+    assert Limits.of(DEFAULT) == Limits()
+
+
+def test_gradescope_defaults_are_the_configs_gradescope_settings():
+    for key, value in GRADESCOPE.items():
+        assert gradescope.DEFAULTS[key] == value
+    assert gradescope.DEFAULTS["seed"] == DEFAULT.seed
+    assert set(GRADESCOPE) <= set(asdict(DEFAULT))
+
+
+def test_check_and_grade_pass_no_defaults_of_their_own():
+    import inspect
+
+    from grader import inline
+    src = inspect.getsource(inline.grade) + inspect.getsource(inline.check)
+    for flag in ("--timeout", "--memory", "--submission-timeout"):
+        assert flag not in src
+    assert "seed=None" in inspect.getsource(inline.grade)
+
+
+def test_the_course_is_found_explicitly(tmp_path, monkeypatch):
+    assert (course_root() / "solutions").is_dir()
+    monkeypatch.setenv("DROPOUT_COURSE", str(tmp_path))
+    import pytest
+
+    from grader.config import CourseNotFound
+    with pytest.raises(CourseNotFound, match="DROPOUT_COURSE"):
+        course_root()
+    (tmp_path / "solutions").mkdir()
+    assert course_root() == tmp_path.resolve()
+    assert Config(course=str(tmp_path)).root() == tmp_path.resolve()

@@ -1,0 +1,186 @@
+"""The course as an installable package (pyproject.toml) and its requirements by audience:
+the wheel carries the grader and a copy of the course at grader/course/ (never a top-level
+`data`), an installed grader finds that copy from any folder, and the requirements files say
+what pyproject.toml and the notebooks say."""
+import ast
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+
+import pytest
+
+from tests.grading import ROOT
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+REQ = ROOT / "requirements"
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+# import name -> distribution, where they differ
+DISTRIBUTION = {"yaml": "pyyaml", "PIL": "pillow"}
+
+
+def requirements(path):
+    """{distribution name: specifier} of a requirements file, following -r includes."""
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("-r "):
+            out.update(requirements(path.parent / line[3:].strip()))
+        elif line:
+            name, spec = re.match(r"([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*(.*)", line).groups()
+            out[name.lower()] = spec.replace(" ", "")
+    return out
+
+
+def specs(deps):
+    return dict(requirements_line(d) for d in deps)
+
+
+def requirements_line(dep):
+    name, spec = re.match(r"([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*(.*)", dep).groups()
+    return name.lower(), spec.replace(" ", "")
+
+
+def test_metadata_names_the_package_and_its_command():
+    project = PYPROJECT["project"]
+    assert project["name"] == "dropout-from-scratch"
+    assert project["scripts"] == {"dropout-grader": "grader.cli:main"}
+    assert project["requires-python"] == ">=3.11"
+    wheel = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert wheel["packages"] == ["grader"], "only the grader is a top-level package"
+    assert wheel["force-include"] == {"solutions": "grader/course/solutions", "data": "grader/course/data"}
+
+
+def test_requirements_files_agree_with_pyproject():
+    assert specs(PYPROJECT["project"]["dependencies"]) == requirements(REQ / "grader.txt")
+    learner = requirements(REQ / "learner.txt")
+    assert specs(PYPROJECT["project"]["optional-dependencies"]["notebooks"]) == {
+        k: v for k, v in learner.items() if k not in requirements(REQ / "grader.txt")}
+    assert "-r requirements/learner.txt" in (ROOT / "requirements.txt").read_text(), \
+        "the README's `pip install -r requirements.txt` is the learner's set-up"
+    dev = requirements(REQ / "dev.txt")
+    assert set(learner) | set(requirements(REQ / "test.txt")) <= set(dev)
+
+
+def test_ci_installs_the_test_requirements_and_runs_ruff():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "set -euo pipefail" in ci and "-m venv" in ci
+    assert "-r requirements/test.txt" in ci
+    for command in ("-m grader solutions/", "-m pytest", "-m ruff check ."):
+        assert command in ci, command
+
+
+def third_party_imports(source):
+    """Top-level modules a cell imports unconditionally (not inside try:, which marks an
+    optional import), other than the standard library and the course's own."""
+    try:
+        tree = ast.parse("\n".join(line for line in source.splitlines()
+                                   if not line.lstrip().startswith(("%", "!"))))
+    except SyntaxError:
+        return set()
+    optional = {id(n) for t in ast.walk(tree) if isinstance(t, ast.Try) for n in ast.walk(t)}
+    names = set()
+    for node in ast.walk(tree):
+        if id(node) in optional:
+            continue
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n not in ("grader", "data")}
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
+def test_what_a_notebook_imports_is_in_the_learner_requirements(path):
+    learner = requirements(REQ / "learner.txt")
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            for module in third_party_imports("".join(cell["source"])):
+                assert DISTRIBUTION.get(module, module).lower() in learner, \
+                    f"{path.name} imports {module}: add it to requirements/learner.txt and pyproject.toml"
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    if importlib.util.find_spec("hatchling") is None:
+        pytest.skip("hatchling is not installed (requirements/test.txt has it): the wheel is built offline")
+    out = tmp_path_factory.mktemp("wheel")
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                           "--quiet", "-w", str(out), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (whl,) = out.glob("dropout_from_scratch-*.whl")
+    return whl
+
+
+def test_the_wheel_carries_the_grader_and_the_course(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"grader"}, "no top-level data/ or solutions/"
+    for path in SOLUTIONS:
+        assert f"grader/course/solutions/{path.name}" in names
+    for must in ("grader/course/data/load.py", "grader/course/data/__init__.py", "grader/course/data/moons.npz",
+                 "grader/course/data/digits.npz", "grader/cli.py", "grader/grading.ini",
+                 "grader/templates/gradescope/run_autograder", "grader/templates/github-actions/grade.yml"):
+        assert must in names, must
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "dropout-grader = grader.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+
+
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory):
+    """The wheel installed into a folder of its own; returns (site folder, env using it)."""
+    site = tmp_path_factory.mktemp("site")
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
+                           "--target", str(site), str(wheel)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    env = {k: v for k, v in os.environ.items() if k != "DROPOUT_COURSE"}
+    return site, {**env, "PYTHONPATH": str(site)}
+
+
+def run(args, env, cwd):
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_an_installed_grader_finds_its_course_from_any_folder(installed, tmp_path):
+    site, env = installed
+    proc = run([sys.executable, "-c", "import grader, sys; from grader.config import course_root; "
+                "print(grader.__file__); print(course_root())"], env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    package, course = proc.stdout.split()
+    assert package.startswith(str(site)), "the installed grader is imported, not the checkout's"
+    assert course == str(site / "grader" / "course")
+    # a notebook opened alone puts the course on sys.path, as the checkout's set-up cell does
+    proc = run([sys.executable, "-c", "import sys; from grader.config import course_root; "
+                "sys.path.insert(0, str(course_root())); from data.load import load_dataset; "
+                "print(load_dataset('moons').X_train.shape)"], env, tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == "(100, 2)", proc.stderr
+
+
+def test_the_installed_commands_start(installed, tmp_path):
+    site, env = installed
+    for command in ([sys.executable, "-m", "grader", "--help"], [str(site / "bin" / "dropout-grader"), "--help"]):
+        proc = run(command, env, tmp_path)
+        assert proc.returncode == 0 and "usage:" in proc.stdout, (command, proc.stderr)
+    proc = run([str(site / "bin" / "dropout-grader"), str(tmp_path / "nothing-here")], env, tmp_path)
+    assert proc.returncode == 2 and "no such file or folder" in proc.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="the notebooks' set-up cell does not yet fall back to the installed "
+                   "course (grader.config.course_root()) when no course folder is around the notebook; "
+                   "remove this marker when it does")
+def test_a_notebook_opened_alone_finds_the_grader_and_the_data(installed, tmp_path):
+    """What README 'A notebook on its own' promises: the student notebook's set-up cell, run in
+    a folder that is not the course's, with the package installed, imports check and the data."""
+    site, env = installed
+    nb = json.loads((ROOT / "notebooks" / "01_bernoulli_mask.ipynb").read_text())
+    setup = next("".join(c["source"]) for c in nb["cells"]
+                 if c["cell_type"] == "code" and "from grader import check" in "".join(c["source"]))
+    code = setup + "\nfrom data.load import load_dataset\nprint(load_dataset('moons').X_train.shape)\n"
+    proc = run([sys.executable, "-c", code], {**env, "MPLBACKEND": "Agg"}, tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("(100, 2)"), proc.stderr
