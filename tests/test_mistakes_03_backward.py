@@ -260,8 +260,7 @@ def dropout_backward(dout, cache):
         with_p().replace("out = x * keep / (1 - p) if p < 1 else np.zeros_like(x)", "out = x * keep"),
         {NOTE}, "Note — no points here"),
     "pasted classic forward without eval scaling": (
-        FORWARDS_WITH_P.replace('return x * (1 - p), (None, p, "classic")', 'return x, (None, 0.0, "inverted")')
-        + BACKWARD_WITH_P.format(mask="", inverted="    return dout * keep / (1 - p) if p < 1 else np.zeros_like(dout)"),
+        with_p().replace('return x * (1 - p), (None, p, "classic")', 'return x, (None, 0.0, "inverted")'),
         {NOTE}, "multiplies the elements by 1.000, not 0.700"),
     # forwards that drop nothing leave nothing for the backward's mask to show: not a way
     # around the backward's checks
