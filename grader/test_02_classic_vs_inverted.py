@@ -6,83 +6,150 @@
         training: x * mask / (1 - p)  eval: x unchanged
 
 The two exercises share most of their contract, so their checks are one class run twice
-(TestClassic, TestInverted), each with its own expected scale factors and messages.  Inputs
-are drawn uniformly from [1, 2] so that no element is zero: out / x then shows the mask and
-the factor applied to each element exactly.  The probes run in the learner's sandbox; every
-comparison happens here.  Randomized checks use fixed seeds (learner.seed) and bounds from
-grader.stats whose false-failure probability for a correct implementation is stated beside them.
+(TestClassic, TestInverted), each with its own scale factors and messages.
+
+The grader builds every input here and sends it; the probes (run in the learner's sandbox)
+only call the learner's function and send back what it returned, what it raised, x after the
+call and the states of the random generators: every comparison happens here.  Inputs are
+uniform in [1, 2] with about 10% exact zeros (a layer after a ReLU sees many), so out / x shows
+each element's factor exactly and "kept" is read off the output: out != 0 where x != 0.
+
+Each check tests the behaviour its name states and reads only what that behaviour needs, so
+one mistake costs only the checks it really breaks: the shape check looks at shapes, the
+independence checks compare the mask with its own kept share, the scaling check takes the mask
+from the output.  Randomized checks use fixed seeds (learner.seed) and bounds from grader.stats
+whose false-failure probability for a correct implementation is stated beside them.
 """
 import numpy as np
 import pytest
 
-from grader.dropout_checks import (STEP_SHAPES, STEPS_PER_ELEMENT, TIMING_HELPERS, TIMING_N, as_array,
-                                   assert_vectorised, factor_name, median_ratio, plain, ratio)
+from grader.dropout_checks import (TIMING_N, as_array, assert_independent_coins, assert_vectorised,
+                                   factor_name, learner_cpu, median_ratio, plain, ratio, reference_cpu)
 from grader.stats import FAIL, hoeffding, pct
+
+TIMING_CALLS = 10   # forward passes per timed run (about 30 ms of the reference's CPU time)
 
 
 # ---------------------------------------------------------------- probes (run in the sandbox)
-def forward_runs(nb, name, shape, p, seed, train=True, dtype="float64", calls=1, catch=False):
-    """`calls` forward passes on one x (uniform in [1, 2]) with one seeded generator; what they
-    returned, and what they did to x, to the generator, to NumPy's global generator."""
-    import warnings
+def forward_calls(nb, name, x, p, train=True, seed=0, calls=1, strict=False):
+    """`calls` forward passes with one generator made from `seed` (the first on x itself, the
+    others on fresh copies of it), after seeding NumPy's global generator with `seed`.  Sends
+    back the outputs (or the exception raised), x after the calls and both generators' states.
+    strict: NumPy's floating-point warnings (divide, invalid, overflow) raise FloatingPointError
+    in the calls instead."""
     f = nb.fn(name)
-    x = np.random.default_rng(seed).uniform(1, 2, shape).astype(dtype)
-    x0 = x.copy()
-    rng = np.random.default_rng(seed + 1)
-    state = rng.bit_generator.state
-    np.random.seed(seed % 2**32)
-    global_state = np.random.get_state()[1].copy()
+    x = np.array(x)
+    fresh = x.copy()
+    rng = np.random.default_rng(seed)
+    np.random.seed(seed)
     outs, raised = [], None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            for k in range(calls):  # x itself first (is it modified?), then fresh copies
-                out, _cache = expect_pair(f(x if k == 0 else x0.copy(), p, train=train, rng=rng), name)
-                outs.append(plain(out))
-        except LearnerRaised as e:
-            if not catch:
-                raise
-            raised = f"{e.type}: {e.exc}"[:200]
-    return {"x": x0, "outs": outs, "raised": raised, "x_changed": int(np.sum(x != x0)),
-            "rng_used": rng.bit_generator.state != state,
-            "global_used": not np.array_equal(np.random.get_state()[1], global_state),
-            "warnings": [f"{w.category.__name__}: {w.message}" for w in caught][:3]}
+    try:
+        for k in range(calls):
+            arg = x if k == 0 else fresh.copy()
+            if strict:
+                with np.errstate(divide="raise", invalid="raise", over="raise"):
+                    value = f(arg, p, train=train, rng=rng)
+            else:
+                value = f(arg, p, train=train, rng=rng)
+            outs.append(plain(nb.pair(value, name)[0]))
+    except nb.Raised as e:
+        raised = [e.type, str(e) + getattr(e, "where", "")]
+    return {"outs": outs, "raised": raised, "x_after": x,
+            "rng_state": rng.bit_generator.state, "global_state": np.random.get_state()}
 
 
-def generators(nb, name, shape, p, seed):
-    """Outputs for two generators with the same seed, one with another seed, and rng=None."""
+def generators(nb, name, x, p, seed):
+    """Training outputs for two generators with the same seed, one with another seed, and
+    twice rng=None."""
     f = nb.fn(name)
-    x = np.random.default_rng(seed).uniform(1, 2, shape)
     outs = {}
     for key, rng in (("a", np.random.default_rng(seed)), ("b", np.random.default_rng(seed)),
                      ("other", np.random.default_rng(seed + 1)), ("none1", None), ("none2", None)):
-        outs[key] = plain(expect_pair(f(x.copy(), p, train=True, rng=rng), name)[0])
+        outs[key] = plain(nb.pair(f(np.array(x), p, train=True, rng=rng), name)[0])
     return outs
 
 
-def invalid(nb, name, ps):
+def invalid(nb, name, x, cases):
+    """For each (p, train): None if the call returned, else the type of what it raised."""
     f = nb.fn(name)
-    x = np.ones((4, 5))
     got = []
-    for p in ps:
+    for p, train in cases:
         try:
-            f(x, p, train=True, rng=np.random.default_rng(0))
-            got.append("accepted")
-        except LearnerRaised as e:
+            f(np.array(x), p, train=train, rng=np.random.default_rng(0))
+            got.append(None)
+        except nb.Raised as e:
             got.append(e.type)
     return got
 
 
-def timing(nb, name, ref_src, shape, p, seed, step_shapes, steps_per_element):
-    """The learner's training forward against the reference, on float32 (see race)."""
-    ref = {}
-    exec(ref_src, ref)
+def timing(nb, name, shape, p, seed, calls):
+    """`calls` training passes on one float32 x (timed from outside by learner.timed)."""
+    f = nb.fn(name)
+    x = np.random.default_rng(seed).uniform(1, 2, shape).astype(np.float32)
     rng = np.random.default_rng(seed + 1)
+    for _ in range(calls):
+        f(x, p, train=True, rng=rng)
+    return calls
 
-    def prepare(shape, f):
-        x = np.random.default_rng(seed).uniform(1, 2, shape).astype(np.float32)
-        return lambda: f(x, p, train=True, rng=rng)
-    return race(prepare, ref[name], nb.fn(name), shape, step_shapes, steps_per_element)
+
+# ---------------------------------------------------------------- grader side: inputs and diagnoses
+def make_x(learner, k, shape, dtype="float64", zeros=0.1):
+    """x for a check: uniform in [1, 2], with about `zeros` of its elements exactly 0."""
+    g = learner.rng(k)
+    x = g.uniform(1, 2, shape)
+    x[g.random(shape) < zeros] = 0
+    return x.astype(dtype)
+
+
+def timing_x(seed):
+    return np.random.default_rng(seed).uniform(1, 2, TIMING_N).astype(np.float32)
+
+
+def returned_mask(out, x):
+    """Does out look like a mask instead of x times one: at most two distinct nonzero values
+    where x takes many?"""
+    nz = out != 0
+    if nz.sum() < 20 or out.shape != x.shape:
+        return False
+    return len(np.unique(out[nz])) <= 2 and len(np.unique(x[nz])) > 10
+
+
+def mask_message(call, out, x):
+    values = ", ".join(f"{v:g}" for v in np.unique(out[out != 0])[:2])
+    where0 = int(((out != 0) & (x == 0)).sum())
+    return (f"{call} returned the mask, not x times the mask: its nonzero values are all {values} "
+            f"whatever x is" + (f", and {where0} of them sit where x is 0" if where0 else "")
+            + ". The output of dropout is x with each element multiplied by its mask value: "
+            "multiply x by the mask (and keep the mask in the cache).")
+
+
+def integer_indexing(out, x):
+    """A message if whole rows 0 and/or 1 (along axis 0) are dropped and nothing else: what
+    out[m] = 0 does when m is an integer 0/1 array (its values are read as row numbers)."""
+    if out.ndim < 1 or len(out) < 4 or out.shape != x.shape:
+        return ""
+    live = (x != 0).reshape(len(out), -1)
+    dropped = (out == 0).reshape(len(out), -1) & live
+    whole = live.any(axis=1) & (dropped == live).all(axis=1)   # every element that can show it dropped
+    if not whole[:2].any() or dropped[2:].any():
+        return ""
+    rows = " and ".join(str(i) for i in np.flatnonzero(whole))
+    both = whole[:2].all()
+    what = ("Element" if out.ndim == 1 else "Row") + ("s" if both else "")
+    return (f"{what} {rows} of your output {'are' if both else 'is'} "
+            f"{'zero' if out.ndim == 1 else 'entirely zero'} and no other element is dropped. That "
+            "is what indexing with an integer 0/1 array does: out[int_mask] = 0 reads the 0s and "
+            "1s as ROW NUMBERS (index positions along the first axis) and zeroes whole rows 0 and "
+            "1, not single elements. Index with a boolean mask, or multiply by the mask.")
+
+
+def swapped(share, p, tol):
+    """Is a measured drop share 1 − p rather than p?"""
+    return abs(share - (1 - p)) < tol <= abs(share - p)
+
+
+SWAPPED = ("In this course p is the probability of DROPPING an element (as in PyTorch): keep an "
+           "element with probability 1 − p.")
 
 
 # ---------------------------------------------------------------- checks, shared by both schemes
@@ -90,7 +157,7 @@ class _ForwardChecks:
     name = ""
 
     # per scheme: the factor on kept elements while training, and on every element at eval
-    def train_factor(self, p):
+    def train_factor(self, p, keep_share, tol):
         raise NotImplementedError
 
     def eval_factor(self, p):
@@ -103,156 +170,203 @@ class _ForwardChecks:
         raise NotImplementedError
 
     # helpers
-    def call_str(self, p, train=True, dtype=""):
-        mode = "" if train else ", train=False"
-        return f"{self.name}({dtype}x, p={p}{mode})"
+    def call_str(self, p, train=True, x="x"):
+        return f"{self.name}({x}, p={p!r}{'' if train else ', train=False'})"
 
-    def run(self, learner, k, **kwargs):
-        return learner.call(forward_runs, (self.name,), helpers=(plain,), name=self.name,
-                            seed=learner.seed(k), **kwargs)
+    def run(self, learner, k, shape, p, train=True, dtype="float64", zeros=0.1, **kwargs):
+        x = make_x(learner, k, shape, dtype, zeros)
+        r = learner.call(forward_calls, (self.name,), helpers=(plain,), name=self.name, x=x, p=p,
+                         train=train, seed=learner.seed(1000 + k), **kwargs)
+        r["x"], r["seed"] = x, learner.seed(1000 + k)
+        return r
 
-    def outputs(self, r, shape, p, train=True, dtype=None):
-        return [as_array(o, shape, self.call_str(p, train), dtype) for o in r["outs"]]
+    def outputs(self, r, p, train=True, dtype=None, x="x"):
+        """The outputs of a run, each a numeric array of x's shape; fail if the call raised."""
+        call = self.call_str(p, train, x)
+        if r["raised"]:
+            assert False, f"{call} raised {r['raised'][1]}"
+        return [as_array(o, r["x"].shape, call, dtype) for o in r["outs"]]
 
     # checks
     @pytest.mark.points(1)
     def test_returns_out_and_cache_of_any_shape(self, learner):
-        """returns (out, cache) with out shaped like x, for any shape"""
-        for shape in ((7,), (30, 40), (2, 3, 40, 50)):
+        """returns (out, cache) with out shaped like x, for any shape (training and eval)"""
+        for k, shape in enumerate(((7,), (30, 40), (2, 3, 40, 50))):
             for train in (True, False):
-                r = self.run(learner, 1, shape=shape, p=0.3, train=train)
-                self.outputs(r, shape, 0.3, train, "float64")
-        r = self.run(learner, 2, shape=(2, 3, 40, 50), p=0.3)
-        (out,) = self.outputs(r, (2, 3, 40, 50), 0.3)
-        tol = hoeffding(out.size)  # false failure < 1e-10
-        dropped = (out == 0).mean()
-        assert abs(dropped - 0.3) < tol, (
-            f"For a 4-D x of shape (2, 3, 40, 50) at p = 0.3 your output had {pct(dropped)} zeros; "
-            f"expected 30% ± {pct(tol)}. Draw one coin per element of x, whatever its shape.")
+                r = self.run(learner, 1 + k, shape=shape, p=0.3, train=train)
+                if r["raised"]:
+                    assert False, (
+                        f"{self.call_str(0.3, train, f'x of shape {shape}')} raised {r['raised'][1]}. "
+                        "x may have any number of dimensions: draw the mask with x's full shape "
+                        "(x.shape) and work on whole arrays, with no assumption about rows and "
+                        "columns.")
+                self.outputs(r, 0.3, train, x=f"x of shape {shape}")
 
     @pytest.mark.points(1)
     def test_float32_stays_float32(self, learner):
         """keeps the dtype: float32 in, float32 out (training and eval)"""
         for train in (True, False):
-            r = self.run(learner, 3, shape=(100, 200), p=0.3, train=train, dtype="float32")
-            as_array(r["outs"][0], (100, 200), self.call_str(0.3, train, "float32 "), "float32")
+            r = self.run(learner, 4, shape=(100, 200), p=0.3, train=train, dtype="float32")
+            (out,) = self.outputs(r, 0.3, train, x="float32 x")
+            if out.dtype != np.float32 and returned_mask(out, r["x"]):
+                assert False, mask_message(self.call_str(0.3, train, "float32 x"), out, r["x"])
+            as_array(out, r["x"].shape, self.call_str(0.3, train, "float32 x"), "float32")
 
     @pytest.mark.points(1)
     def test_drops_a_share_p(self, learner):
         """drops each element with probability p (p = 0.2 and 0.7)"""
-        shape = (400, 500)
-        tol = hoeffding(400 * 500)  # 2 uses: false failure < 2e-10
         seen = []
         for k, p in enumerate((0.2, 0.7)):
-            r = self.run(learner, 10 + k, shape=shape, p=p)
-            (out,) = self.outputs(r, shape, p)
-            seen.append((p, (out == 0).mean()))
-        if all(abs(z - (1 - p)) < tol for p, z in seen):
+            # a 1-D x: a mask shared by the rows of a batch, or one coin per row, is one coin per
+            # element here (their own check reports them); a 2-D x for code that needs one
+            r = self.run(learner, 10 + k, shape=(200_000,), p=p)
+            if r["raised"]:
+                r = self.run(learner, 10 + k, shape=(400, 500), p=p)
+            (out,) = self.outputs(r, p)
+            x = r["x"]
+            bad = integer_indexing(out, x)
+            assert not bad, f"{self.call_str(p)}: {bad}"
+            live = x != 0
+            # 2 uses: false failure < 2e-10
+            seen.append((p, ((out == 0) & live).sum() / live.sum(), hoeffding(int(live.sum()))))
+        if all(swapped(z, p, tol) for p, z, tol in seen):
             assert False, (
-                "Keep and drop are swapped: " + ", ".join(f"at p = {p} you zeroed {pct(z)}" for p, z in seen)
-                + ". In this course p is the probability of DROPPING an element (as in PyTorch): "
-                "keep an element with probability 1 − p.")
-        for p, z in seen:
+                "Keep and drop are swapped: " + ", ".join(f"at p = {p} you dropped {pct(z)}" for p, z, _ in seen)
+                + ". " + SWAPPED)
+        for p, z, tol in seen:
             assert abs(z - p) < tol, (
-                f"At p = {p} your output had {pct(z, 2)} zeros; expected {pct(p)} ± {pct(tol, 2)} "
-                "(each element is dropped with probability p). Check the threshold you compare "
-                "the uniform draws with.")
+                f"At p = {p} your training output dropped {pct(z, 2)} of the elements (zeros where "
+                f"x is not 0); expected {pct(p)} ± {pct(tol, 2)}: each element is dropped with "
+                "probability p. Check the threshold you compare the uniform draws with.")
 
     @pytest.mark.points(2)
     def test_scales_kept_elements(self, learner):
         """scales the kept elements correctly while training (p = 0.3 and 0.8)"""
         for k, p in enumerate((0.3, 0.8)):
             r = self.run(learner, 20 + k, shape=(200, 300), p=p)
-            (out,) = self.outputs(r, (200, 300), p)
-            x = r["x"]
+            (out,) = self.outputs(r, p)
+            x, call = r["x"], self.call_str(p)
             bad = ~np.isfinite(out)
-            assert not bad.any(), (
-                f"{self.call_str(p)} returned {int(bad.sum())} NaN or infinite values.")
-            kept = out != 0
-            assert kept.any(), f"{self.call_str(p)} returned all zeros; only p = 1 drops everything."
+            assert not bad.any(), f"{call} returned {int(bad.sum())} NaN or infinite values."
+            if returned_mask(out, x):
+                assert False, mask_message(call, out, x)
+            wrong = int(((out != 0) & (x == 0)).sum())
+            assert wrong == 0, (
+                f"{call} is not 0 at {wrong} elements where x is 0: dropout multiplies each element "
+                "of x by a factor (0 when dropped), so 0 stays 0.")
+            live = x != 0
+            kept = (out != 0) & live
+            assert kept.any(), f"{call} returned all zeros; only p = 1 drops everything."
+            share, tol = kept.sum() / live.sum(), hoeffding(int(live.sum()))  # 2 uses: < 2e-10
             f = median_ratio(out, x, kept)
-            want = self.train_factor(p)
-            mean_ratio = out.mean() / x.mean()
+            want = self.train_factor(p, share, tol)
             if abs(f - want) > 1e-6 * want:
-                assert False, self.train_hint(f, p, mean_ratio)
-            assert np.allclose(out[kept], want * x[kept], rtol=1e-6, atol=0), (
-                f"{self.call_str(p)}: most kept elements are x × {ratio(want, p)} as they should "
-                f"be, but {int((~np.isclose(out[kept], want * x[kept], rtol=1e-6, atol=0)).sum())} "
+                assert False, self.train_hint(f, p, out.mean() / x.mean())
+            off = int((~np.isclose(out[kept], want * x[kept], rtol=1e-6, atol=0)).sum())
+            assert off == 0, (
+                f"{call}: most kept elements are x × {ratio(want, p)} as they should be, but {off} "
                 "are not: every kept element gets the same factor.")
 
     @pytest.mark.points(1)
     def test_no_mask_shared_by_the_batch(self, learner):
-        """draws a coin per element: no mask shared by the rows of a batch"""
-        shape, p = (2000, 50), 0.3
-        r = self.run(learner, 30, shape=shape, p=p)
-        (out,) = self.outputs(r, shape, p)
-        dropped = out == 0
-        same = (dropped == dropped[0]).all(axis=1).mean()
-        # a correct layer repeats row 0's pattern with probability 0.58^50 ≈ 1.5e-12 per row
-        assert same < 0.5, (
-            f"{pct(same)} of the 2000 rows (examples) dropped exactly the same units as the first "
-            "row: one mask is shared by the whole batch (a mask of shape (1, D) broadcast over the "
-            "rows?). Every example needs its own coins: draw a mask of x's full shape.")
-        cols = dropped.mean(axis=0)
+        """draws one coin per element, for 2-D and 4-D x: no mask shared by a batch, no coin per row or column"""
+        p = 0.3
+        r = self.run(learner, 30, shape=(2000, 50), p=p, zeros=0)
+        (out,) = self.outputs(r, p)
+        bad = integer_indexing(out, r["x"])
+        assert not bad, f"{self.call_str(p)}: {bad}"
+        kept = out != 0
+        whole = (kept.all(axis=1) | ~kept.any(axis=1)).mean()
+        # a row of 50 independent coins is all kept or all dropped with probability 0.7^50 + 0.3^50 ≈ 1.8e-8
+        assert whole < 0.1, (
+            f"{pct(whole)} of the 2000 rows of your training output are kept or dropped as a whole: "
+            "one coin per row (a mask of shape (rows, 1)?) instead of one per element. Draw a mask "
+            "of x's full shape.")
+        # designed for (2000, 50) at p = 0.3; 3 bounds inside: false failure < 3e-10, for any kept share
+        assert_independent_coins(kept, "pattern of kept elements")
+        cols = kept.mean(axis=0)
         whole = ((cols == 0) | (cols == 1)).mean()
-        # a column of 2000 correct coins is all-kept or all-dropped with probability < 1e-300
+        # a column of 2000 independent coins is all kept or all dropped with probability < 1e-300
         assert whole < 0.5, (
-            f"{pct(whole)} of the columns are dropped or kept for every example at once: one coin "
-            "per column (unit) instead of one per element.")
+            f"{pct(whole)} of the columns are kept or dropped for every example at once: one coin per "
+            "column (unit) instead of one per element.")
+        shape = (2, 3, 40, 50)
+        r = self.run(learner, 31, shape=shape, p=p, zeros=0)
+        (out,) = self.outputs(r, p, x="a 4-D x")
+        kept = out != 0
+        for axis, n in enumerate(shape):
+            # two slices of >= 6000 independent coins agree everywhere with probability < 0.6^6000
+            same = (kept == kept.take([0], axis=axis)).all()
+            assert not same, (
+                f"For a 4-D x of shape {shape} (p = {p}) the pattern of kept elements is the same "
+                f"for all {n} positions along axis {axis}: a mask of a smaller shape broadcast over "
+                "x. Draw one coin per element of x, whatever its shape: a mask of shape x.shape.")
 
     @pytest.mark.points(1)
     def test_every_row_drops_its_share(self, learner):
-        """every row of a batch drops a share p of its elements (p = 0.3)"""
+        """every row of a batch drops the same share of its elements (p = 0.3)"""
         shape, p = (200, 1000), 0.3
-        r = self.run(learner, 40, shape=shape, p=p)
-        (out,) = self.outputs(r, shape, p)
+        r = self.run(learner, 40, shape=shape, p=p, zeros=0)
+        (out,) = self.outputs(r, p)
+        bad = integer_indexing(out, r["x"])
+        assert not bad, f"{self.call_str(p)}: {bad}"
         rows = (out == 0).mean(axis=1)
-        # union bound over the 200 rows: false failure < 1e-10 in all
-        tol = hoeffding(shape[1], FAIL / shape[0])
-        full, empty = np.flatnonzero(rows == 1), (rows == 0).mean()
-        if len(full) and empty > 0.5:
+        overall = rows.mean()
+        # rows against the share of the whole output, so that this is about rows alone: a union
+        # bound over the 200 rows (< 1e-10) plus the overall share (< 1e-10)
+        tol = hoeffding(shape[1], FAIL / shape[0]) + hoeffding(out.size)
+        worst = int(np.argmax(np.abs(rows - overall)))
+        if abs(rows[worst] - overall) >= tol:
+            whole = ((rows == 0) | (rows == 1)).mean()
             assert False, (
-                f"Rows {', '.join(map(str, full[:4]))} of your output are entirely zero and "
-                f"{pct(empty)} of the rows have no zero at all. That is what indexing with an "
-                "integer 0/1 array does: out[int_mask] = 0 picks whole ROWS 0 and 1 (the values in "
-                "the array are read as row numbers), not single elements. Index with a boolean "
-                "mask, or multiply by the mask.")
-        worst = int(np.argmax(np.abs(rows - p)))
-        assert abs(rows[worst] - p) < tol, (
-            f"Row {worst} of your output has {pct(rows[worst])} zeros; every row should have about "
-            f"{pct(p)} (accepted {pct(p - tol)} to {pct(p + tol)}). "
-            + ("Whole rows are dropped or kept: one coin per row instead of one per element."
-               if ((rows == 0) | (rows == 1)).mean() > 0.5 else
-               "The drop probability must be the same for every element."))
+                f"Row {worst} of your training output has {pct(rows[worst])} zeros, while the whole "
+                f"output has {pct(overall)}: every row (example) should drop about the same share "
+                f"(accepted: ± {pct(tol)}). "
+                + (f"{pct(whole)} of the rows are dropped or kept as a whole: one coin per row (a "
+                   "mask of shape (rows, 1)?) instead of one per element."
+                   if whole > 0.5 else "The drop probability must be the same for every element."))
 
     @pytest.mark.points(2)
     def test_eval_mode(self, learner):
-        """eval mode (train=False) gives the right deterministic output (p = 0.3)"""
-        p = 0.3
-        r = self.run(learner, 50, shape=(200, 300), p=p, train=False, calls=2)
-        out, again = self.outputs(r, (200, 300), p, train=False)
-        x = r["x"]
-        zeros = (out == 0).mean()
-        assert zeros == 0, (
-            f"In eval mode (train=False) your output had {pct(zeros)} zeros: it still drops at "
-            "eval. Dropout is active only while training; at test time every unit is used.")
-        assert np.array_equal(out, again), (
-            "Two eval-mode calls on the same x gave different outputs: eval mode must be "
-            "deterministic (no random numbers).")
-        f = median_ratio(out, x)
-        want = self.eval_factor(p)
-        if abs(f - want) > 1e-9:
-            assert False, self.eval_hint(f, p)
-        assert np.allclose(out, want * x, rtol=1e-12, atol=0), (
-            f"In eval mode most elements are x × {ratio(want, p)} as they should be, but not all.")
+        """eval mode (train=False) gives the right deterministic output (p = 0.3 and 1)"""
+        for k, p in enumerate((0.3, 1.0)):
+            r = self.run(learner, 50 + k, shape=(200, 300), p=p, train=False, calls=2)
+            out, again = self.outputs(r, p, train=False)
+            x, call = r["x"], self.call_str(p, False)
+            bad = ~np.isfinite(out)
+            assert not bad.any(), f"{call} returned {int(bad.sum())} NaN or infinite values."
+            want = self.eval_factor(p)
+            live = x != 0
+            zeros = ((out == 0) & live).sum() / live.sum()
+            if want and p == 1 and (out[live] == 0).all():
+                assert False, self.eval_hint(0.0, p)
+            if want:
+                assert zeros == 0, (
+                    f"In eval mode (train=False, p = {p}) your output had {pct(zeros)} zeros where x "
+                    "is not 0: it still drops at eval. Dropout is active only while training; at "
+                    "test time every unit is used.")
+            assert np.array_equal(out, again), (
+                f"Two calls of {call} on the same x gave different outputs: eval mode must be "
+                "deterministic (no random numbers).")
+            f = median_ratio(out, x)
+            if abs(f - want) > 1e-9:
+                assert False, self.eval_hint(f, p)
+            off = int((~np.isclose(out, want * x, rtol=1e-12, atol=0)).sum())
+            assert off == 0, (
+                f"In eval mode most elements are x × {ratio(want, p)} as they should be, but {off} "
+                "are not: every element gets the same factor.")
 
     @pytest.mark.points(1)
     def test_eval_draws_no_random_numbers(self, learner):
         """eval mode leaves the generator untouched (draws no random numbers)"""
         r = self.run(learner, 60, shape=(50, 40), p=0.3, train=False)
-        self.outputs(r, (50, 40), 0.3, train=False)
-        assert not r["rng_used"] and not r["global_used"], (
-            "The " + ("generator passed as rng" if r["rng_used"] else "global NumPy generator")
+        rng_used = r["rng_state"] != np.random.default_rng(r["seed"]).bit_generator.state
+        before = np.random.RandomState(r["seed"]).get_state()
+        after = r["global_state"]
+        global_used = not (after[0] == before[0] and np.array_equal(after[1], before[1])
+                           and after[2] == before[2])
+        assert not rng_used and not global_used, (
+            "The " + ("generator passed as rng" if rng_used else "global NumPy generator")
             + " was used by an eval-mode call (train=False): your function draws random numbers "
             "even when it does not drop. Each draw shifts every later random number (evaluating "
             "a model would change its next training step); draw the mask only when training.")
@@ -261,59 +375,74 @@ class _ForwardChecks:
     def test_does_not_modify_x(self, learner):
         """never modifies the caller's x (training, eval, p = 1)"""
         for p, train in ((0.3, True), (0.3, False), (1.0, True)):
-            r = self.run(learner, 70, shape=(100, 100), p=p, train=train, catch=True)
-            changed = r["x_changed"]
+            r = self.run(learner, 70, shape=(100, 100), p=p, train=train)
+            x, after = r["x"], r["x_after"]
+            changed = x.size if after.shape != x.shape else int((after != x).sum())
             assert changed == 0, (
                 f"{self.call_str(p, train)} modified the caller's x in place: {changed} of its "
-                "10000 elements changed. The caller may still need x (the next layer's backward, "
-                "a gradient check that perturbs and restores x): build a new array instead of "
-                "writing into x (x *= …, x[...] = …, np.multiply(..., out=x)).")
+                f"{x.size} elements changed. The caller may still need x (the next layer's "
+                "backward, a gradient check that perturbs and restores x): build a new array "
+                "instead of writing into x (x *= …, x[...] = …, np.multiply(..., out=x)).")
 
     @pytest.mark.points(1)
     def test_p_zero_and_one(self, learner):
-        """p = 0 keeps x; p = 1 gives zeros with no NaN, inf or warning"""
-        shape = (60, 200)
-        for p in (0.0, 0):
-            r = self.run(learner, 80, shape=shape, p=p)
-            (out,) = self.outputs(r, shape, p)
-            assert np.allclose(out, r["x"], rtol=1e-12, atol=0), (
-                f"At p = {p!r} (drop nothing) the training output should equal x; "
-                f"{int((~np.isclose(out, r['x'], rtol=1e-12, atol=0)).sum())} of {out.size} "
-                "elements differ.")
-        for p in (1.0, 1):
-            r = self.run(learner, 81, shape=shape, p=p, catch=True)
+        """while training, p = 0 keeps x; p = 1 gives zeros with no NaN, inf or warning"""
+        for k, p in enumerate((0.0, 0, 1.0, 1)):
+            r = self.run(learner, 80 + k, shape=(60, 200), p=p, strict=True)
+            x, call = r["x"], self.call_str(p)
             if r["raised"]:
+                kind, msg = r["raised"]
+                why = {"FloatingPointError": (
+                    " — a NumPy division by zero or 0/0 (NumPy only warns by default; the grader "
+                    "turns such warnings into errors)"), "ZeroDivisionError": " — a division by zero"}
                 assert False, (
-                    f"At p = {p!r} your function raised {r['raised']}. With p = 1 every element is "
-                    "dropped and 1 − p = 0: dividing by it fails. PyTorch returns zeros here; "
-                    "handle p = 1 without dividing by zero.")
-            (out,) = self.outputs(r, shape, p)
+                    f"{call} raised {msg}{why.get(kind, '')}. "
+                    + ("With p = 1 every element is dropped and 1 − p = 0: dividing by it fails. "
+                       "PyTorch returns zeros here; handle p = 1 without dividing by zero."
+                       if p == 1 else "With p = 0 nothing is dropped and the output is x itself; "
+                       "the only thing that is 0 here is p. Is something divided by p? p is the "
+                       "DROP probability: kept elements are divided by 1 − p."))
+            (out,) = self.outputs(r, p)
             nan, inf = int(np.isnan(out).sum()), int(np.isinf(out).sum())
             assert nan == 0 and inf == 0, (
-                f"At p = {p!r} (drop everything) your output has {nan} NaN and {inf} inf among "
-                f"{out.size} elements: 0 / (1 − p) = 0/0 is NaN. PyTorch returns zeros here; "
-                "handle p = 1 without dividing by zero.")
-            assert (out == 0).all(), (
-                f"At p = {p!r} everything is dropped, but {int((out != 0).sum())} of {out.size} "
-                "elements are not zero.")
-            assert not r["warnings"], (
-                f"At p = {p!r} the output is right but NumPy warned: {r['warnings'][0]}. That "
-                "warning comes from dividing by 1 − p = 0 somewhere: handle p = 1 without "
-                "dividing by zero.")
+                f"{call} (drop {'everything' if p == 1 else 'nothing'}) returned {nan} NaN and {inf} "
+                f"inf among {out.size} elements"
+                + (": 0 / (1 − p) = 0/0 is NaN. PyTorch returns zeros here; handle p = 1 without "
+                   "dividing by zero." if p == 1 else ": at p = 0 the output is x itself."))
+            if returned_mask(out, x):
+                assert False, mask_message(call, out, x)
+            live = x != 0
+            if p == 0:
+                off = int((~np.isclose(out, x, rtol=1e-12, atol=0)).sum())
+                bad = integer_indexing(out, x)
+                assert off == 0, (
+                    f"{call} (drop nothing) should return x; {off} of {out.size} elements differ. "
+                    + (bad if bad else
+                       f"All of them are 0: you dropped everything at p = 0. {SWAPPED}"
+                       if (out[live] == 0).all() else ""))
+            else:
+                left = int((out != 0).sum())
+                assert left == 0, (
+                    f"{call} drops everything, but {left} of {out.size} elements are not zero"
+                    + (f": your output is x itself, nothing was dropped. {SWAPPED}"
+                       if np.array_equal(out != 0, live) else "."))
 
     @pytest.mark.points(1)
     def test_rejects_p_outside_0_1(self, learner):
-        """raises ValueError for p outside [0, 1] (including NaN)"""
-        ps = [-0.1, 1.1, 2, float("nan")]
-        got = learner.call(invalid, (self.name,), name=self.name, ps=ps)
-        for p, what in zip(ps, got):
-            assert what != "accepted", (
-                f"{self.name} accepted p = {p}. A probability must be in [0, 1]: raise ValueError "
-                "otherwise, before anything else." + (
-                    " NaN fails every comparison, so write the range test so that NaN lands on "
-                    "the error side." if p != p else ""))
+        """raises ValueError for p outside [0, 1] (including NaN), in training and in eval mode"""
+        cases = [(p, train) for train in (True, False) for p in (-0.1, 1.1, 2, float("nan"))]
+        got = learner.call(invalid, (self.name,), name=self.name, x=np.ones((4, 5)), cases=cases)
+        for (p, train), what in zip(cases, got):
+            call = self.call_str(p, train)
+            assert what is not None, (
+                f"{call} returned without error. A probability must be in [0, 1]: raise ValueError "
+                "otherwise, before anything else"
+                + (" — also in eval mode, which uses p too (1 − p for classic dropout) and is where a "
+                   "wrong p would go unnoticed" if not train else "") + "."
+                + (" NaN fails every comparison, so write the range test so that NaN lands on the "
+                   "error side." if p != p else ""))
             assert what == "ValueError", (
-                f"For p = {p} your function raised {what}; the contract asks for ValueError"
+                f"{call} raised {what}; the contract asks for ValueError"
                 + (" (assert statements vanish under python -O and raise the wrong type)."
                    if what == "AssertionError" else "."))
 
@@ -321,9 +450,12 @@ class _ForwardChecks:
     def test_uses_the_generator_it_is_given(self, learner):
         """draws from the generator passed in: reproducible, and fresh with rng=None"""
         shape, p = (40, 50), 0.3
-        o = learner.call(generators, (self.name,), helpers=(plain,), name=self.name, shape=shape,
-                         p=p, seed=learner.seed(90))
+        x = make_x(learner, 90, shape, zeros=0)
+        o = learner.call(generators, (self.name,), helpers=(plain,), name=self.name, x=x, p=p,
+                         seed=learner.seed(90))
         o = {k: as_array(v, shape, self.call_str(p)) for k, v in o.items()}
+        bad = integer_indexing(o["a"], x)
+        assert not bad, f"Your training output does not depend on the random draws at all. {bad}"
         assert np.array_equal(o["a"], o["b"]), (
             "Two generators made with the same seed gave different outputs: the mask should come "
             "from the generator passed as rng (not from np.random.* or a generator of your own).")
@@ -337,19 +469,21 @@ class _ForwardChecks:
 
     @pytest.mark.points(1)
     def test_vectorised(self, learner):
-        """is vectorised: no Python loop over elements, not far slower than the reference"""
-        times = learner.call(timing, (self.name,), timeout=30, helpers=TIMING_HELPERS,
-                             name=self.name, ref_src=learner.reference(self.name), shape=TIMING_N,
-                             p=0.3, seed=learner.seed(100), step_shapes=STEP_SHAPES,
-                             steps_per_element=STEPS_PER_ELEMENT)
-        assert_vectorised(times, f"{self.name}(x, 0.3, train=True)", "forward pass")
+        """is vectorised: not far slower than the reference (no Python loop over elements)"""
+        seed, p = learner.seed(100), 0.3
+        reference, x = learner.solution(self.name), timing_x(seed)
+        rng = np.random.default_rng(seed + 1)
+        ref = reference_cpu(lambda: reference(x, p, train=True, rng=rng), TIMING_CALLS)
+        own = learner_cpu(learner, timing, (self.name,), TIMING_CALLS, ref, name=self.name,
+                          shape=TIMING_N, p=p, seed=seed)
+        assert_vectorised(own, ref, TIMING_CALLS, f"{self.name}(x, 0.3, train=True)", "forward pass")
 
 
 @pytest.mark.exercise("dropout_forward_classic")
 class TestClassic(_ForwardChecks):
     name = "dropout_forward_classic"
 
-    def train_factor(self, p):
+    def train_factor(self, p, keep_share, tol):
         return 1.0
 
     def eval_factor(self, p):
@@ -366,12 +500,13 @@ class TestClassic(_ForwardChecks):
 
     def eval_hint(self, f, p):
         name = factor_name(f, p)
-        msg = (f"In eval mode your output is x × {ratio(f, p)}; classic dropout multiplies by "
-               f"1 − p = {1 - p:.2f} at test time, so that test activations match the training "
+        msg = (f"In eval mode (p = {p}) your output is x × {ratio(f, p)}; classic dropout multiplies "
+               f"by 1 − p = {1 - p:.2f} at test time, so that test activations match the training "
                "average E[mask · x] = (1 − p) · x. ")
         if name == "1":
             return msg + ("There is no eval scaling: the next layer, trained on activations "
-                          f"shrunk to {1 - p:.2f}×, would see them {1 / (1 - p):.2f}× too large.")
+                          "shrunk by the mask, would see them too large"
+                          + (f" ({1 / (1 - p):.2f}×)." if p < 1 else "."))
         if name == "p":
             return msg + "You scaled by p (the drop probability) instead of 1 − p (the keep probability)."
         return msg
@@ -381,8 +516,10 @@ class TestClassic(_ForwardChecks):
 class TestInverted(_ForwardChecks):
     name = "dropout_forward_inverted"
 
-    def train_factor(self, p):
-        return 1 / (1 - p)
+    def train_factor(self, p, keep_share, tol):
+        # 1/(1 − p); but a mask that keeps a share p (keep and drop swapped, which the drop-share
+        # check reports) scaled consistently by 1/p is right for the mask it drew
+        return 1 / p if swapped(1 - keep_share, p, tol) else 1 / (1 - p)
 
     def eval_factor(self, p):
         return 1.0
@@ -393,7 +530,7 @@ class TestInverted(_ForwardChecks):
                f"them by 1 − p (x × {1 / (1 - p):.3f}) so that the average is unchanged. "
                f"Training mean / input mean = {mean_ratio:.2f}")
         if name == "1":
-            return msg + (f" ≈ 1 − p: you forgot to divide by 1 − p while training.")
+            return msg + " ≈ 1 − p: you forgot to divide by 1 − p while training."
         if name == "1/p":
             return msg + ": you divide by p instead of 1 − p (p is the drop probability)."
         if name == "1 − p":
@@ -402,10 +539,13 @@ class TestInverted(_ForwardChecks):
 
     def eval_hint(self, f, p):
         name = factor_name(f, p)
-        msg = (f"In eval mode your output is x × {ratio(f, p)}; inverted dropout returns x "
-               "unchanged at test time")
-        if name in ("1 − p", "1/(1 − p)"):
+        msg = (f"In eval mode (p = {p}) your output is x × {ratio(f, p)}; inverted dropout returns x "
+               "unchanged at test time, whatever p")
+        if name in ("1 − p", "1/(1 − p)") and p < 1:
             return msg + (": you also scale at eval. The division by 1 − p during training "
                           "already keeps the average right; scaling again at test time shifts "
                           f"every activation the next layer sees by {ratio(f, p)}.")
+        if p == 1:
+            return msg + (" — also at p = 1 (is a shortcut for p = 1 placed before the test for "
+                          "train?).")
         return msg + "."

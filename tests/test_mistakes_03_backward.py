@@ -1,5 +1,9 @@
-"""The grader of notebook 03 against real backward-pass mistakes (each must lose points with a
-message that names it) and against honest alternatives (each must keep full marks).
+"""The grader of notebook 03 against real backward-pass mistakes and honest alternatives.
+
+The mistake table: for every catalogued mistake, the exact set of checks it must fail and
+words the first failing message must contain.  Mistakes of the pasted forward passes cost no
+points here: only the note (worth 0 points) reports them.  Honest variants, unlike the
+reference, must keep full marks.
 
 The cache is the learner's own format, so a fixture that needs another cache redefines the
 forward passes with it: every fixture is a last cell appended to the solution notebook, after
@@ -76,7 +80,7 @@ def dropout_forward_classic(x, p, train=True, rng=None):
     return x * mask, (mask, p)
 '''
 
-GLOBAL_MASK = '''
+GLOBAL_MASK = """
 _last_mask = None
 
 
@@ -92,14 +96,25 @@ def dropout_forward_inverted(x, p, train=True, rng=None):
     return x * _last_mask * scale, (_last_mask.copy(), scale)
 
 
+def dropout_forward_classic(x, p, train=True, rng=None):
+    global _last_mask
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x * (1 - p), (None, 1 - p)
+    rng = np.random.default_rng() if rng is None else rng
+    _last_mask = rng.random(x.shape) >= p
+    return x * _last_mask, (_last_mask.copy(), 1.0)
+
+
 def dropout_backward(dout, cache):
     keep, scale = cache
     if keep is None:
         return dout * scale
     return dout * _last_mask * scale        # the latest mask, not the cached one
-'''
+"""
 
-ELEMENT_LOOP = '''
+ELEMENT_LOOP = """
 def dropout_backward(dout, cache):
     keep, scale = cache
     if keep is None:
@@ -110,62 +125,168 @@ def dropout_backward(dout, cache):
         if flat_keep[i]:
             flat_dx[i] = flat_dout[i] * scale
     return dx
-'''
+"""
 
-# name: (fixture source, a phrase of the message that must name the mistake)
+# Forward passes that cache x and out; a backward that divides out by x (0/0 where x is 0).
+OUT_OVER_X = """
+def dropout_forward_inverted(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x, (x, x)
+    rng = np.random.default_rng() if rng is None else rng
+    keep = rng.random(x.shape) >= p
+    out = x * keep * (0.0 if p == 1 else 1 / (1 - p))
+    return out, (x, out)
+
+
+def dropout_forward_classic(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        out = x * (1 - p)
+        return out, (x, out)
+    rng = np.random.default_rng() if rng is None else rng
+    out = x * (rng.random(x.shape) >= p)
+    return out, (x, out)
+
+
+def dropout_backward(dout, cache):
+    x, out = cache
+    return dout * out / x                   # d out / d x = out / x ... except where x is 0
+"""
+
+# The forward passes of notebook 02 written as element loops (slow, but right): the backward's
+# timing must not charge them.
+LOOP_FORWARDS = """
+def _loop(x, keep, scale):
+    out = np.zeros_like(x)
+    fx, fk, fo = x.reshape(-1), keep.reshape(-1), out.reshape(-1)
+    for i in range(fx.size):
+        if fk[i]:
+            fo[i] = fx[i] * scale
+    return out
+
+
+def dropout_forward_inverted(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x, (None, 1.0)
+    rng = np.random.default_rng() if rng is None else rng
+    keep = rng.random(x.shape) >= p
+    scale = 0.0 if p == 1 else 1 / (1 - p)
+    return _loop(x, keep, scale), (keep, scale)
+
+
+def dropout_forward_classic(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x * (1 - p), (None, 1 - p)
+    rng = np.random.default_rng() if rng is None else rng
+    keep = rng.random(x.shape) >= p
+    return _loop(x, keep, 1.0), (keep, 1.0)
+"""
+
+IDENTITY_FORWARDS = """
+def dropout_forward_inverted(x, p, train=True, rng=None):
+    return x, None
+
+
+def dropout_forward_classic(x, p, train=True, rng=None):
+    return x, None
+"""
+
+# the checks of grader/test_03_backward.py, by function name
+INV = "test_inverted_training"
+CLS = "test_classic_training"
+EVAL = "test_eval_mode"
+CACHE = "test_uses_the_cache_it_is_given"
+P01 = "test_p_zero_and_one"
+SHAPE = "test_any_shape_and_float32"
+SPEED = "test_vectorised"
+NOTE = "test_pasted_forwards_follow_notebook_02"
+
+# name: (fixture source, the exact set of checks it must fail, words of the first message)
 MISTAKES = {
     "draws a fresh mask": (
         with_p(mask="    if keep is not None:\n        keep = np.random.default_rng().random(dout.shape) >= p\n"),
-        "a fresh one?"),
-    "forgets 1/(1 - p)": (with_p(inverted="    return dout * keep"), "You forgot to divide by 1 − p"),
+        {INV, CLS, CACHE}, "a mask drawn anew in the backward pass?"),
+    "forgets 1/(1 - p)": (with_p(inverted="    return dout * keep"), {INV}, "You forgot to divide by 1 − p"),
     "scales twice": (
-        FORWARDS_SCALED + '''
+        FORWARDS_SCALED + """
 def dropout_backward(dout, cache):
     mask, p = cache
     if np.ndim(mask) and 0 < p < 1 and mask.max() > 1:
         return dout * mask / (1 - p)         # the mask already holds 1/(1 - p)
     return dout * mask
-''', "You scale twice"),
+""", {INV}, "You scale twice"),
     "returns dout unchanged": ("def dropout_backward(dout, cache):\n    return dout\n",
-                               "returned dout unchanged"),
+                               {INV, CLS, EVAL, CACHE, P01}, "returned dout unchanged"),
+    "never applies the mask": (
+        "def dropout_backward(dout, cache):\n    keep, scale = cache\n    return dout * scale\n",
+        {INV, CLS, CACHE, P01}, "the mask is never applied"),
+    "returns the factor, not dout times it": (
+        "def dropout_backward(dout, cache):\n    keep, scale = cache\n"
+        "    return np.full_like(dout, scale) if keep is None else keep * scale\n",
+        {INV, CLS, EVAL, P01}, "not dout times them"),
+    "dx = dout * out / x (0/0 where x is 0)": (OUT_OVER_X, {INV, CLS, EVAL}, "dout · out / x"),
     "wrong eval-mode gradient: classic eval returns dout": (
         with_p().replace('return dout * (1 - p) if scheme == "classic" else dout', "return dout"),
-        "wrong eval-mode gradient"),
+        {EVAL}, "wrong eval-mode gradient"),
     "wrong eval-mode gradient: inverted eval scaled by 1 - p": (
         with_p().replace('return dout * (1 - p) if scheme == "classic" else dout', "return dout * (1 - p)"),
-        "wrong eval-mode gradient"),
+        {EVAL}, "wrong eval-mode gradient"),
     "wrong eval-mode gradient: crashes on an eval cache": (
         "def dropout_backward(dout, cache):\n    keep, scale = cache\n    return dout * keep * scale\n",
-        "In eval mode the forward drew no mask"),
-    "NaN at p = 1": (with_p(inverted="    return dout * keep / (1 - p)"), "0 / (1 − p) is 0/0"),
-    "uses the latest mask, not the cached one": (GLOBAL_MASK, "LATER forward call"),
-    # not a backward mistake: the feedback must point at the pasted forward pass instead
-    "pasted forward forgets its scaling (backward consistent with it)": (
-        with_p(inverted="    return dout * keep").replace(
-            "out = x * keep / (1 - p) if p < 1 else np.zeros_like(x)", "out = x * keep"),
-        "your backward pass follows your forward pass, but the forward breaks the contract"),
-    "per-element Python loop": (ELEMENT_LOOP, "per-element Python loop or np.vectorize"),
+        {EVAL}, "In eval mode the forward drew no mask"),
+    "NaN at p = 1": (with_p(inverted="    return dout * keep / (1 - p)"), {P01},
+                     "At p = 1 everything was dropped"),
+    "uses the latest mask, not the cached one": (GLOBAL_MASK, {CACHE}, "LATER forward call"),
+    "per-element Python loop": (ELEMENT_LOOP, {SPEED}, "per-element Python loop or np.vectorize"),
     "np.vectorize": (
         "def dropout_backward(dout, cache):\n    keep, scale = cache\n    if keep is None:\n"
         "        return dout * scale\n    return np.vectorize(lambda d, k: d * scale if k else 0.0)(dout, keep)\n",
-        "per-element Python loop or np.vectorize"),
+        {SPEED}, "per-element Python loop or np.vectorize"),
+    # Not backward mistakes: the pasted forward breaks notebook 02's contract.  The backward is
+    # graded against the forward it was given (or the contract); the forward is reported once,
+    # in the note worth no points.
+    "pasted inverted forward forgets its scaling, backward follows it": (
+        with_p(inverted="    return dout * keep").replace(
+            "out = x * keep / (1 - p) if p < 1 else np.zeros_like(x)", "out = x * keep"),
+        {NOTE}, "Note — no points here"),
+    "pasted inverted forward forgets its scaling, backward follows the contract": (
+        with_p().replace("out = x * keep / (1 - p) if p < 1 else np.zeros_like(x)", "out = x * keep"),
+        {NOTE}, "Note — no points here"),
+    "pasted classic forward without eval scaling": (
+        with_p().replace('return x * (1 - p), (None, p, "classic")', 'return x, (None, 0.0, "inverted")'),
+        {NOTE}, "multiplies the elements by 1.000, not 0.700"),
+    # forwards that drop nothing leave nothing for the backward's mask to show: not a way
+    # around the backward's checks
+    "pasted identity forwards, backward returns dout": (
+        IDENTITY_FORWARDS + "\ndef dropout_backward(dout, cache):\n    return dout\n",
+        {INV, CLS, CACHE, P01, SHAPE, NOTE}, "its mask dropped nothing or everything"),
+    "pasted inverted forward gives NaN at p = 1": (
+        with_p().replace("out = x * keep / (1 - p) if p < 1 else np.zeros_like(x)", "out = x * keep / (1 - p)"),
+        {NOTE}, "NaN or infinite"),
 }
 
 HONEST = {
     "reference as written": "",
-    "np.where": ('''
+    "np.where": ("""
 def dropout_backward(dout, cache):
     keep, scale = cache
     if keep is None:
         return dout * scale
     return np.where(keep, dout * scale, 0.0)
-'''),
+"""),
     "cached scaled mask": FORWARDS_SCALED + "\ndef dropout_backward(dout, cache):\n    return dout * cache[0]\n",
     "cached boolean mask with p, keep = u < 1 - p": with_p(),
     "explicit p = 0 and p = 1 shortcuts": FORWARDS_WITH_P.replace(
         "rng = np.random.default_rng() if rng is None else rng",
         "if p == 0:\n        return x, (None, 0.0, \"inverted\")\n"
-        "    rng = np.random.default_rng() if rng is None else rng", 1) + '''
+        "    rng = np.random.default_rng() if rng is None else rng", 1) + """
 def dropout_backward(dout, cache):
     keep, p, scheme = cache
     if p == 1 and keep is not None:
@@ -173,8 +294,8 @@ def dropout_backward(dout, cache):
     if keep is None:
         return dout * (1 - p) if scheme == "classic" else dout
     return dout * keep / (1 - p) if scheme == "inverted" else dout * keep
-''',
-    "dict cache, float64 draws": ('''
+""",
+    "dict cache, float64 draws": ("""
 def dropout_forward_inverted(x, p, train=True, rng=None):
     if not 0 <= p <= 1:
         raise ValueError("p must be in [0, 1]")
@@ -203,21 +324,83 @@ def dropout_backward(dout, cache):
     if cache["mask"] is not None:
         dx = dx * cache["mask"]
     return dx
-'''),
+"""),
+    "float64 scaled mask (float32 dout gives float64 dx)": ("""
+def dropout_forward_inverted(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x, np.float64(1.0)
+    rng = np.random.default_rng() if rng is None else rng
+    mask = np.zeros(x.shape) if p == 1 else (rng.random(x.shape) >= p) / (1 - p)
+    return (x * mask).astype(x.dtype), mask
+
+
+def dropout_forward_classic(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x * (1 - p), np.float64(1 - p)
+    rng = np.random.default_rng() if rng is None else rng
+    mask = (rng.random(x.shape) >= p).astype(np.float64)
+    return (x * mask).astype(x.dtype), mask
+
+
+def dropout_backward(dout, cache):
+    return dout * cache
+"""),
+    "a small class as cache, in-place multiply on a new array": ("""
+class DropCache:
+    def __init__(self, keep, factor):
+        self.keep, self.factor = keep, factor
+
+
+def dropout_forward_inverted(x, p, train=True, rng=None):
+    if p != p or not 0 <= p <= 1:
+        raise ValueError(p)
+    if not train:
+        return x.copy(), DropCache(None, 1.0)
+    rng = rng if rng is not None else np.random.default_rng()
+    keep = rng.binomial(1, 1 - p, size=x.shape).astype(bool)
+    factor = 1 / (1 - p) if p < 1 else 0.0
+    return np.where(keep, x * factor, 0).astype(x.dtype), DropCache(keep, factor)
+
+
+def dropout_forward_classic(x, p, train=True, rng=None):
+    if p != p or not 0 <= p <= 1:
+        raise ValueError(p)
+    if not train:
+        return x * (1 - p), DropCache(None, 1 - p)
+    rng = rng if rng is not None else np.random.default_rng()
+    keep = rng.random(x.shape, dtype=np.float32) < 1 - p
+    return np.where(keep, x, 0).astype(x.dtype), DropCache(keep, 1.0)
+
+
+def dropout_backward(dout, cache):
+    dx = np.array(dout, copy=True)
+    if cache.keep is not None:
+        dx[~cache.keep] = 0
+    dx *= cache.factor
+    return dx
+"""),
+    "element-loop forward passes pasted from 02 (backward not charged for them)":
+        LOOP_FORWARDS + "\n# the reference dropout_backward stays\n",
 }
 
 
 @pytest.fixture(scope="module")
 def grades():
-    sources = {k: src for k, (src, _) in MISTAKES.items()} | HONEST
+    sources = {k: src for k, (src, *_) in MISTAKES.items()} | HONEST
     return grade_variants(STEM, "dropout_backward", sources)
 
 
 @pytest.mark.parametrize("mistake", MISTAKES)
-def test_mistake_is_named(grades, mistake):
-    g, phrase = grades[mistake], MISTAKES[mistake][1]
-    assert g.score < g.max_score, g
-    assert phrase in g.messages(), g
+def test_mistake_fails_exactly_its_checks(grades, mistake):
+    g, (_, expected, words) = grades[mistake], MISTAKES[mistake]
+    assert set(g.failed_checks()) == expected, g
+    assert words in g.first_message(), g
+    if expected == {NOTE}:
+        assert g.score == g.max_score, g     # a forward's mistake costs no backward points
 
 
 @pytest.mark.parametrize("variant", HONEST)
