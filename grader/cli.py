@@ -131,8 +131,10 @@ def _hide_arguments(argv):
     if len(sys.argv) <= 1 or not hasattr(sys, "orig_argv"):
         return
     head = sys.orig_argv[:len(sys.orig_argv) - (len(sys.argv) - 1)]
-    if "-m" not in head:   # the dropout-grader command: start again as python -m grader
-        head = [sys.executable, "-m", "grader"]
+    if "-m" not in head:
+        if os.path.basename(sys.argv[0]) != "dropout-grader":
+            return   # not started from the command line (e.g. runpy in a test)
+        head = [sys.executable, "-m", "grader"]   # the dropout-grader command, as python -m grader
     env = dict(os.environ)
     env[ARGV_ENV] = json.dumps(sys.argv[1:])
     env["PYTHONPATH"] = os.pathsep.join([str(GRADER_DIR.parent)] + [

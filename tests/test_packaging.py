@@ -171,9 +171,6 @@ def test_the_installed_commands_start(installed, tmp_path):
     assert proc.returncode == 2 and "no such file or folder" in proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="the notebooks' set-up cell does not yet fall back to the installed "
-                   "course (grader.config.course_root()) when no course folder is around the notebook; "
-                   "remove this marker when it does")
 def test_a_notebook_opened_alone_finds_the_grader_and_the_data(installed, tmp_path):
     """What README 'A notebook on its own' promises: the student notebook's set-up cell, run in
     a folder that is not the course's, with the package installed, imports check and the data."""

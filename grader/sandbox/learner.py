@@ -193,6 +193,7 @@ def load_notebook(cells, ns, cell_seconds):
                         problems[n] = msg
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
+                restore_modules("builtins")   # a class body may have replaced what loading uses
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     restore_modules()   # class bodies and decorators may have monkeypatched NumPy or builtins
     return where, problems
@@ -329,7 +330,7 @@ PROBE_GLOBALS = {"np": np, "LearnerRaised": LearnerRaised, "LearnerFailure": Lea
                  "Contract": Contract, "expect_pair": expect_pair, "time": time,
                  "__builtins__": __builtins__}
 CODE = {}   # probe source -> code object
-STATE = {"proto": (), "sweep_uid": False, "work": None, "pristine": (), "answer_path": ()}
+STATE = {"proto": (), "sweep_uid": False, "work": None, "pristine": (), "answer_path": (), "builtins": ()}
 
 
 def _private(mod, depth=1):
@@ -357,6 +358,7 @@ def snapshot_modules():
     everything = (builtins, np, np.random, codec, json, json.encoder, struct, os)
     STATE["pristine"] = tuple((m.__dict__, dict(m.__dict__)) for m in everything)
     STATE["answer_path"] = STATE["pristine"][:1] + STATE["pristine"][3:-1]   # not os: codec has os.write
+    STATE["builtins"] = STATE["pristine"][:1]
     PROBE_GLOBALS.update(np=_private(np), time=_private(time, 0),
                          __builtins__=dict(builtins.__dict__))
 
