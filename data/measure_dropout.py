@@ -27,7 +27,7 @@ from pathlib import Path
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")     # before NumPy loads its BLAS
 
-import numpy as np
+import numpy as np  # noqa: E402 - after the BLAS settings above
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "solutions" / "05_dropout_in_a_network.ipynb"

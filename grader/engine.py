@@ -3,7 +3,7 @@ Gradescope's run_autograder, check() in a notebook and grader.grade() — calls 
 
     records = grade(submission, config)
 
-1. The check files for the expected notebooks are found (grader/test_NN_name.py, one per
+1. The check files for the expected notebooks are found (grader/checks/test_NN_name.py, one per
    notebook, matching stems) and each check function is collected with its marks
    (exercise, points, visibility) — plain imports, no test session.
 2. One learner process is started for the submission (grader.sandbox.Sandbox): it loads
@@ -35,11 +35,11 @@ from grader.config import DEFAULT, GRADER_DIR
 from grader.publish import report
 from grader.sandbox.host import GraderBug, LearnerError, Limits, Sandbox, default_hide
 
-CHECKS_DIR = GRADER_DIR
+CHECKS_DIR = GRADER_DIR / "checks"
 UNSANDBOXED = ("unsandboxed self-study mode: this machine cannot sandbox learner code (no fork or "
                "resource limits), so your code ran without time or memory limits; fine for checking "
                "your own work, never for grading others'")
-CHECKS_PACKAGE = "grader"
+CHECKS_PACKAGE = "grader.checks"
 
 
 # ---------------------------------------------------------------- the checks
@@ -146,9 +146,6 @@ class Learner:
         grader's own process (never the learner's): to time it, or to compute a reference
         result from the inputs the learner's code got."""
         return reference_function(self._run.course, self.stem, name)
-
-    def reference(self, *names):   # TEMPORARY: removed once no check ships reference source
-        return reference_source(self._run.course, self.stem, names)
 
     def seed(self, k=0):
         """A grading seed: fixed for a given config.seed, different for each k."""

@@ -3,7 +3,6 @@ grader gives the solutions full marks and the blank notebooks zero; the README l
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -19,7 +18,7 @@ def test_every_notebook_has_a_solution_and_grader_checks():
     students = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
     assert students == STEMS, "notebooks/ and solutions/ hold different notebooks"
     for stem in STEMS:
-        assert (ROOT / "grader" / f"test_{stem}.py").exists(), f"no grader/test_{stem}.py"
+        assert (ROOT / "grader" / "checks" / f"test_{stem}.py").exists(), f"no grader/checks/test_{stem}.py"
 
 
 def test_student_notebooks_are_up_to_date():

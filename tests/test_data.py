@@ -116,6 +116,7 @@ def test_make_moons_rebuilds_identical_bytes(tmp_path):
     assert rebuild("make_moons.py", tmp_path) == FILES["moons.npz"][0]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="scikit-learn is needed only to re-export digits")
+@pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
+                    reason="scikit-learn is needed only to re-export digits")
 def test_export_digits_rebuilds_identical_bytes(tmp_path):
     assert rebuild("export_digits.py", tmp_path) == FILES["digits.npz"][0]

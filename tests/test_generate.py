@@ -100,7 +100,8 @@ def test_malformed_notebook_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_leaks_reports_solution_lines_outputs_and_markers():
-    sol = new_notebook(cells=[new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return secret_value * 2\n    ### END SOLUTION")])
+    sol = new_notebook(cells=[new_code_cell(
+        "def f():\n    ### BEGIN SOLUTION\n    return secret_value * 2\n    ### END SOLUTION")])
     leaky = new_notebook(cells=[new_code_cell("def f():\n    return secret_value * 2", execution_count=1)])
     problems = g.leaks(leaky, sol)
     assert any("solution code" in p for p in problems)

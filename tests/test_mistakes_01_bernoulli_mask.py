@@ -13,7 +13,7 @@ STEM, EXERCISE = "01_bernoulli_mask", "bernoulli_mask"
 VALIDATE = "    if not 0 <= p <= 1:\n        raise ValueError(p)\n"
 RNG = "    rng = np.random.default_rng() if rng is None else rng\n"
 
-# the checks of grader/test_01_bernoulli_mask.py
+# the checks of grader/checks/test_01_bernoulli_mask.py
 BOOLEAN = "test_returns_boolean_mask_of_shape"
 FRACTION = "test_kept_fraction_is_one_minus_p"
 OWN_COIN = "test_every_element_gets_its_own_coin"

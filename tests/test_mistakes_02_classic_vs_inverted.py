@@ -17,7 +17,7 @@ from tests.grading import grade_variants
 
 STEM = "02_classic_vs_inverted"
 
-# the checks of grader/test_02_classic_vs_inverted.py, by function name
+# the checks of grader/checks/test_02_classic_vs_inverted.py, by function name
 SHAPE = "test_returns_out_and_cache_of_any_shape"
 DTYPE = "test_float32_stays_float32"
 SHARE = "test_drops_a_share_p"

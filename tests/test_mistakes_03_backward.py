@@ -198,7 +198,7 @@ def dropout_forward_classic(x, p, train=True, rng=None):
     return x, None
 """
 
-# the checks of grader/test_03_backward.py, by function name
+# the checks of grader/checks/test_03_backward.py, by function name
 INV = "test_inverted_training"
 CLS = "test_classic_training"
 EVAL = "test_eval_mode"

@@ -12,7 +12,7 @@ from tests.grading import grade_variants
 
 STEM = "04_gradient_checking"
 
-# check functions of grader/test_04_gradient_checking.py
+# check functions of grader/checks/test_04_gradient_checking.py
 NG_SHAPE = "test_returns_float64_array_of_x_shape"
 NG_ANY = "test_matches_the_true_gradient_for_any_shape"
 NG_CENTRED = "test_centred_differences_error_is_order_h_squared"
@@ -380,7 +380,9 @@ def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
     dout = np.random.default_rng(seed + 1).standard_normal(x.shape)
     out, cache = forward(x, p, train=True, rng=np.random.default_rng(seed))
     dx = backward(dout, cache)
-    dx_num = numerical_gradient(lambda xx: np.sum(forward(xx, p, train=True, rng=np.random.default_rng(seed))[0] * dout), x, h)
+    def loss(xx):
+        return np.sum(forward(xx, p, train=True, rng=np.random.default_rng(seed))[0] * dout)
+    dx_num = numerical_gradient(loss, x, h)
     return relative_error(dx, dx_num)
 ''',
     "PCG64 generator, own loop, own error, dout from the mask's seed": '''
@@ -494,7 +496,7 @@ def test_mistake_table_uses_real_check_names():
     import ast
 
     from tests.grading import ROOT
-    tree = ast.parse((ROOT / "grader" / "test_04_gradient_checking.py").read_text())
+    tree = ast.parse((ROOT / "grader" / "checks" / "test_04_gradient_checking.py").read_text())
     names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")}
     used = {c for mistakes, _ in EXERCISES.values() for _, expected, _ in mistakes.values() for c in expected}
     assert used <= names, used - names

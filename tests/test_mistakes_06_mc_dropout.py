@@ -35,7 +35,7 @@ return {result}
 """)
 
 
-# the checks of grader/test_06_mc_dropout.py
+# the checks of grader/checks/test_06_mc_dropout.py
 SHAPE = "test_returns_mean_and_std_shaped_like_one_pass"
 PASSES = "test_runs_T_passes_with_dropout_on"
 MODE = "test_leaves_the_network_in_the_mode_it_found"

@@ -305,10 +305,6 @@ class Notebook:
         return lambda *a, **k: self.run(name, f, *a, **k)
 
 
-class Contract(Exception):
-    """A probe found the learner's value in the wrong form (e.g. not a (out, cache) pair)."""
-
-
 Notebook.Raised, Notebook.Failure = LearnerRaised, LearnerFailure
 
 
@@ -326,9 +322,7 @@ def _type_name(v):
 
 
 LIMITS = {}   # from the grader's settings (grader.config), the first frame read
-PROBE_GLOBALS = {"np": np, "LearnerRaised": LearnerRaised, "LearnerFailure": LearnerFailure,
-                 "Contract": Contract, "expect_pair": expect_pair, "time": time,
-                 "__builtins__": __builtins__}
+PROBE_GLOBALS = {"np": np, "__builtins__": __builtins__}   # all a probe gets besides its arguments
 CODE = {}   # probe source -> code object
 STATE = {"proto": (), "sweep_uid": False, "work": None, "pristine": (), "answer_path": (), "builtins": ()}
 
@@ -359,8 +353,7 @@ def snapshot_modules():
     STATE["pristine"] = tuple((m.__dict__, dict(m.__dict__)) for m in everything)
     STATE["answer_path"] = STATE["pristine"][:1] + STATE["pristine"][3:-1]   # not os: codec has os.write
     STATE["builtins"] = STATE["pristine"][:1]
-    PROBE_GLOBALS.update(np=_private(np), time=_private(time, 0),
-                         __builtins__=dict(builtins.__dict__))
+    PROBE_GLOBALS.update(np=_private(np), __builtins__=dict(builtins.__dict__))
 
 
 def restore_modules(which="pristine"):

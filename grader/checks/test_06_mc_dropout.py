@@ -20,9 +20,10 @@ networks, while one call on T stacked copies of x is a single one.  Its `trainin
 a plain attribute, as in the course's networks: only train()/eval() reach the layers.
 """
 import numpy as np
-import pytest
 
-pytestmark = pytest.mark.exercise("mc_dropout_predict")
+from grader.checks import mark
+
+pytestmark = mark.exercise("mc_dropout_predict")
 USES = ("mc_dropout_predict",)
 NAME = "mc_dropout_predict"
 HIDDEN = 16
@@ -269,7 +270,7 @@ def diagnose_std(c, passes, T):
 
 
 # ---------------------------------------------------------------- checks
-@pytest.mark.points(1)
+@mark.points(1)
 def test_returns_mean_and_std_shaped_like_one_pass(learner):
     """returns a tuple (mean, std), each shaped like one pass's output"""
     for k, (shape, T, training, dtype) in enumerate((((6, 3), 5, False, np.float64),
@@ -284,7 +285,7 @@ def test_returns_mean_and_std_shaped_like_one_pass(learner):
             "return mean, std.")
 
 
-@pytest.mark.points(2)
+@mark.points(2)
 def test_runs_T_passes_with_dropout_on(learner):
     """runs exactly T forward passes of x with dropout on (train mode)"""
     for k, (T, training, dtype) in enumerate(((5, False, np.float64), (12, True, np.float64),
@@ -332,7 +333,7 @@ def test_runs_T_passes_with_dropout_on(learner):
             f"T = {T} (each pass costs a full forward pass of the network).")
 
 
-@pytest.mark.points(2)
+@mark.points(2)
 def test_leaves_the_network_in_the_mode_it_found(learner):
     """leaves the network in the mode it found it (eval stays eval, train stays train)"""
     for k, training in enumerate((False, True)):
@@ -361,7 +362,7 @@ def test_leaves_the_network_in_the_mode_it_found(learner):
                 "found, rather than always calling net.eval() at the end.")
 
 
-@pytest.mark.points(3)
+@mark.points(3)
 def test_mean_and_population_std_of_the_passes(learner):
     """returns the mean and the population standard deviation (ddof = 0) over the passes"""
     # (T = 1, where the spread is 0, belongs to the last check.)
@@ -388,7 +389,7 @@ def test_mean_and_population_std_of_the_passes(learner):
         assert False, f"{where}, " + diagnose_std(c, passes, len(passes))
 
 
-@pytest.mark.points(2)
+@mark.points(2)
 def test_std_is_exactly_zero_when_every_pass_agrees(learner):
     """with p = 0 every pass is the same: the std is exactly 0 (never NaN) and the mean is that output"""
     # First with weights and inputs that are small multiples of powers of two: every output,

@@ -26,13 +26,22 @@ or raised.  These checks are deterministic given the mask (exact identities), ex
 drop share in the note, whose bound is stated there.
 """
 import numpy as np
-import pytest
 
-from grader.dropout_checks import (TIMING_N, as_array, assert_vectorised, factor_name, learner_cpu,
-                                   median_ratio, plain, ratio, reference_cpu)
-from grader.stats import hoeffding, pct
+from grader.checks import mark
+from grader.checks.dropout_checks import (
+    TIMING_N,
+    as_array,
+    assert_vectorised,
+    factor_name,
+    learner_cpu,
+    median_ratio,
+    plain,
+    ratio,
+    reference_cpu,
+)
+from grader.checks.stats import hoeffding, pct
 
-pytestmark = pytest.mark.exercise("dropout_backward")
+pytestmark = mark.exercise("dropout_backward")
 USES = ("dropout_backward", "dropout_forward_inverted", "dropout_forward_classic")
 TIMING_CALLS = 20   # backward passes per timed run (about 20 ms of the reference's CPU time)
 
@@ -302,26 +311,26 @@ def grade_cases(cases, rtol=1e-6):
 
 
 # ---------------------------------------------------------------- checks
-@pytest.mark.points(3)
+@mark.points(3)
 def test_inverted_training(learner):
     """inverted, training: dx = dout · mask / (1 − p), with the forward's own mask (p = 0.3, 0.75; x with zeros)"""
     grade_cases([run(learner, 10 + k, "inverted", (200, 300), p) for k, p in enumerate((0.3, 0.75))])
 
 
-@pytest.mark.points(2)
+@mark.points(2)
 def test_classic_training(learner):
     """classic, training: dx = dout · mask, with the forward's own mask (p = 0.3, 0.75; x with zeros)"""
     grade_cases([run(learner, 20 + k, "classic", (200, 300), p) for k, p in enumerate((0.3, 0.75))])
 
 
-@pytest.mark.points(2)
+@mark.points(2)
 def test_eval_mode(learner):
     """eval mode: dx = dout · (1 − p) for classic, dx = dout for inverted (p = 0.3; x with zeros)"""
     grade_cases([run(learner, 30 + k, scheme, (100, 200), 0.3, train=False)
                  for k, scheme in enumerate(("classic", "inverted"))])
 
 
-@pytest.mark.points(1)
+@mark.points(1)
 def test_uses_the_cache_it_is_given(learner):
     """uses the mask of the cache it is given, even after another forward call"""
     r = run(learner, 40, "inverted", (100, 200), 0.3, zeros=0, twice=True)
@@ -354,7 +363,7 @@ def test_uses_the_cache_it_is_given(learner):
         "the mask stored in the cache.")
 
 
-@pytest.mark.points(1)
+@mark.points(1)
 def test_p_zero_and_one(learner):
     """training at p = 1 gives dx = 0 with no NaN or warning; at p = 0 dx = dout"""
     grade_cases([run(learner, 50 + k, scheme, (50, 60), p, zeros=0)
@@ -362,7 +371,7 @@ def test_p_zero_and_one(learner):
                                                   ("inverted", 0.0), ("classic", 0.0)))])
 
 
-@pytest.mark.points(1)
+@mark.points(1)
 def test_any_shape_and_float32(learner):
     """returns dx shaped like dout, finite, for any shape (1-D, 4-D) and for float32 arrays"""
     graded = 0
@@ -382,7 +391,7 @@ def test_any_shape_and_float32(learner):
     assert graded, "Your pasted forward pass failed on every input of this check, " + FORWARD_FAILED
 
 
-@pytest.mark.points(1)
+@mark.points(1)
 def test_vectorised(learner):
     """is vectorised: not far slower than the reference (no Python loop over elements)"""
     seed, p = learner.seed(70), 0.3
@@ -398,7 +407,7 @@ def test_vectorised(learner):
     assert_vectorised(own, ref, TIMING_CALLS, "dropout_backward(dout, cache)", "backward pass")
 
 
-@pytest.mark.points(0)
+@mark.points(0)
 def test_pasted_forwards_follow_notebook_02(learner):
     """note, no points: the forward passes pasted from notebook 02 follow its contract (graded there)"""
     problems = []

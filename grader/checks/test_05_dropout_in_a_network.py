@@ -34,10 +34,10 @@ Randomized checks use fixed seeds (learner.seed) and bounds whose false-failure 
 a correct implementation is stated next to each of them.
 """
 import numpy as np
-import pytest
 
-from grader.dropout_checks import assert_independent_coins
-from grader.stats import hoeffding, pct
+from grader.checks import mark
+from grader.checks.dropout_checks import assert_independent_coins
+from grader.checks.stats import hoeffding, pct
 
 LAYER = ("Dropout",)
 NET = ("MLP",)     # graded with the grader's Dropout stand-in: the learner's Dropout is not used
@@ -627,9 +627,9 @@ def describe_calls(entries, training=None):
 
 
 # ================================================================ checks: Dropout
-@pytest.mark.exercise("Dropout")
+@mark.exercise("Dropout")
 class TestDropout:
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_construct(self, learner):
         """Dropout(p, rng) stores p and starts in training mode"""
         r = learner.call(construct, LAYER, helpers=LAYER_HELPERS, p=0.3, seed=learner.seed(1))
@@ -641,7 +641,7 @@ class TestDropout:
             f"Dropout(0.3, rng).p is {got['not_number'] if isinstance(got, dict) else got}; store the "
             "drop probability as the attribute `p`.")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_rejects_bad_p(self, learner):
         """Dropout(p) raises ValueError for p outside [0, 1] or NaN, in the constructor"""
         ps = [-0.1, 1.1, 2, float("inf"), float("nan")]
@@ -671,7 +671,7 @@ class TestDropout:
                 f"Dropout({p}) raised {g['message']}; the contract asks for ValueError for a p "
                 "outside [0, 1] or NaN.")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_train_eval_return_the_layer(self, learner):
         """train() and eval() set `training` and return the layer itself"""
         r = learner.call(switch, LAYER, helpers=LAYER_HELPERS, seed=learner.seed(2))
@@ -686,9 +686,10 @@ class TestDropout:
                 f"layer.{name}() returned {returned(r[f'{name}_type'])}; return the layer itself (return self), "
                 f"as torch.nn.Module.{name}() does, so that calls chain: layer.{name}().forward(x).")
 
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_training_forward(self, learner):
-        """training mode drops each element with probability p and divides the survivors by 1 − p (p = 0.2, 0.7; float64 and float32)"""
+        """training mode drops each element with probability p and divides the survivors by 1 − p (p = 0.2,
+        0.7; float64 and float32)"""
         shape = (8, 25000)   # long rows: a mask shared by the rows still has 25000 coins
         for k, (p, dtype) in enumerate(((0.2, np.float64), (0.7, np.float32))):
             x, _ = inputs(learner.rng(20 + k), shape, dtype)
@@ -737,7 +738,7 @@ class TestDropout:
         r = learner.call(train_forward, LAYER, helpers=LAYER_HELPERS, p=0.3, seed=learner.seed(12), x=x)
         as_array(r["out"], (3, 4, 5), "Dropout(0.3).forward(x) on a 3-D x")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_fresh_independent_masks(self, learner):
         """a fresh mask on every forward call, with an independent coin per element"""
         shape, p = (2000, 50), 0.3
@@ -750,9 +751,10 @@ class TestDropout:
             "on every forward call (is a seed fixed, or the mask drawn once in __init__?).")
         assert_independent_coins(m1, "training-mode mask")
 
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_eval_is_identity(self, learner):
-        """after training, eval mode returns x unchanged (the same every time) and backward passes dout through (p = 0.4 and 1)"""
+        """after training, eval mode returns x unchanged (the same every time) and backward passes dout
+        through (p = 0.4 and 1)"""
         for k, (p, dtype) in enumerate(((0.4, np.float64), (1.0, np.float32))):
             x, dout = inputs(learner.rng(41 + k), (300, 200), dtype)
             r = learner.call(eval_mode, LAYER, helpers=LAYER_HELPERS, p=p, seed=learner.seed(40 + k),
@@ -788,7 +790,7 @@ class TestDropout:
                        "multiply by (or backward must look at the mode)." if stale else
                        f" (dx / dout ≈ {float(np.median(dx / dout)):.4g})."))
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_eval_draws_nothing(self, learner):
         """eval mode draws no random numbers (forward and backward, after training)"""
         x, dout = inputs(learner.rng(43), (300, 200))
@@ -811,7 +813,7 @@ class TestDropout:
                    ", even though nothing is dropped. Look at self.training before drawing: wasted "
                    "draws shift every later mask and make runs hard to reproduce."))
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_uses_its_generator(self, learner):
         """draws the masks from `self.rng`, the generator it was given (reseedable, no global RNG)"""
         shape = (50, 40)
@@ -837,9 +839,10 @@ class TestDropout:
             "With rng=None two layers dropped the same elements: make a fresh "
             "np.random.default_rng() when no generator is passed (never a fixed seed).")
 
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_backward_uses_the_cached_mask(self, learner):
-        """backward multiplies dout by the mask of the last forward, divided by 1 − p (x with zeros; float64 and float32)"""
+        """backward multiplies dout by the mask of the last forward, divided by 1 − p (x with zeros; float64
+        and float32)"""
         p = 0.35
         pairs = [inputs(learner.rng(61), (200, 300)), inputs(learner.rng(62), (200, 300), np.float32)]
         res = learner.call(backward_probe, LAYER, helpers=LAYER_HELPERS, p=p, seed=learner.seed(60),
@@ -889,9 +892,10 @@ class TestDropout:
                 f"kept elements by {scale:.4g}; the derivative of out = x · factor is that same factor "
                 f"where kept{hint}.")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_p_zero_and_one(self, learner):
-        """training mode at p = 0 keeps everything and p = 1 drops everything (no NaN, no warning), forward and backward"""
+        """training mode at p = 0 keeps everything and p = 1 drops everything (no NaN, no warning), forward
+        and backward"""
         x, dout = inputs(learner.rng(71), (30, 40))
         r = learner.call(edges, LAYER, helpers=LAYER_HELPERS, seed=learner.seed(70), x=x, dout=dout)
         for p in ("0.0", "0", "1.0", "1"):
@@ -926,13 +930,14 @@ class TestDropout:
 
 
 # ================================================================ checks: MLP
-@pytest.mark.exercise("MLP")
+@mark.exercise("MLP")
 class TestMLP:
     """The MLP is graded with the grader's Dropout stand-in (see the module docstring)."""
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_structure(self, learner):
-        """MLP(sizes, p_drop, rng) has float64 params of the right shapes and one Dropout per hidden layer, with its rate"""
+        """MLP(sizes, p_drop, rng) has float64 params of the right shapes and one Dropout per hidden layer,
+        with its rate"""
         for sizes, p_drop in (([4, 6, 5, 7, 3], [0.1, 0.3, 0.6]), ([3, 8, 2], 0.25)):
             r = learner.call(structure, NET, helpers=NET_HELPERS, sizes=sizes, p_drop=p_drop,
                              seed=learner.seed(100), coins=coins(learner, 101))
@@ -977,7 +982,7 @@ class TestMLP:
                 f"A new {call} should be in training mode, with every dropout layer too; got "
                 f"net.training = {r['training']!r}, layers {r['layer_modes']}.")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_train_eval_reach_every_layer(self, learner):
         """net.train() and net.eval() switch the network and every dropout layer, and return the network"""
         sizes, p_drop = [4, 6, 5, 7, 3], [0.1, 0.3, 0.6]
@@ -997,7 +1002,7 @@ class TestMLP:
                     f"net.{name}() returned {returned(step['type'])}; return the network itself (return self), "
                     "as torch.nn.Module does.")
 
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_eval_scores(self, learner):
         """eval mode: the scores are the plain forward pass without dropout, the same every time"""
         X, params, streams = net_case(learner, 120)
@@ -1026,7 +1031,7 @@ class TestMLP:
             f"ReLU → affine with the network's params (max difference {err:.3g}). Is something "
             "scaled in eval mode, or is the order of the layers different from the contract?")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_training_scores(self, learner):
         """training mode: each hidden layer's dropout follows its ReLU, and none is applied to the output scores"""
         X, params, streams = net_case(learner, 130, passes=3)
@@ -1067,9 +1072,10 @@ class TestMLP:
                     + "). Each dropout layer's output is the next affine layer's input, and nothing "
                     "else is scaled: the layer already divides by 1 − p.")
 
-    @pytest.mark.points(3)
+    @mark.points(3)
     def test_gradient_check(self, learner):
-        """with dropout on, net.loss's gradient matches a numerical gradient with the masks held fixed (relative error < 1e-6, float64)"""
+        """with dropout on, net.loss's gradient matches a numerical gradient with the masks held fixed
+        (relative error < 1e-6, float64)"""
         X, params, streams = net_case(learner, 140)
         y = learner.rng(141).integers(0, NET_SIZES[-1], NET_N)
         h = 1e-5

@@ -21,11 +21,21 @@ from the output.  Randomized checks use fixed seeds (learner.seed) and bounds fr
 whose false-failure probability for a correct implementation is stated beside them.
 """
 import numpy as np
-import pytest
 
-from grader.dropout_checks import (TIMING_N, as_array, assert_independent_coins, assert_vectorised,
-                                   factor_name, learner_cpu, median_ratio, plain, ratio, reference_cpu)
-from grader.stats import FAIL, hoeffding, pct
+from grader.checks import mark
+from grader.checks.dropout_checks import (
+    TIMING_N,
+    as_array,
+    assert_independent_coins,
+    assert_vectorised,
+    factor_name,
+    learner_cpu,
+    median_ratio,
+    plain,
+    ratio,
+    reference_cpu,
+)
+from grader.checks.stats import FAIL, hoeffding, pct
 
 TIMING_CALLS = 10   # forward passes per timed run (about 30 ms of the reference's CPU time)
 
@@ -188,7 +198,7 @@ class _ForwardChecks:
         return [as_array(o, r["x"].shape, call, dtype) for o in r["outs"]]
 
     # checks
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_returns_out_and_cache_of_any_shape(self, learner):
         """returns (out, cache) with out shaped like x, for any shape (training and eval)"""
         for k, shape in enumerate(((7,), (30, 40), (2, 3, 40, 50))):
@@ -202,7 +212,7 @@ class _ForwardChecks:
                         "columns.")
                 self.outputs(r, 0.3, train, x=f"x of shape {shape}")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_float32_stays_float32(self, learner):
         """keeps the dtype: float32 in, float32 out (training and eval)"""
         for train in (True, False):
@@ -212,7 +222,7 @@ class _ForwardChecks:
                 assert False, mask_message(self.call_str(0.3, train, "float32 x"), out, r["x"])
             as_array(out, r["x"].shape, self.call_str(0.3, train, "float32 x"), "float32")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_drops_a_share_p(self, learner):
         """drops each element with probability p (p = 0.2 and 0.7)"""
         seen = []
@@ -239,7 +249,7 @@ class _ForwardChecks:
                 f"x is not 0); expected {pct(p)} ± {pct(tol, 2)}: each element is dropped with "
                 "probability p. Check the threshold you compare the uniform draws with.")
 
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_scales_kept_elements(self, learner):
         """scales the kept elements correctly while training (p = 0.3 and 0.8)"""
         for k, p in enumerate((0.3, 0.8)):
@@ -267,7 +277,7 @@ class _ForwardChecks:
                 f"{call}: most kept elements are x × {ratio(want, p)} as they should be, but {off} "
                 "are not: every kept element gets the same factor.")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_no_mask_shared_by_the_batch(self, learner):
         """draws one coin per element, for 2-D and 4-D x: no mask shared by a batch, no coin per row or column"""
         p = 0.3
@@ -302,7 +312,7 @@ class _ForwardChecks:
                 f"for all {n} positions along axis {axis}: a mask of a smaller shape broadcast over "
                 "x. Draw one coin per element of x, whatever its shape: a mask of shape x.shape.")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_every_row_drops_its_share(self, learner):
         """every row of a batch drops the same share of its elements (p = 0.3)"""
         shape, p = (200, 1000), 0.3
@@ -326,7 +336,7 @@ class _ForwardChecks:
                    "mask of shape (rows, 1)?) instead of one per element."
                    if whole > 0.5 else "The drop probability must be the same for every element."))
 
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_eval_mode(self, learner):
         """eval mode (train=False) gives the right deterministic output (p = 0.3 and 1)"""
         for k, p in enumerate((0.3, 1.0)):
@@ -356,7 +366,7 @@ class _ForwardChecks:
                 f"In eval mode most elements are x × {ratio(want, p)} as they should be, but {off} "
                 "are not: every element gets the same factor.")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_eval_draws_no_random_numbers(self, learner):
         """eval mode leaves the generator untouched (draws no random numbers)"""
         r = self.run(learner, 60, shape=(50, 40), p=0.3, train=False)
@@ -371,7 +381,7 @@ class _ForwardChecks:
             "even when it does not drop. Each draw shifts every later random number (evaluating "
             "a model would change its next training step); draw the mask only when training.")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_does_not_modify_x(self, learner):
         """never modifies the caller's x (training, eval, p = 1)"""
         for p, train in ((0.3, True), (0.3, False), (1.0, True)):
@@ -384,7 +394,7 @@ class _ForwardChecks:
                 "backward, a gradient check that perturbs and restores x): build a new array "
                 "instead of writing into x (x *= …, x[...] = …, np.multiply(..., out=x)).")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_p_zero_and_one(self, learner):
         """while training, p = 0 keeps x; p = 1 gives zeros with no NaN, inf or warning"""
         for k, p in enumerate((0.0, 0, 1.0, 1)):
@@ -427,7 +437,7 @@ class _ForwardChecks:
                     + (f": your output is x itself, nothing was dropped. {SWAPPED}"
                        if np.array_equal(out != 0, live) else "."))
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_rejects_p_outside_0_1(self, learner):
         """raises ValueError for p outside [0, 1] (including NaN), in training and in eval mode"""
         cases = [(p, train) for train in (True, False) for p in (-0.1, 1.1, 2, float("nan"))]
@@ -446,7 +456,7 @@ class _ForwardChecks:
                 + (" (assert statements vanish under python -O and raise the wrong type)."
                    if what == "AssertionError" else "."))
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_uses_the_generator_it_is_given(self, learner):
         """draws from the generator passed in: reproducible, and fresh with rng=None"""
         shape, p = (40, 50), 0.3
@@ -467,7 +477,7 @@ class _ForwardChecks:
             "With rng=None two calls gave the same output: make a fresh np.random.default_rng() "
             "when no generator is passed (never one with a fixed seed).")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_vectorised(self, learner):
         """is vectorised: not far slower than the reference (no Python loop over elements)"""
         seed, p = learner.seed(100), 0.3
@@ -479,7 +489,7 @@ class _ForwardChecks:
         assert_vectorised(own, ref, TIMING_CALLS, f"{self.name}(x, 0.3, train=True)", "forward pass")
 
 
-@pytest.mark.exercise("dropout_forward_classic")
+@mark.exercise("dropout_forward_classic")
 class TestClassic(_ForwardChecks):
     name = "dropout_forward_classic"
 
@@ -512,7 +522,7 @@ class TestClassic(_ForwardChecks):
         return msg
 
 
-@pytest.mark.exercise("dropout_forward_inverted")
+@mark.exercise("dropout_forward_inverted")
 class TestInverted(_ForwardChecks):
     name = "dropout_forward_inverted"
 

@@ -32,7 +32,8 @@ wrong (below 1e-7 it is good, the table says); a correct fixed-mask dropout pair
 than REL_CORRECT.  Notebook 05's gradient check should use the same definition and thresholds.
 """
 import numpy as np
-import pytest
+
+from grader.checks import mark
 
 NG = ("numerical_gradient",)
 RE = ("relative_error",)
@@ -267,12 +268,12 @@ def close(v, want, rel):
 
 # ================================================================ numerical_gradient
 class TestNumericalGradient:
-    pytestmark = pytest.mark.exercise("numerical_gradient")
+    pytestmark = mark.exercise("numerical_gradient")
 
     def run(self, learner, cases):
         return learner.call(gradients, NG, helpers=(plain, make_f), cases=cases)
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_returns_float64_array_of_x_shape(self, learner):
         """returns a float64 array, calling f with arrays of x's shape"""
         case, _ = sinquad(learner.rng(1), (4, 5))
@@ -284,7 +285,7 @@ class TestNumericalGradient:
             f"f was called with arrays of shapes {r['shapes']}; call it with arrays of x's shape "
             "(4, 5) — the function being differentiated expects its input as it is.")
 
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_matches_the_true_gradient_for_any_shape(self, learner):
         """matches the true gradient for x of any shape (1-D, 2-D, 3-D)"""
         shapes = [(7,), (4, 5), (2, 3, 4)]
@@ -319,7 +320,7 @@ class TestNumericalGradient:
                 f"On f(x) = Σ c·sin(x) + ½·xᵀQx (gradient c·cos(x) + Qx) with x of shape {shape}, "
                 f"your numerical_gradient {msg}".rstrip(".") + ".")
 
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_centred_differences_error_is_order_h_squared(self, learner):
         """uses centred differences: the error shrinks like h², not like h"""
         h = 1e-2
@@ -354,7 +355,7 @@ class TestNumericalGradient:
                               "(f(x + h·e_i) − f(x − h·e_i)) / 2h, and that each step moves one "
                               "element of x only.")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_uses_the_step_h_it_is_given(self, learner):
         """uses the step h it is given"""
         h = 1e-2
@@ -364,10 +365,11 @@ class TestNumericalGradient:
         rel = (g - true) / (case["c"] * h * h)      # exactly 1 for centred differences of step h
         assert np.median(np.abs(rel)) > 0.1, (
             f"With h = {h} your gradient of Σ c·x³ is off by only {fmt(np.abs(g - true).max())}; "
-            f"centred differences with that step are off by exactly c·h² (about {fmt(np.median(np.abs(case['c'])) * h * h)} "
+            "centred differences with that step are off by exactly c·h² (about "
+            f"{fmt(np.median(np.abs(case['c'])) * h * h)} "
             "here). Your function does not seem to use the h it is given — is the step fixed inside?")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_default_step_is_1e_minus_5(self, learner):
         """called without h, moves each element by the default step h = 1e-5"""
         case, _ = cubic(learner.rng(35), (6,))
@@ -389,7 +391,7 @@ class TestNumericalGradient:
                if typical > DEFAULT_H else
                " A step that small lets rounding errors, about ε·|f|/h, grow."))
 
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_leaves_x_exactly_as_it_was(self, learner):
         """leaves x exactly as it was (bit for bit)"""
         h = DEFAULT_H
@@ -414,7 +416,7 @@ class TestNumericalGradient:
             f"{fmt(d)}: x + h − 2h + h is not exactly x in floating point. Save the old value and "
             "assign it back, instead of undoing the step by arithmetic (or work on a copy of x).")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_float32_input_is_differentiated_in_float64(self, learner):
         """computes in float64 even when x is float32 (and returns float64)"""
         case32, _ = sinquad(learner.rng(50), (20,), dtype=np.float32)
@@ -454,12 +456,12 @@ def unchanged(r, a, b):
 
 
 class TestRelativeError:
-    pytestmark = pytest.mark.exercise("relative_error")
+    pytestmark = mark.exercise("relative_error")
 
     def values(self, learner, pairs):
         return learner.call(rel_errors, RE, helpers=(plain,), pairs=pairs)
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_returns_one_number_and_leaves_inputs_alone(self, learner):
         """returns one number (a float, not an array) and leaves a and b as they were"""
         rng = learner.rng(100)
@@ -476,7 +478,7 @@ class TestRelativeError:
             assert v is not None, f"{call} returned {r['type']}; it should return one number (a float)."
         assert unchanged(r, a, b), "relative_error changed its inputs a or b; compute into new arrays."
 
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_identical_arrays_give_zero_even_with_zeros(self, learner):
         """identical arrays give exactly 0, even where they hold zeros (float64 and float32)"""
         rng = learner.rng(110)
@@ -496,7 +498,7 @@ class TestRelativeError:
                 "full of zeros: every dropped unit.)")
             assert v == 0.0, f"{rel_call(what)} returned {fmt(v)}; identical arrays must give exactly 0."
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_tiny_differences_are_measured_against_the_floor(self, learner):
         """divides by max(|a| + |b|, 1e-8): differences far below 1e-8 count as small"""
         cases = [(np.array([1e-12]), np.array([0.0])), (np.array([2e-12]), np.array([-1e-12]))]
@@ -515,7 +517,7 @@ class TestRelativeError:
                 f"max(|a| + |b|, 1e-8), so a difference of {abs(a[0] - b[0]):g} where both values "
                 f"are tiny counts as {abs(a[0] - b[0]):g} / 1e-8.{hint}")
 
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_takes_the_maximum_over_elements(self, learner):
         """reports the worst element (the maximum over elements), not an average"""
         a = np.ones(100)
@@ -543,7 +545,7 @@ class TestRelativeError:
             + " An average hides one wrong element among many, and one wrong element is a bug: "
             "take the maximum over elements.")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_is_symmetric(self, learner):
         """is symmetric: relative_error(a, b) == relative_error(b, a)"""
         rng = learner.rng(120)
@@ -568,7 +570,7 @@ class TestRelativeError:
         assert False, base + (" Neither argument is 'the truth': every part of the formula must "
                               "treat a and b alike.")
 
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_value_on_random_arrays(self, learner):
         """gives max |a − b| / max(|a| + |b|, 1e-8) on arrays of any shape (float64 and float32)"""
         rng = learner.rng(130)
@@ -614,7 +616,7 @@ class TestRelativeError:
                                      "the maximum.")
             assert False, msg
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_nan_and_inf_are_never_hidden(self, learner):
         """a NaN or inf in a or b gives NaN or inf (or an exception), never a finite error"""
         rng = learner.rng(140)
@@ -769,9 +771,9 @@ def no_dout_hint(r, v, d):
 
 
 class TestDropoutGradientCheck:
-    pytestmark = pytest.mark.exercise("dropout_gradient_check")
+    pytestmark = mark.exercise("dropout_gradient_check")
 
-    @pytest.mark.points(3)
+    @mark.points(3)
     def test_correct_pairs_give_a_tiny_error(self, learner):
         """returns < 1e-8 for correct forward/backward pairs (inverted and classic)"""
         rng = learner.rng(200)
@@ -814,7 +816,7 @@ class TestDropoutGradientCheck:
                                "different masks." if v > 0.1 else ""))
                     + ("" if off_hint(log, p) or "dout" in why else SAME_MASK))
 
-    @pytest.mark.points(4)
+    @mark.points(4)
     def test_wrong_backwards_give_a_large_error(self, learner):
         """returns > 1e-2 (or NaN) for backwards that are wrong in training mode"""
         rng = learner.rng(210)
@@ -863,7 +865,7 @@ class TestDropoutGradientCheck:
             f"mode (p = {p}): it returned {listed}. A gradient check must flag them "
             f"(> {power(REL_WRONG)})." + hint)
 
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_keeps_dropout_on_with_one_mask(self, learner):
         """calls forward in training mode, with the given p and one generator state every time"""
         rng = learner.rng(230)
@@ -879,7 +881,7 @@ class TestDropoutGradientCheck:
             assert False, mask_hint(log, seed).strip() + SAME_MASK
         assert len(log["states"]) <= 1, mask_hint(log, seed).strip() + SAME_MASK
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_returns_a_float_and_leaves_x_alone(self, learner):
         """returns one float and leaves x as it was (a float32 x)"""
         rng = learner.rng(240)

@@ -161,7 +161,7 @@ def assert_independent_coins(m, what="mask"):
     """Feedback for a boolean keep-mask of shape (rows, cols), rows = examples: one coin per
     element, not per row, not shared by the batch, neighbours independent.  Designed for
     (2000, 50) at p = 0.3 (the probabilities in the comments assume it)."""
-    from grader.stats import hoeffding, pct
+    from grader.checks.stats import hoeffding, pct
     rows, cols = m.shape
     same_as_first = (m == m[0]).all(axis=1).mean()
     # a correct mask repeats row 0 with probability (0.7² + 0.3²)^50 ≈ 1.5e-12 per row

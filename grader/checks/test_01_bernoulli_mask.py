@@ -11,12 +11,12 @@ shape check tries other shapes.  Randomized checks use fixed grading seeds and b
 false-failure probability for a correct implementation is stated next to each use.
 """
 import numpy as np
-import pytest
 
-from grader.dropout_checks import assert_independent_coins, plain
-from grader.stats import hoeffding, pct, variance_ratio_ok
+from grader.checks import mark
+from grader.checks.dropout_checks import assert_independent_coins, plain
+from grader.checks.stats import hoeffding, pct, variance_ratio_ok
 
-pytestmark = pytest.mark.exercise("bernoulli_mask")
+pytestmark = mark.exercise("bernoulli_mask")
 USES = ("bernoulli_mask",)
 GLOBAL_SEED = 12345  # generator_use seeds NumPy's global generator with this before calling
 
@@ -149,7 +149,7 @@ def same_global_state(got, want):
 
 
 # ---------------------------------------------------------------- checks
-@pytest.mark.points(1)
+@mark.points(1)
 def test_returns_boolean_mask_of_shape(learner):
     """returns a boolean array of the requested shape"""
     shape, p = (3, 4), 0.3
@@ -189,7 +189,7 @@ def _rows_and_columns_vary(m):
     return not (rows_same or cols_same or constant)
 
 
-@pytest.mark.points(2)
+@mark.points(2)
 def test_kept_fraction_is_one_minus_p(learner):
     """keeps each element with probability 1 − p (p = 0.1, 0.3, 0.75)"""
     n = 2000
@@ -226,7 +226,7 @@ def test_kept_fraction_is_one_minus_p(learner):
             "P(u ≥ p) = 1 − p: look at how you turn the draws into the mask.")
 
 
-@pytest.mark.points(2)
+@mark.points(2)
 def test_every_element_gets_its_own_coin(learner):
     """draws an independent coin per element (no mask shared by the batch)"""
     shape, p = (2000, 50), 0.3
@@ -234,9 +234,10 @@ def test_every_element_gets_its_own_coin(learner):
     assert_independent_coins(kept(m, shape, call(shape, p)))
 
 
-@pytest.mark.points(2)
+@mark.points(2)
 def test_uses_the_generator_it_is_given(learner):
-    """draws from the generator passed in (same seed, same mask; other seed, other mask), never from NumPy's global one"""
+    """draws from the generator passed in (same seed, same mask; other seed, other mask), never from
+    NumPy's global one"""
     shape, p, seed = (60, 60), 0.3, learner.seed(40)
     r = learner.call(generator_use, USES, helpers=(plain,), shape=shape, p=p, seed=seed,
                      global_seed=GLOBAL_SEED)
@@ -270,7 +271,7 @@ def test_uses_the_generator_it_is_given(learner):
         + ". The mask must depend only on the generator passed as `rng`: draw the uniforms from it.")
 
 
-@pytest.mark.points(1)
+@mark.points(1)
 def test_fresh_mask_on_every_call(learner):
     """a new mask on every call: two calls with one generator differ, and so do two calls with rng=None"""
     shape, p = (60, 60), 0.3
@@ -287,7 +288,7 @@ def test_fresh_mask_on_every_call(learner):
         "np.random.default_rng() on each call (without a seed).")
 
 
-@pytest.mark.points(2)
+@mark.points(2)
 def test_kept_count_varies_like_a_binomial(learner):
     """the number kept varies from mask to mask as much as independent coins make it (not a fixed count)"""
     shape, p, calls = (10, 10), 0.3, 400
@@ -314,7 +315,7 @@ def test_kept_count_varies_like_a_binomial(learner):
            "own independent coin, so that the count varies freely."))
 
 
-@pytest.mark.points(1)
+@mark.points(1)
 def test_any_shape(learner):
     """works for any shape: an int, a tuple of any length, an empty shape"""
     cases = [(7, (7,)), ((7,), (7,)), ((2, 3, 4, 5), (2, 3, 4, 5)), ((0, 3), (0, 3))]
@@ -331,7 +332,7 @@ def test_any_shape(learner):
             "of any length: pass it on to the generator as it is.")
 
 
-@pytest.mark.points(1)
+@mark.points(1)
 def test_p_zero_and_one(learner):
     """p = 0 keeps every element and p = 1 drops every one, for floats and ints (no stray element)"""
     shape = (400, 400)
@@ -378,7 +379,7 @@ def test_p_zero_and_one(learner):
                "as ints and as floats."))
 
 
-@pytest.mark.points(1)
+@mark.points(1)
 def test_rejects_p_outside_0_1(learner):
     """raises ValueError for p outside [0, 1] and for p = NaN"""
     ps = [-0.1, 1.1, 2, -1, float("inf"), float("nan")]

@@ -22,10 +22,10 @@ implementation is stated next to each of them.
 import math
 
 import numpy as np
-import pytest
 
-from grader.dropout_checks import assert_independent_coins, factor_name
-from grader.stats import hoeffding, pct
+from grader.checks import mark
+from grader.checks.dropout_checks import assert_independent_coins, factor_name
+from grader.checks.stats import hoeffding, pct
 
 CONVERT = ("convert_rate",)
 DROP = ("keras_dropout",)
@@ -138,9 +138,9 @@ def dcall(rate, training="omit"):
 
 
 # ---------------------------------------------------------------- convert_rate
-@pytest.mark.exercise("convert_rate")
+@mark.exercise("convert_rate")
 class TestConvertRate:
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_p_and_rate_are_the_same_number(self, learner):
         """p (PyTorch) and rate (Keras) are both the drop probability: converting keeps the number"""
         cases = [(0.2, "p", "rate"), (0.35, "rate", "p"), (0.2, "p", "p"), (0.8, "keep_prob", "keep_prob")]
@@ -156,7 +156,7 @@ class TestConvertRate:
                                            "convention, or two names for the drop probability, "
                                            "give the same number.")
 
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_keep_prob_is_one_minus_the_drop_probability(self, learner):
         """keep_prob = 1 − p = 1 − rate, in both directions"""
         cases = [(0.8, "keep_prob", "rate"), (0.9, "keep_prob", "p"), (0.3, "p", "keep_prob"),
@@ -174,7 +174,7 @@ class TestConvertRate:
                 f"{call} returned {have!r}; expected 1 − {v} = {1 - v:g}: keep_prob is the share "
                 "KEPT, p and rate the share dropped.")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_rejects_unknown_names_and_values_outside_0_1(self, learner):
         """an unknown convention name, or a value outside [0, 1] (or NaN), raises ValueError"""
         cases = [(0.2, "keep", "rate"), (0.2, "p", "drop_rate"), (-0.1, "p", "rate"),
@@ -195,9 +195,9 @@ class TestConvertRate:
 
 
 # ---------------------------------------------------------------- keras_dropout
-@pytest.mark.exercise("keras_dropout")
+@mark.exercise("keras_dropout")
 class TestKerasDropout:
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_default_is_inference(self, learner):
         """without training=True it is the identity and draws nothing (Keras's default)"""
         x = seeded_x(learner, 1, (300, 200), zeros=0.1)
@@ -225,7 +225,7 @@ class TestKerasDropout:
                 "mode there is nothing to draw: decide on the mode before drawing, so that "
                 "evaluating a model does not change the random stream of training.")
 
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_training_drops_a_share_rate(self, learner):
         """training=True drops each element with probability rate (rate = 0.2, 0.7)"""
         shape = (400, 500)
@@ -252,7 +252,7 @@ class TestKerasDropout:
                 f"{n} nonzero elements; expected {pct(rate)} ± {pct(tol, 2)}. "
                 "Check the threshold you compare the uniform draws with.")
 
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_survivors_are_scaled_by_1_over_1_minus_rate(self, learner):
         """training: each element is 0 or x / (1 − rate); zeros in x stay 0 (rate = 0.3, 0.6)"""
         for k, rate in enumerate((0.3, 0.6)):
@@ -279,7 +279,7 @@ class TestKerasDropout:
                     f"{how}. Keras divides the survivors by 1 − rate = {1 - rate:g} (×{1 / (1 - rate):.4f}), "
                     "so the expected output equals x.")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_one_coin_per_element(self, learner):
         """training: every element gets its own independent coin"""
         x = seeded_x(learner, 50, (2000, 50))
@@ -287,7 +287,7 @@ class TestKerasDropout:
         out = array(r["outs"][0], x.shape, dcall(0.3, True))
         assert_independent_coins(out != 0, "keep-mask (out != 0)")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_rate_zero_and_one(self, learner):
         """training: rate 0 returns x, rate 1 returns zeros without 0/0 (floats and ints)"""
         x = seeded_x(learner, 60, (30, 40), low=-1.0, high=1.0, zeros=0.1)
@@ -307,7 +307,7 @@ class TestKerasDropout:
                                           f"not 0 (e.g. {out[out != 0][:3].tolist()}); at rate = 1 "
                                           "everything is dropped.")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_rejects_rate_outside_0_1(self, learner):
         """rate < 0, rate > 1 and NaN raise ValueError (as keras.layers.Dropout does)"""
         rates = [-0.1, 1.5, float("nan")]
@@ -317,11 +317,12 @@ class TestKerasDropout:
                 hint = (" Written as `not 0 <= rate <= 1`, the test rejects NaN too." if math.isnan(rate)
                         else " Keras 2 accepted such rates silently (Dropout(256) zeroed everything); "
                         "Keras 3 raises.")
-                assert False, f"keras_dropout(x, rate={rate}, training=True) was accepted; it should raise ValueError.{hint}"
+                assert False, (f"keras_dropout(x, rate={rate}, training=True) was accepted; it should raise "
+                               f"ValueError.{hint}")
             assert r == "ValueError", (f"keras_dropout(x, rate={rate}, training=True) raised {r}; "
                                        "it should raise ValueError.")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_uses_the_generator_it_is_given(self, learner):
         """training: draws from rng — reproducible, other seeds differ, rng=None fresh, no global RNG"""
         x = seeded_x(learner, 70, (50, 40))
@@ -330,8 +331,9 @@ class TestKerasDropout:
         a, b = (array(o, x.shape, call) for o in r["same"])
         c = array(r["other"], x.shape, call)
         n1, n2 = (array(o, x.shape, "keras_dropout(x, rate=0.3, training=True)") for o in r["none"])
-        assert r["global_next"] == np.random.RandomState(12345).random_sample(), ("keras_dropout draws from NumPy's global generator (np.random.rand, "
-                                  "np.random.seed, …); draw from the rng argument instead.")
+        assert r["global_next"] == np.random.RandomState(12345).random_sample(), (
+            "keras_dropout draws from NumPy's global generator (np.random.rand, "
+            "np.random.seed, …); draw from the rng argument instead.")
         assert np.array_equal(a, b), ("Two generators with the same seed gave different outputs; the "
                                       "mask should come from the rng argument only.")
         # two correct masks of 2000 elements agree with probability 0.58^2000
@@ -340,7 +342,7 @@ class TestKerasDropout:
         assert not np.array_equal(n1, n2), ("With rng=None two calls gave the same output: make a fresh "
                                             "np.random.default_rng() when no generator is passed.")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_leaves_x_unchanged(self, learner):
         """never modifies its input x"""
         x = seeded_x(learner, 80, (40, 50))
@@ -400,16 +402,16 @@ def assert_order(r, params, n):
            if sorted(got) == sorted(want) and n < 10 else ""))
 
 
-@pytest.mark.exercise("to_keras_weights")
+@mark.exercise("to_keras_weights")
 class TestToKerasWeights:
-    @pytest.mark.points(2)
+    @mark.points(2)
     def test_order_is_kernel_then_bias_layer_by_layer(self, learner):
         """returns [W1, b1, W2, b2, W3, b3] whatever order the dict holds them in"""
         params = mlp_params(learner, 1, [6, 5, 4, 3])
         r = learner.call(weights, WEIGHTS, params=params)
         assert_order(r, params, 3)
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_kernels_are_in_out_and_biases_1d(self, learner):
         """kernel i has shape (in, out) and bias i shape (out,), with the values of W_i and b_i"""
         params = mlp_params(learner, 2, [6, 5, 4, 3], order="keras")
@@ -431,7 +433,7 @@ class TestToKerasWeights:
                 f"The array for {key} has the right shape but not the values of params[{key!r}] "
                 f"(largest difference {np.abs(a - v).max():.3g}).")
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_twelve_layers_in_numeric_order(self, learner):
         """a network of 12 layers: W10, W11, W12 come after W9, not after W1"""
         sizes = [5, 4, 6, 3, 5, 4, 6, 3, 5, 4, 6, 3, 2]
@@ -439,7 +441,7 @@ class TestToKerasWeights:
         r = learner.call(weights, WEIGHTS, params=params)
         assert_order(r, params, 12)
 
-    @pytest.mark.points(1)
+    @mark.points(1)
     def test_leaves_params_unchanged(self, learner):
         """does not modify the params dict or its arrays"""
         params = mlp_params(learner, 4, [6, 5, 4, 3])
