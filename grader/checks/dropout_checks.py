@@ -128,12 +128,51 @@ def learner_cpu(learner, probe, uses, calls, ref, **kwargs):
             "backward pass: one call of your forward pass on 1e6 elements), so the timing was not "
             "run. Make that code work on whole arrays first.")
     try:
-        _, cpu = learner.timed(probe, uses, timeout=timeout, calls=calls, **kwargs)
+        value, cpu = learner.timed(probe, uses, timeout=timeout, calls=calls, **kwargs)
     except LearnerError as e:
         if e.kind != "timeout":
             raise
         return None
+    learner_cpu.last_value = value   # what the timed calls returned: see same_rule_as_small
     return max(cpu - min(base, BASE_CAP), 0.0) / calls
+
+
+def factor_rule(x, out):
+    """(factor, kept share) when out is x times one factor where kept and 0 elsewhere (x has no
+    zeros); None for any other form."""
+    if not (isinstance(out, np.ndarray) and out.shape == x.shape and out.dtype.kind == "f"
+            and np.isfinite(out).all()):
+        return None
+    kept = out != 0
+    if not kept.any():
+        return 0.0, 0.0
+    ratios = out[kept].astype(np.float64) / x[kept]
+    c = float(np.median(ratios))
+    if not np.allclose(ratios, c, rtol=1e-4, atol=0):
+        return None
+    return c, float(kept.mean())
+
+
+def assert_same_rule_as_small(small, large, n_small, what):
+    """The timed calls are credited only for the computation the other checks see: when the
+    function follows a clean rule on a small input (kept share, factor), its output on the
+    timing input must follow the same rule.  A function that is right on small inputs and
+    returns something cheaper on large ones gains nothing.  (A function with no clean rule on
+    small inputs is charged by the other checks, not here.)  Shares agree within
+    2·hoeffding(n_small) + hoeffding(1e6): false failure < 2e-10."""
+    from grader.checks.stats import hoeffding
+    if small is None:
+        return
+    if large is None:
+        assert False, (f"On the timing input (1e6 float32 elements) your {what} returned something that is "
+                       "not x times one factor where kept and 0 elsewhere, although it does that on a "
+                       "small input: the timing can only credit the computation the other checks see.")
+    (c_small, k_small), (c_large, k_large) = small, large
+    tol = 2 * hoeffding(n_small) + hoeffding(int(np.prod(TIMING_N)))
+    assert abs(c_small - c_large) <= 1e-3 * max(abs(c_small), 1e-12) and abs(k_small - k_large) <= tol, (
+        f"On a small input your {what} keeps {k_small:.3f} of the elements, scaled by {c_small:.4g}; on the "
+        f"timing input (1e6 float32 elements) it keeps {k_large:.3f}, scaled by {c_large:.4g}. The timing can "
+        "only credit the computation the other checks see: compute the same thing whatever the size.")
 
 
 def assert_vectorised(own, ref, calls, call, what="function"):

@@ -27,8 +27,10 @@ from grader.checks.dropout_checks import (
     TIMING_N,
     as_array,
     assert_independent_coins,
+    assert_same_rule_as_small,
     assert_vectorised,
     factor_name,
+    factor_rule,
     learner_cpu,
     median_ratio,
     plain,
@@ -97,9 +99,20 @@ def timing(nb, name, shape, p, seed, calls):
     f = nb.fn(name)
     x = np.random.default_rng(seed).uniform(1, 2, shape).astype(np.float32)
     rng = np.random.default_rng(seed + 1)
+    res = None
     for _ in range(calls):
-        f(x, p, train=True, rng=rng)
-    return calls
+        res = f(x, p, train=True, rng=rng)
+    return plain(res[0] if isinstance(res, tuple) and len(res) == 2 else res)   # the last output
+
+
+def small_forward(nb, name, shape, p, seed):
+    """One training pass on a small float32 x (the rule the timing output must follow)."""
+    x = np.random.default_rng(seed).uniform(1, 2, shape).astype(np.float32)
+    try:
+        res = nb.fn(name)(x, p, train=True, rng=np.random.default_rng(seed + 1))
+    except nb.Raised as e:
+        return {"raised": e.type}
+    return plain(res[0] if isinstance(res, tuple) and len(res) == 2 else res)
 
 
 # ---------------------------------------------------------------- grader side: inputs and diagnoses
@@ -484,9 +497,15 @@ class _ForwardChecks:
         reference, x = learner.solution(self.name), timing_x(seed)
         rng = np.random.default_rng(seed + 1)
         ref = reference_cpu(lambda: reference(x, p, train=True, rng=rng), TIMING_CALLS)
-        own = learner_cpu(learner, timing, (self.name,), TIMING_CALLS, ref, name=self.name,
+        own = learner_cpu(learner, timing, (self.name,), TIMING_CALLS, ref, helpers=(plain,), name=self.name,
                           shape=TIMING_N, p=p, seed=seed)
         assert_vectorised(own, ref, TIMING_CALLS, f"{self.name}(x, 0.3, train=True)", "forward pass")
+        small_shape = (100, 200)
+        x_small = np.random.default_rng(seed).uniform(1, 2, small_shape).astype(np.float32)
+        small = learner.call(small_forward, (self.name,), helpers=(plain,), name=self.name, shape=small_shape,
+                             p=p, seed=seed)
+        assert_same_rule_as_small(factor_rule(x_small, small), factor_rule(x, learner_cpu.last_value),
+                                  x_small.size, "forward pass")
 
 
 @mark.exercise("dropout_forward_classic")

@@ -111,18 +111,29 @@ def forward_outputs(nb, scheme, x, p, train, seed):
 
 def timing(nb, shape, p, seed, calls):
     """One inverted training forward on a float32 x, then `calls` backward passes on its cache
-    (timed from outside by learner.timed; with calls=0, the forward alone)."""
+    (timed from outside by learner.timed; with calls=0, the forward alone).  Returns the
+    forward's output and the last dx: the rule the timing is credited for is checked on them."""
     g = np.random.default_rng(seed)
     x = g.uniform(1, 2, shape).astype(np.float32)
     dout = g.standard_normal(shape).astype(np.float32)
-    cache = forward_fn(nb, "inverted")(x, p, train=True, rng=np.random.default_rng(seed + 1))[1]
+    out, cache = forward_fn(nb, "inverted")(x, p, train=True, rng=np.random.default_rng(seed + 1))
     backward = nb.fn("dropout_backward")
+    dx = None
     for _ in range(calls):
-        backward(dout, cache)
-    return calls
+        dx = backward(dout, cache)
+    return [plain(out), plain(dx)]
 
 
 # ---------------------------------------------------------------- grader side
+def follows_forward(x, dout, out, dx):
+    """Is dx = dout × (out / x), the factor the forward applied (x has no zeros)?"""
+    arrays = (out, dx)
+    if not all(isinstance(a, np.ndarray) and a.shape == x.shape and a.dtype.kind == "f" for a in arrays):
+        return False
+    want = dout.astype(np.float64) * (out.astype(np.float64) / x)
+    return bool(np.isfinite(dx).all() and np.allclose(dx, want, rtol=1e-4, atol=1e-6))
+
+
 def forward_str(scheme, p, train):
     return f"dropout_forward_{scheme}(x, p={p!r}{'' if train else ', train=False'})"
 
@@ -402,9 +413,22 @@ def test_vectorised(learner):
     backward = learner.solution("dropout_backward")
     ref = reference_cpu(lambda: backward(dout, cache), TIMING_CALLS)
     # uses: only the backward, so that a time-out here does not stop the note on the forwards
-    own = learner_cpu(learner, timing, USES[:1], TIMING_CALLS, ref, helpers=(forward_fn,),
+    own = learner_cpu(learner, timing, USES[:1], TIMING_CALLS, ref, helpers=(forward_fn, plain),
                       shape=TIMING_N, p=p, seed=seed)
     assert_vectorised(own, ref, TIMING_CALLS, "dropout_backward(dout, cache)", "backward pass")
+    # credited only for the computation the other checks see: a backward that applies the
+    # forward's factor on a small input must apply it on the timing input too
+    small_shape = (100, 200)
+    out_s, dx_s = learner.call(timing, USES[:1], helpers=(forward_fn, plain), shape=small_shape, p=p, seed=seed,
+                               calls=1)
+    g = np.random.default_rng(seed)
+    x_s, dout_s = g.uniform(1, 2, small_shape).astype(np.float32), g.standard_normal(small_shape).astype(np.float32)
+    out_l, dx_l = learner_cpu.last_value
+    if follows_forward(x_s, dout_s, out_s, dx_s):
+        assert follows_forward(x, dout, out_l, dx_l), (
+            "On a small input your dropout_backward multiplies dout by the factor your forward applied; on "
+            "the timing input (1e6 float32 elements) it returns something else. The timing can only credit "
+            "the computation the other checks see: compute the same thing whatever the size.")
 
 
 @mark.points(0)
