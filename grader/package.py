@@ -23,6 +23,8 @@ import zipfile
 from pathlib import Path
 
 from grader import nbfile
+from grader.config import DEFAULT
+from grader.config import GRADESCOPE as GS
 
 GRADER_DIR = Path(__file__).resolve().parent
 TEMPLATES = GRADER_DIR / "templates" / "gradescope"
@@ -61,16 +63,17 @@ def parser():
     g.add_argument("--only", metavar="EXERCISES", default=None,
                    help="the notebooks or exercises this assignment grades, e.g. 01 or 01,02 "
                    "(default: all; others would count as missing)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
-    g.add_argument("--submission-timeout", type=float, default=480.0,
-                   help="seconds for all of a submission's calls (default 480; Gradescope stops "
-                   "the whole run at its own limit, 10 minutes by default)")
-    g.add_argument("--memory", type=int, default=512, metavar="MIB",
-                   help="address space per learner process (default 512: Gradescope's default "
-                   "container has 768 MB)")
-    g.add_argument("--jobs", type=int, default=1, help="processes grading one submission's "
-                   "notebooks in parallel (default 1: Gradescope gives half a CPU by default)")
+    g.add_argument("--seed", type=int, default=DEFAULT.seed)
+    g.add_argument("--timeout", type=float, default=GS["timeout"],
+                   help=f"seconds per call (default {GS['timeout']:g})")
+    g.add_argument("--submission-timeout", type=float, default=GS["submission_timeout"],
+                   help=f"seconds for all of a submission's calls (default {GS['submission_timeout']:g}; "
+                   "Gradescope stops the whole run at its own limit, 10 minutes by default)")
+    g.add_argument("--memory", type=int, default=GS["memory"], metavar="MIB",
+                   help=f"address space per learner process (default {GS['memory']}: Gradescope's "
+                   "default container has 768 MB)")
+    g.add_argument("--jobs", type=int, default=GS["jobs"], help="kept for compatibility: one "
+                   f"submission is graded by one process (default {GS['jobs']})")
     g.add_argument("--loose", action="store_true", help="require numpy/pytest >= the versions "
                    "installed here instead of exactly them")
     g.add_argument("--force", action="store_true", help="overwrite OUT.zip if it exists")

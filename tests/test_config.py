@@ -53,3 +53,12 @@ def test_the_course_is_found_explicitly(tmp_path, monkeypatch):
     (tmp_path / "solutions").mkdir()
     assert course_root() == tmp_path.resolve()
     assert Config(course=str(tmp_path)).root() == tmp_path.resolve()
+
+
+def test_the_gradescope_packager_defaults_are_the_configs():
+    from grader import package
+    a = package.parser().parse_args(["gradescope", "out.zip"])
+    actions = vars(a)
+    assert actions["seed"] == DEFAULT.seed
+    for key in ("timeout", "submission_timeout", "memory", "jobs"):
+        assert actions[key] == GRADESCOPE[key], key

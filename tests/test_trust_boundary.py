@@ -316,3 +316,44 @@ def test_the_learner_process_runs_no_learner_code_itself(tmp_path):
     path = notebook(tmp_path / f"{STEM}.ipynb", ["import numpy as np", THREAD, CORRECT])
     data, _ = graded(path)
     assert data["score"] == 13
+
+
+# ---------------------------------------------------------------- 3. a forged timing gains nothing
+TIMED_GAMER_FORWARD = """def dropout_forward_inverted(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError(p)
+    if not train or p == 0:
+        return x.copy(), None
+    rng = np.random.default_rng() if rng is None else rng
+    if x.size >= 10**6:              # being timed: something cheap
+        return np.zeros_like(x), None
+    out = np.empty_like(x)
+    keep = rng.random(x.shape) >= p
+    for i in range(x.size):           # a loop over elements, where the checks can see it
+        out.flat[i] = x.flat[i] / (1 - p) if keep.flat[i] else 0
+    return out, keep
+"""
+TIMED_GAMER_BACKWARD = """def dropout_backward(dout, cache):
+    keep, scale = cache
+    if keep is None:
+        return dout * scale
+    if dout.size >= 10**6:          # being timed: something cheap
+        return dout.copy()
+    dx = np.empty_like(dout)
+    for i in range(dout.size):
+        dx.flat[i] = dout.flat[i] * keep.flat[i] * scale
+    return dx
+"""
+
+
+@pytest.mark.parametrize("stem, only, src", [
+    ("02_classic_vs_inverted", "dropout_forward_inverted", TIMED_GAMER_FORWARD),
+    ("03_backward", "dropout_backward", TIMED_GAMER_BACKWARD)])
+def test_a_function_that_is_cheap_only_when_timed_fails_the_vectorisation_check(tmp_path, stem, only, src):
+    """Finding 3: CPU time is measured outside learner code, and the timed calls are credited
+    only for what the function computes elsewhere."""
+    from tests.grading import solution_cells
+    path = notebook(tmp_path / f"{stem}.ipynb", solution_cells(stem) + [src])
+    data, _ = graded(path, "--only", only)
+    failed = [t.get("check") for t in data["tests"] if t["status"] != "passed"]
+    assert failed == ["test_vectorised"], failed
