@@ -153,27 +153,27 @@ def factor_rule(x, out):
     return c, float(kept.mean())
 
 
-def assert_same_rule_as_small(small, large, n_small, what):
+def assert_same_rule_as_small(small, large, what):
     """The timed calls are credited only for the computation the other checks see: when the
-    function follows a clean rule on a small input (kept share, factor), its output on the
-    timing input must follow the same rule.  A function that is right on small inputs and
-    returns something cheaper on large ones gains nothing.  (A function with no clean rule on
-    small inputs is charged by the other checks, not here.)  Shares agree within
-    2·hoeffding(n_small) + hoeffding(1e6): false failure < 2e-10."""
-    from grader.checks.stats import hoeffding
-    if small is None:
+    function follows a clean rule on a small input (x times one factor where kept, 0 elsewhere,
+    with some elements kept and some dropped), its output on the timing input must follow the
+    same rule: the same factor (within 0.1 %), and some elements kept and some dropped.  A
+    function that is right on small inputs and returns something cheaper on large ones (zeros,
+    x, x / (1 − p) everywhere) gains nothing.  The shares themselves are the other checks'
+    business (coins shared by rows make them vary).  A function with no clean rule on small
+    inputs is charged by the other checks, not here.  With 2e4 and 1e6 independent coins at
+    p = 0.3, an honest mask keeps everything or nothing with probability below 0.7^20000."""
+    if small is None or small[1] in (0.0, 1.0):
         return
     if large is None:
         assert False, (f"On the timing input (1e6 float32 elements) your {what} returned something that is "
                        "not x times one factor where kept and 0 elsewhere, although it does that on a "
                        "small input: the timing can only credit the computation the other checks see.")
     (c_small, k_small), (c_large, k_large) = small, large
-    tol = 2 * hoeffding(n_small) + hoeffding(int(np.prod(TIMING_N)))
-    assert abs(c_small - c_large) <= 1e-3 * max(abs(c_small), 1e-12) and abs(k_small - k_large) <= tol, (
+    assert abs(c_small - c_large) <= 1e-3 * max(abs(c_small), 1e-12) and 0 < k_large < 1, (
         f"On a small input your {what} keeps {k_small:.3f} of the elements, scaled by {c_small:.4g}; on the "
         f"timing input (1e6 float32 elements) it keeps {k_large:.3f}, scaled by {c_large:.4g}. The timing can "
         "only credit the computation the other checks see: compute the same thing whatever the size.")
-
 
 def assert_vectorised(own, ref, calls, call, what="function"):
     """Fail a learner whose calls take more than SLOWDOWN x the reference's CPU time (and more
