@@ -357,3 +357,31 @@ def test_a_function_that_is_cheap_only_when_timed_fails_the_vectorisation_check(
     data, _ = graded(path, "--only", only)
     failed = [t.get("check") for t in data["tests"] if t["status"] != "passed"]
     assert failed == ["test_vectorised"], failed
+
+
+# ---------------------------------------------------------------- 5. no self-report to forge
+WARNS_AT_P1 = """class Hush:
+    import sys, types
+    sys.modules["warnings"] = types.SimpleNamespace(warn=lambda *a, **k: None, catch_warnings=None)
+
+
+def dropout_forward_inverted(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError(p)
+    if not train:
+        return x.copy(), None
+    rng = np.random.default_rng() if rng is None else rng
+    keep = rng.random(x.shape) >= p
+    return np.where(keep, x / (1 - p), 0).astype(x.dtype), keep     # x / 0 at p = 1: a warning
+"""
+
+
+def test_replacing_the_warnings_module_does_not_hide_a_division_by_zero(tmp_path):
+    """Finding 5: whether a call divided by zero is observed (NumPy raising under errstate in
+    the probe), not read from a warnings module the learner can replace."""
+    from tests.grading import solution_cells
+    stem = "02_classic_vs_inverted"
+    path = notebook(tmp_path / f"{stem}.ipynb", solution_cells(stem) + [WARNS_AT_P1])
+    data, _ = graded(path, "--only", "dropout_forward_inverted")
+    failed = {t.get("check"): t["output"] for t in data["tests"] if t["status"] != "passed"}
+    assert "test_p_zero_and_one" in failed, failed
