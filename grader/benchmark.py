@@ -152,7 +152,7 @@ def imports():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**_env(), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
                          capture_output=True, text=True).stdout.split("\n")
     heavy = out[1].strip() if len(out) > 1 else "?"
-    print(f"    the grader's imports (pytest, NumPy, the checks): {float(out[0]):.2f} s; "
+    print(f"    the grader's imports (NumPy, the engine and command line): {float(out[0]):.2f} s; "
           f"heavy modules loaded: {heavy or 'none (no nbformat, IPython, matplotlib)'}")
 
 

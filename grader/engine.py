@@ -25,6 +25,7 @@ failed, or a LearnerError kind, or grader_error), message; visibility when set.
 """
 import importlib
 import inspect
+import re
 import time
 from pathlib import Path
 
@@ -133,6 +134,9 @@ class Learner:
         run = self._run
         if self.stem not in run.sub.notebooks:
             raise LearnerError("missing", uses[0] if uses else "", run.missing_message(self.stem))
+        for name in uses:
+            if name in run.stubs(self.stem):
+                raise LearnerError("not_implemented", name, f"{name} is not implemented yet")
         return run.sandbox().call(self.stem, probe, uses=uses, timeout=run.budget(timeout, uses),
                                   mem=mem, helpers=helpers, cpu=cpu, **kwargs)
 
@@ -192,18 +196,93 @@ def reference_source(course, stem, names):
     return "\n".join(dict.fromkeys(needed)) + "\n\n" + "\n\n".join(ast.unparse(found[n]) for n in names)
 
 
+# ---------------------------------------------------------------- handed-out stubs
+_DEF = re.compile(r"^(?:async\s+)?(def|class)\s+(\w+)")
+_BIND = re.compile(r"^(\w+)\s*(?::[^=\n]*)?=(?!=)|^(?:from\s+\S+\s+)?import\s+(.+)$")
+_INDENT = re.compile(r"^\s+")
+
+
+def _first_statement(lines, start):
+    """The first statement of the block whose header starts at lines[start] (its text, or ""):
+    blank lines, comments and a docstring are skipped.  A text scan, never a parse: the
+    learner's cells are not parsed or run in the grader's process."""
+    i = start
+    while i < len(lines) and not lines[i].split("#")[0].rstrip().endswith(":"):
+        i += 1                                      # a signature over several lines
+    i += 1
+    in_doc = None
+    while i < len(lines):
+        text = lines[i].strip()
+        i += 1
+        if in_doc:
+            if in_doc in text:
+                in_doc = None
+            continue
+        if not text or text.startswith("#"):
+            continue
+        for q in ('"""', "'''"):
+            if text.startswith((q, "r" + q)):
+                rest = text[text.index(q) + 3:]
+                if q not in rest:
+                    in_doc = q
+                break
+        else:
+            return text
+    return ""
+
+
+def stub_names(cells):
+    """Names whose last definition in a notebook is still the handed-out stub: a function whose
+    first statement is `raise NotImplementedError`, or a class whose __init__ (or first method)
+    is one.  Calls into them are reported as not implemented without starting a process."""
+    last = {}
+    for src in cells:
+        lines = src.split("\n")
+        for i, line in enumerate(lines):
+            m = _DEF.match(line)
+            if m:
+                kind, name = m.groups()
+                if kind == "def":
+                    last[name] = _first_statement(lines, i).startswith("raise NotImplementedError")
+                else:
+                    body_end = next((j for j in range(i + 1, len(lines)) if lines[j].strip()
+                                     and not _INDENT.match(lines[j])), len(lines))
+                    methods = [j for j in range(i + 1, body_end)
+                               if re.match(r"^\s+(?:async\s+)?def\s+\w+", lines[j])]
+                    init = next((j for j in methods if re.match(r"^\s+def\s+__init__\b", lines[j])),
+                                methods[0] if methods else None)
+                    last[name] = init is not None and \
+                        _first_statement(lines, init).startswith("raise NotImplementedError")
+                continue
+            b = _BIND.match(line)
+            if b and b.group(1):
+                last[b.group(1)] = False
+            elif b and b.group(2):
+                for part in b.group(2).split(","):
+                    words = part.split()
+                    if words:
+                        last[words[-1].strip("()")] = False
+    return {name for name, stub in last.items() if stub}
+
+
 # ---------------------------------------------------------------- one grading
 class Run:
     """The state of one grading: the submission, its learner process, its time budget."""
 
     def __init__(self, sub, config, label=None, uid=None, server=None):
         self.sub, self.config, self.label = sub, config, label
+        self._stubs = {}
         self.course = config.root()
         self.limits = Limits.of(config)
         self.deadline = time.monotonic() + config.submission_timeout if config.submission_timeout else None
         hide = default_hide(self.course) + list(config.hide)
         self._sandbox = Sandbox(sub.notebooks, self.limits, uid=uid, hide=hide, server=server,
                                 course=self.course, unsandboxed=config.unsandboxed)
+
+    def stubs(self, stem):
+        if stem not in self._stubs:
+            self._stubs[stem] = stub_names(self.sub.notebooks.get(stem, []))
+        return self._stubs[stem]
 
     def start(self):
         if set(self.sub.notebooks) & set(self.sub.expected):

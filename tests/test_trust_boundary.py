@@ -385,3 +385,17 @@ def test_replacing_the_warnings_module_does_not_hide_a_division_by_zero(tmp_path
     data, _ = graded(path, "--only", "dropout_forward_inverted")
     failed = {t.get("check"): t["output"] for t in data["tests"] if t["status"] != "passed"}
     assert "test_p_zero_and_one" in failed, failed
+
+
+# ---------------------------------------------------------------- stubs are read, never run
+def test_handed_out_stubs_are_recognised_without_running_anything():
+    """A blank notebook costs no learner process; a stub followed by a later definition, an
+    assignment or an import of the name is not a stub any more."""
+    from grader.engine import stub_names
+    stub = 'def f(x):\n    """Doc,\n    two lines."""\n    # YOUR CODE HERE\n    raise NotImplementedError()\n'
+    klass = "class L:\n    def __init__(self, p):\n        # YOUR CODE HERE\n        raise NotImplementedError()\n"
+    assert stub_names([stub, klass]) == {"f", "L"}
+    assert stub_names([stub, "def f(x):\n    return x\n"]) == set()
+    assert stub_names([stub, "f = lambda x: x\n"]) == set()
+    assert stub_names([stub, "from mine import f\n"]) == set()
+    assert stub_names(["def f(x):\n    if x:\n        raise NotImplementedError\n    return x\n"]) == set()
