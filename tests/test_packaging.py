@@ -124,7 +124,9 @@ def test_the_wheel_carries_the_grader_and_the_course(wheel):
     for path in SOLUTIONS:
         assert f"grader/course/solutions/{path.name}" in names
     for must in ("grader/course/data/load.py", "grader/course/data/__init__.py", "grader/course/data/moons.npz",
-                 "grader/course/data/digits.npz", "grader/cli.py", "grader/grading.ini",
+                 "grader/course/data/digits.npz", "grader/cli.py", "grader/engine.py", "grader/config.py",
+                 "grader/checks/test_01_bernoulli_mask.py", "grader/sandbox/learner.py",
+                 "grader/publish/gradescope.py",
                  "grader/templates/gradescope/run_autograder", "grader/templates/github-actions/grade.yml"):
         assert must in names, must
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
@@ -160,6 +162,18 @@ def test_an_installed_grader_finds_its_course_from_any_folder(installed, tmp_pat
                 "sys.path.insert(0, str(course_root())); from data.load import load_dataset; "
                 "print(load_dataset('moons').X_train.shape)"], env, tmp_path)
     assert proc.returncode == 0 and proc.stdout.strip() == "(100, 2)", proc.stderr
+
+
+def test_an_installed_grader_gives_the_installed_solutions_full_marks_from_any_folder(installed, tmp_path):
+    """Issue 11's promise: installed, then run from a folder that is not the course's."""
+    site, env = installed
+    out = tmp_path / "r.json"
+    proc = run([sys.executable, "-m", "grader", str(site / "grader" / "course" / "solutions"), "--json", str(out)],
+               env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    top = sum(t["max_score"] for t in data["tests"])
+    assert top > 0 and data["score"] == top, [t["output"] for t in data["tests"] if t["status"] != "passed"][:3]
 
 
 def test_the_installed_commands_start(installed, tmp_path):
