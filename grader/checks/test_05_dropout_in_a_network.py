@@ -36,7 +36,7 @@ a correct implementation is stated next to each of them.
 import numpy as np
 
 from grader.checks import mark
-from grader.checks.dropout_checks import assert_independent_coins
+from grader.checks.dropout_checks import assert_independent_coins, plain
 from grader.checks.stats import hoeffding, pct
 
 LAYER = ("Dropout",)
@@ -44,17 +44,6 @@ NET = ("MLP",)     # graded with the grader's Dropout stand-in: the learner's Dr
 
 
 # ---------------------------------------------------------------- helpers shipped to the sandbox
-def plain(v):
-    """A copy of a learner's array if the grader can read it; otherwise a description of it."""
-    if type(v) is np.ndarray and v.dtype.kind in "biuf":
-        return v.copy()
-    if isinstance(v, np.ndarray):
-        return {"not_array": f"an array of dtype {v.dtype}"}
-    if isinstance(v, tuple):
-        return {"not_array": f"a tuple of length {len(v)}"}
-    return {"not_array": "None" if v is None else f"a {type(v).__name__}"}
-
-
 def attribute(nb, obj, name, owner, missing=None):
     """obj.name, or `missing` when there is no such attribute (reading it may run learner code)."""
     try:
