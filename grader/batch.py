@@ -13,8 +13,8 @@ every learner process is gone, and renamed to RESULTS at the end:
     RESULTS/learners/<name>/results.json    Gradescope's format, for each learner
 
 Submissions are graded in parallel by long-lived worker processes (--jobs, default the
-number of CPUs), each running one pytest session per submission; as root, each worker's
-learner code runs as a uid of its own.  One bad submission (unreadable, hostile, too slow)
+number of CPUs), each calling grader.engine.grade for one submission at a time; as root,
+each worker's learner code runs as a uid of its own.  One bad submission (unreadable, hostile, too slow)
 costs only its own row.
 """
 import os

@@ -33,7 +33,7 @@ def parser():
                    help="a notebook, or a folder of notebooks (a copy of notebooks/); with --out: "
                    "also a folder of submissions (one subfolder or .zip per learner)")
     p.add_argument("--json", metavar="FILE", help="also write Gradescope's results.json to FILE")
-    p.add_argument("--junitxml", metavar="FILE", help="also write JUnit XML (pytest's own)")
+    p.add_argument("--junitxml", metavar="FILE", help="also write JUnit XML (a testcase per check)")
     p.add_argument("--only", metavar="EXERCISE", help="grade one exercise, e.g. bernoulli_mask; or "
                    "a notebook (01, or 01_bernoulli_mask); or several, separated by commas")
     p.add_argument("--seed", type=int, default=None, help=f"seed for the grading draws (default {D.seed})")

@@ -47,15 +47,6 @@ def code_cells(path):
     return cells
 
 
-def course_stems(grader_dir):
-    """{'01': '01_bernoulli_mask', ...} from the grader's test files."""
-    stems = {}
-    for f in sorted(Path(grader_dir).glob("test_[0-9][0-9]_*.py")):
-        stem = f.stem[len("test_"):]
-        stems[stem[:2]] = stem
-    return stems
-
-
 def stem_for(path, stems):
     """The course notebook a file belongs to, by its two-digit prefix; None if none."""
     m = STEM.match(Path(path).name)

@@ -1,5 +1,4 @@
-"""Which notebooks a grading run reads, as cell sources: shared by the command line (which
-starts the learner's process before pytest is even imported) and the pytest plugin."""
+"""Which notebooks a grading run reads, as cell sources (grader.engine.load builds one)."""
 from dataclasses import dataclass, field
 from pathlib import Path
 

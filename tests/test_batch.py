@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from grader import batch, nbfile
+from grader import batch, engine
 from tests.grading import ROOT, notebook
 
 STEM = "01_bernoulli_mask"
@@ -66,7 +66,7 @@ def test_one_learners_folder_is_a_class_of_one_and_missing_notebooks_are_named(t
     proc = grader(tmp_path / "me", "--out", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "learners" / "me" / "results.json").exists()
-    stems = sorted(nbfile.course_stems(ROOT / "grader" / "checks").values())
+    stems = sorted(engine.course_stems().values())
     with open(tmp_path / "out" / "summary.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert row["01 bernoulli_mask"] == "13"
@@ -100,7 +100,7 @@ def test_learner_names_become_safe_unique_folder_names():
 
 
 def test_discover_tells_a_learners_folder_from_a_class(tmp_path):
-    stems = nbfile.course_stems(ROOT / "grader" / "checks")
+    stems = engine.course_stems()
     learner(tmp_path / "one", CORRECT)
     assert [i for i, _ in batch.discover([tmp_path / "one"], stems)] == ["one"]
     (tmp_path / "class").mkdir()
