@@ -682,6 +682,14 @@ def layer_cases(x, p, seed, rng):
     return {k: {"a_train": a[0], "a_eval": a[1], "d": d, "b": b} for k, (a, d, b) in made.items()}
 
 
+def x_with_zeros(learner, k):
+    """A (10, 20) standard-normal x with about a tenth of its elements exactly 0."""
+    rng = learner.rng(k)
+    x = rng.standard_normal((10, 20))
+    x[rng.random((10, 20)) < 0.1] = 0.0
+    return x
+
+
 def run_checks(learner, k, x, p):
     """Every case on (x, p, learner.seed(k)), in an order shuffled with learner.rng(k);
     returns {name: result}.  Only this side knows which result belongs to which case."""
@@ -819,10 +827,7 @@ class TestDropoutGradientCheck:
     @mark.points(4)
     def test_wrong_backwards_give_a_large_error(self, learner):
         """returns > 1e-2 (or NaN) for backwards that are wrong in training mode"""
-        rng = learner.rng(210)
-        x = rng.standard_normal((10, 20))
-        x[rng.random((10, 20)) < 0.1] = 0.0
-        p = 0.3
+        x, p = x_with_zeros(learner, 210), 0.3
         out, seed = run_checks(learner, 211, x, p)
         missed = []
         for name in WRONG:
@@ -868,10 +873,7 @@ class TestDropoutGradientCheck:
     @mark.points(2)
     def test_keeps_dropout_on_with_one_mask(self, learner):
         """calls forward in training mode, with the given p and one generator state every time"""
-        rng = learner.rng(230)
-        x = rng.standard_normal((10, 20))
-        x[rng.random((10, 20)) < 0.1] = 0.0
-        p = 0.3
+        x, p = x_with_zeros(learner, 230), 0.3
         out, seed = run_checks(learner, 231, x, p)
         log = calls_summary(list(out.values()))
         assert log["n"] > 0, "Your check never called forward."
