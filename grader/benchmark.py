@@ -9,7 +9,8 @@
     no-ops, so only the notebooks' own code runs: the floor of every kernel-based grader)
     — target: < 1.5 s; and one check() as a notebook calls it — target: < 0.5 s;
 (b) a realistic class of N submissions — complete (solutions/), blank (notebooks/, as handed
-    out) and buggy (the solutions with one classic mistake per exercise) in the ratio 2:1:1 —
+    out), partial (01-02 done, the rest as handed out) and buggy (the solutions with one real
+    mistake, in one notebook) in the ratio 4:2:1:3 —
     graded with `python -m grader DIR --out ... --jobs J`, side by side with nbclient merely
     executing ONE complete submission; the ratio nbclient / class is printed — target >= 1
     for 100 submissions with --jobs 2;
@@ -45,8 +46,15 @@ import nbformat
 from nbclient import NotebookClient
 for path in sys.argv[1:]:
     nb = nbformat.read(path, as_version=4)
-    # only the notebook's own code: its check() cells would run the grader again
-    nb.cells.insert(1, nbformat.v4.new_code_cell("check = lambda *args, **kwargs: None"))
+    # only the notebook's own code: check() is made a no-op right AFTER every cell that imports
+    # it (the set-up cell re-imports the real one, so a no-op defined before it would be replaced)
+    inert = "check = lambda *args, **kwargs: None"
+    cells = []
+    for cell in nb.cells:
+        cells.append(cell)
+        if cell.cell_type == "code" and "import check" in cell.source:
+            cells.append(nbformat.v4.new_code_cell(inert))
+    nb.cells = cells
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(__import__("pathlib").Path(path).parent)}}).execute()
 """
@@ -169,21 +177,33 @@ BUGS = {  # notebook -> a cell appended to the solution: one classic mistake per
 }
 
 
+MIX = ("complete",) * 4 + ("blank",) * 2 + ("partial",) + ("buggy",) * 3   # 40:20:10:30 of 100
+
+
+def kind_of(i):
+    return MIX[i % len(MIX)]
+
+
 def make_class(folder, n):
-    """n submissions: complete, blank and buggy in the ratio 2:1:1; {kind: count}."""
+    """n submissions, complete, blank, partial and buggy in the ratio 4:2:1:3; {kind: count}.
+    A buggy one has one real mistake, in one notebook (the notebooks taken in turn)."""
     from grader import nbfile
     solutions = sorted(SOLUTIONS.glob("*.ipynb"))
-    kinds = {"complete": 0, "blank": 0, "buggy": 0}
+    buggy_stems = [nb.name[:2] for nb in solutions if BUGS.get(nb.name[:2])]
+    kinds = {k: 0 for k in dict.fromkeys(MIX)}
     for i in range(n):
-        kind = ("complete", "complete", "blank", "buggy")[i % 4]
+        kind = kind_of(i)
         kinds[kind] += 1
+        bug = buggy_stems[kinds["buggy"] % len(buggy_stems)] if kind == "buggy" and buggy_stems else None
         d = folder / f"learner{i:03d}"
         d.mkdir(parents=True)
         for nb in solutions:
-            if kind == "blank" and (ROOT / "notebooks" / nb.name).exists():
-                shutil.copy(ROOT / "notebooks" / nb.name, d / nb.name)
-            elif kind == "buggy" and BUGS.get(nb.name[:2]):
-                cells = [c for c in nbfile.code_cells(nb) if c] + [BUGS[nb.name[:2]]]
+            handed_out = ROOT / "notebooks" / nb.name
+            blank = kind == "blank" or (kind == "partial" and nb.name[:2] not in ("01", "02"))
+            if blank and handed_out.exists():
+                shutil.copy(handed_out, d / nb.name)
+            elif nb.name[:2] == bug:
+                cells = [c for c in nbfile.code_cells(nb) if c] + [BUGS[bug]]
                 (d / nb.name).write_text(json.dumps({
                     "nbformat": 4, "nbformat_minor": 5, "metadata": {},
                     "cells": [{"cell_type": "code", "source": c, "metadata": {}, "outputs": [],
@@ -216,7 +236,7 @@ def part_b(n, jobs, nbclient_seconds=None):
         summary = json.loads((out / "summary.json").read_text())
         per = {}
         for r in summary["learners"]:
-            kind = ("complete", "complete", "blank", "buggy")[int(r["learner"][-3:]) % 4]
+            kind = kind_of(int(r["learner"][-3:]))
             per.setdefault(kind, []).append(r["seconds"] or 0.0)
     print(f"    {seconds:6.1f} s for {n} submissions ({cpu / n:.2f} CPU-s each); per submission "
           + ", ".join(f"{k} {statistics.median(v):.2f} s" for k, v in per.items()))
