@@ -97,3 +97,31 @@ def grade_variants(stem, only, sources, jobs=None):
 
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 2) as ex:
         return dict(ex.map(one, sources.items()))
+
+
+# ---------------------------------------------------------------- the two front ends
+SWAPPED = ("def bernoulli_mask(shape, p, rng=None):\n    if not 0 <= p <= 1:\n        raise ValueError(p)\n"
+           "    rng = np.random.default_rng() if rng is None else rng\n    return rng.random(shape) < p\n")
+ENV = {**{k: v for k, v in os.environ.items() if k not in ("PYTHONOPTIMIZE", "DROPOUT_COURSE")},
+       "PYTHONPATH": str(ROOT)}
+
+
+def pytest_run(args, cwd, flags=(), env=ENV):
+    """python -m pytest on the checks, the plugin loaded as the course folder on sys.path
+    needs it (an installed grader loads it through its pytest11 entry point)."""
+    return subprocess.run([sys.executable, *flags, "-m", "pytest", "-p", "grader.pytest_plugin",
+                           "-p", "no:cacheprovider", "--pyargs", "grader.checks", *map(str, args)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def front_end_records(front_end, paths, tmp_path, flags=(), env=ENV):
+    """(exit status, the `tests` of results.json) of one front end."""
+    out = tmp_path / f"{front_end}-{len(list(tmp_path.glob('*.json')))}.json"
+    if front_end == "engine":
+        proc = subprocess.run([sys.executable, *flags, "-m", "grader", *map(str, paths), "--json", str(out)],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    else:
+        args = [a for p in paths for a in ("--submission", p)] + ["--grader-json", out, "-q"]
+        proc = pytest_run(args, tmp_path, flags, env)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.returncode, json.loads(out.read_text())["tests"]
