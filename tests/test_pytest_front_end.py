@@ -19,11 +19,12 @@ def buggy(tmp_path):
     return variant(tmp_path / "buggy", "01_bernoulli_mask", SWAPPED)
 
 
-@pytest.mark.parametrize("case", ["solutions 01 and 06", "notebooks/", "a keep/drop-swapped bernoulli_mask"])
+@pytest.mark.parametrize("case", ["solutions 01 and 06", "notebooks 01 and 03", "a keep/drop-swapped bernoulli_mask"])
 def test_both_front_ends_give_identical_records(tmp_path, case):
     paths = {"solutions 01 and 06": [ROOT / "solutions" / "01_bernoulli_mask.ipynb",
                                      ROOT / "solutions" / "06_mc_dropout.ipynb"],
-             "notebooks/": [ROOT / "notebooks"],
+             "notebooks 01 and 03": [ROOT / "notebooks" / "01_bernoulli_mask.ipynb",
+                                     ROOT / "notebooks" / "03_backward.ipynb"],
              "a keep/drop-swapped bernoulli_mask": [buggy(tmp_path)]}[case]
     code, engine = front_end_records("engine", paths, tmp_path)
     status, under_pytest = front_end_records("pytest", paths, tmp_path)
@@ -31,7 +32,7 @@ def test_both_front_ends_give_identical_records(tmp_path, case):
     assert under_pytest == engine
     failed = [t for t in engine if t["status"] != "passed"]
     assert status == (1 if failed else 0), "pytest's exit status is 1 when a check fails, else 0"
-    if case == "notebooks/":
+    if case.startswith("notebooks"):
         assert len(failed) == len(engine) and all("not implemented" in t["output"] for t in failed)
     if case.startswith("a keep/drop"):
         assert [t["check"] for t in failed] == ["test_kept_fraction_is_one_minus_p"]
@@ -46,8 +47,8 @@ def test_pytest_options_work_on_the_checks(tmp_path):
     assert "7 deselected" in proc.stdout
     # the failure shows the message the learner reads
     assert "Keep and drop are swapped" in proc.stdout
-    # -x stops at the first failure (every check of notebooks/ fails)
-    proc = pytest_run(["--submission", ROOT / "notebooks", "-x"], tmp_path)
+    # -x stops at the first failure (every check of the handed-out notebook fails)
+    proc = pytest_run(["--submission", ROOT / "notebooks" / "01_bernoulli_mask.ipynb", "-x"], tmp_path)
     assert proc.returncode == 1 and "1 failed" in proc.stdout and "passed" not in proc.stdout, proc.stdout
     # --junitxml: a testcase per check, the failure carrying its message
     junit = tmp_path / "junit.xml"
