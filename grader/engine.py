@@ -5,7 +5,9 @@ Gradescope's run_autograder, check() in a notebook and grader.grade() — calls 
 
 1. The check files for the expected notebooks are found (grader/checks/test_NN_name.py, one per
    notebook, matching stems) and each check function is collected with its marks
-   (exercise, points, visibility) — plain imports, no test session.
+   (exercise, points, visibility) — imports by grader.checks' loader (optimize=0 whatever the
+   interpreter's flags, probes verified), no test session.  grader/pytest_plugin.py runs the
+   same checks as pytest tests, with the same records (Check.record, outcome).
 2. One learner process is started for the submission (grader.sandbox.Sandbox): it loads
    nothing of the grader's but the probes it is sent, and answers each call from a fork.
 3. Each check runs here, in the grader's process, with a `learner` handle: it asks the

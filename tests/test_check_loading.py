@@ -13,7 +13,7 @@ import pytest
 
 from grader.checks import probes
 from grader.sandbox.host import GraderBug
-from tests.grading import ENV, SWAPPED, front_end_records, variant
+from tests.grading import ENV, ROOT, SWAPPED, front_end_records, variant
 
 FLAGS = {"-O": (["-O"], {}), "-OO": (["-OO"], {}), "PYTHONOPTIMIZE=1": ([], {"PYTHONOPTIMIZE": "1"})}
 
@@ -110,3 +110,27 @@ def test_limits_are_not_probe_inputs(tmp_path):
         probes.check_call(m.masks, (m.plain,), {"shape": (2,), "seed": 1, "timeout": 20})
     with pytest.raises(GraderBug, match="'plain'"):
         probes.check_call(m.masks, (), {"shape": (2,), "seed": 1})
+
+
+def busy(nb, seconds):
+    """Spins for `seconds` of wall-clock time (a probe: parameters, builtins only)."""
+    import time
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return seconds
+
+
+def test_learner_limited_sets_the_time_limit_of_its_calls():
+    from grader import engine
+    from grader.config import DEFAULT
+    from grader.sandbox.host import LearnerError
+    sub = engine.load([ROOT / "solutions" / "01_bernoulli_mask.ipynb"], DEFAULT)
+    run = engine.Run(sub, DEFAULT)
+    try:
+        learner = engine.Learner(run, "01_bernoulli_mask")
+        assert learner.call(busy, seconds=0.1) == 0.1
+        with pytest.raises(LearnerError, match="did not finish within 0.5 s"):
+            learner.limited(timeout=0.5).call(busy, seconds=30)
+    finally:
+        run.close()
