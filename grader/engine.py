@@ -5,7 +5,9 @@ Gradescope's run_autograder, check() in a notebook and grader.grade() — calls 
 
 1. The check files for the expected notebooks are found (grader/checks/test_NN_name.py, one per
    notebook, matching stems) and each check function is collected with its marks
-   (exercise, points, visibility) — plain imports, no test session.
+   (exercise, points, visibility) — imports by grader.checks' loader (optimize=0 whatever the
+   interpreter's flags, probes verified), no test session.  grader/pytest_plugin.py runs the
+   same checks as pytest tests, with the same records (Check.record, outcome).
 2. One learner process is started for the submission (grader.sandbox.Sandbox): it loads
    nothing of the grader's but the probes it is sent, and answers each call from a fork.
 3. Each check runs here, in the grader's process, with a `learner` handle: it asks the
@@ -32,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from grader import nbfile, submission
+from grader.checks import probes
 from grader.config import DEFAULT, GRADER_DIR
 from grader.publish import report
 from grader.sandbox.host import GraderBug, LearnerError, Limits, Sandbox, default_hide
@@ -87,6 +90,34 @@ class Check:
             return self.func(learner)
         return self.func(self.cls(), learner)   # a fresh instance per check, as pytest does
 
+    def record(self, number, outcome, visibility=None):
+        """The record of this check, numbered `number` (e.g. '01.3'), given its outcome
+        (status, kind, message: see outcome()); visibility: the config's, if the check has none."""
+        status, kind, message = outcome
+        rec = {"notebook": self.stem, "exercise": self.exercise, "name": self.title, "check": self.name,
+               "number": number, "max_score": self.points,
+               "score": self.points if status == "passed" else 0.0,
+               "status": status, "kind": kind, "message": report.clean(message)}
+        if self.visibility or visibility:
+            rec["visibility"] = self.visibility or visibility
+        return rec
+
+
+PASSED = ("passed", None, "")
+
+
+def outcome(error):
+    """(status, kind, message) of a check that raised `error` (an Exception)."""
+    if isinstance(error, LearnerError):
+        return "failed", error.kind, error.message
+    if isinstance(error, AssertionError):
+        return "failed", "failed", str(error) or "check failed"
+    if isinstance(error, GraderBug):
+        return "failed", "grader_error", ("the grader could not run this check — please report it to "
+                                          "your instructor: " + str(error).splitlines()[0])
+    return "failed", "grader_error", (f"the grader could not run this check ({type(error).__name__}: "
+                                      f"{error}) — please report it to your instructor")
+
 
 def _line(obj):
     """Where obj is written: a function's first line; a class's first method's."""
@@ -126,11 +157,29 @@ def known_exercises():
 class Learner:
     """A check's handle on one notebook of the submission."""
 
-    def __init__(self, run, stem):
+    def __init__(self, run, stem, timeout=None, mem=None):
         self._run, self.stem = run, stem
+        self._timeout, self._mem = timeout, mem
 
-    def call(self, probe, uses=(), timeout=None, mem=None, helpers=(), cpu=False, **kwargs):
-        """Run probe(nb, **kwargs) in a fork of the learner's process; its raw result."""
+    def limited(self, timeout=None, mem=None):
+        """This handle with other limits for its calls: timeout (seconds of wall clock, within
+        what is left of the submission's) and mem (bytes of address space); default: the config's.
+        learner.limited(timeout=20).call(probe, uses, **inputs)."""
+        return Learner(self._run, self.stem, timeout=timeout, mem=mem)
+
+    def call(self, probe, uses=(), helpers=(), **inputs):
+        """Run probe(nb, **inputs) in a fork of the learner's process; its raw result.
+        uses: the learner's names the probe calls; helpers: trusted functions sent with it.
+        Every other keyword is one of the probe's inputs (limits: see limited())."""
+        return self._call(probe, uses, helpers, False, inputs)
+
+    def timed(self, probe, uses=(), helpers=(), **inputs):
+        """(value, CPU seconds) of one probe call: the CPU time of the fork that ran it and of
+        everything it started, measured by the process that forked it (no learner code)."""
+        return self._call(probe, uses, helpers, True, inputs)
+
+    def _call(self, probe, uses, helpers, cpu, inputs):
+        probes.check_call(probe, helpers, inputs)
         run = self._run
         if self.stem not in run.sub.notebooks:
             raise LearnerError("missing", uses[0] if uses else "", run.missing_message(self.stem))
@@ -141,13 +190,8 @@ class Learner:
             for name in uses:
                 if name in stubs:
                     raise LearnerError("not_implemented", name, f"{name} is not implemented yet")
-        return run.sandbox().call(self.stem, probe, uses=uses, timeout=run.budget(timeout, uses),
-                                  mem=mem, helpers=helpers, cpu=cpu, **kwargs)
-
-    def timed(self, probe, uses=(), timeout=None, **kwargs):
-        """(value, CPU seconds) of one probe call: the CPU time of the fork that ran it and of
-        everything it started, measured by the process that forked it (no learner code)."""
-        return self.call(probe, uses, timeout=timeout, cpu=True, **kwargs)
+        return run.sandbox().call(self.stem, probe, uses=uses, timeout=run.budget(self._timeout, uses),
+                                  mem=self._mem, helpers=helpers, cpu=cpu, **inputs)
 
     def solution(self, name):
         """The instructor's `name` from solutions/<this notebook>.ipynb, defined in the
@@ -323,17 +367,9 @@ def run_check(check, learner):
     """One check -> its outcome: (status, kind, message)."""
     try:
         check.run(learner)
-        return "passed", None, ""
-    except LearnerError as e:
-        return "failed", e.kind, e.message
-    except AssertionError as e:
-        return "failed", "failed", str(e) or "check failed"
-    except GraderBug as e:
-        return "failed", "grader_error", ("the grader could not run this check — please report it to "
-                                          "your instructor: " + str(e).splitlines()[0])
-    except Exception as e:  # noqa: BLE001 - a bug in the check itself
-        return "failed", "grader_error", (f"the grader could not run this check ({type(e).__name__}: "
-                                          f"{e}) — please report it to your instructor")
+    except Exception as e:  # noqa: BLE001 - a learner's mistake, or a bug in the check itself
+        return outcome(e)
+    return PASSED
 
 
 def selected_checks(sub, only):
@@ -356,16 +392,9 @@ def grade(sub, config=DEFAULT, label=None, uid=None, server=None, info=None):
         learners = {}
         for stem, check in checks:
             learner = learners.setdefault(stem, Learner(run, stem))
-            status, kind, message = run_check(check, learner)
             count[stem] = count.get(stem, 0) + 1
-            rec = {"notebook": stem, "exercise": check.exercise, "name": check.title,
-                   "check": check.name, "number": f"{stem[:2]}.{count[stem]}",
-                   "max_score": check.points, "score": check.points if status == "passed" else 0.0,
-                   "status": status, "kind": kind, "message": report.clean(message)}
-            vis = check.visibility or config.visibility
-            if vis:
-                rec["visibility"] = vis
-            records.append(rec)
+            records.append(check.record(f"{stem[:2]}.{count[stem]}", run_check(check, learner),
+                                        config.visibility))
     finally:
         isolation = run.close()   # every learner process is gone before anything is published
     if info is not None:

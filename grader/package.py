@@ -7,8 +7,8 @@
 The zip holds only what grading needs: setup.sh and run_autograder (from
 grader/templates/gradescope/), the grader's modules (not the generator, the benchmark or this
 packager), the course's data files and their loader, the reference solutions without outputs
-(the checks read the instructor's code from them), a requirements.txt pinned to the NumPy and
-pytest versions installed here, and gradescope.json with the settings given.  It is
+(the checks read the instructor's code from them), a requirements.txt pinned to the NumPy
+version installed here (grading needs nothing else), and gradescope.json with the settings given.  It is
 reproducible: the same files and settings give the same bytes on any machine (sorted entries,
 one fixed timestamp, fixed permissions, stored without compression so no zlib version shows).
 Upload it in the assignment's "Configure Autograder" page with the Ubuntu 24.04 base image
@@ -29,9 +29,9 @@ from grader.config import GRADESCOPE as GS
 GRADER_DIR = Path(__file__).resolve().parent
 TEMPLATES = GRADER_DIR / "templates" / "gradescope"
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
-REQUIREMENTS = ("numpy", "pytest")
+REQUIREMENTS = ("numpy",)
 # grader/ modules that grading never imports: they stay out of the autograder
-NOT_FOR_GRADING = {"benchmark.py", "generate.py", "package.py"}
+NOT_FOR_GRADING = {"benchmark.py", "generate.py", "package.py", "pytest_plugin.py", "conftest.py"}
 EXECUTABLE = ("setup.sh", "run_autograder")
 # every entry gets this timestamp and these permissions, whatever the files here have
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -74,8 +74,8 @@ def parser():
                    "default container has 768 MB)")
     g.add_argument("--jobs", type=int, default=GS["jobs"], help="kept for compatibility: one "
                    f"submission is graded by one process (default {GS['jobs']})")
-    g.add_argument("--loose", action="store_true", help="require numpy/pytest >= the versions "
-                   "installed here instead of exactly them")
+    g.add_argument("--loose", action="store_true", help="require numpy >= the version "
+                   "installed here instead of exactly it")
     g.add_argument("--force", action="store_true", help="overwrite OUT.zip if it exists")
     return p
 

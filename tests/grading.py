@@ -1,9 +1,10 @@
 """Helpers for the project's tests: build learner notebooks from the solutions (optionally
-with a function replaced by a buggy version) and grade them with `python -m grader`.
+with a function replaced by a buggy version) and grade them with `python -m grader` (a mistake
+table's variants as one class batch), and the assertions every mistake table makes.
 
-    from tests.grading import grade_variants
+    from tests.grading import assert_mistake, grade_variants
     results = grade_variants("01_bernoulli_mask", "bernoulli_mask", {"swapped": SRC, ...})
-    results["swapped"].score, results["swapped"].messages()
+    assert_mistake(results["swapped"], "swapped", {"test_kept_fraction_is_one_minus_p"}, "swapped")
 """
 import hashlib
 import json
@@ -11,7 +12,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,19 +81,84 @@ def grade_notebook(path, only=None, seed=0):
         return Graded(json.loads(out.read_text()), proc.stderr)
 
 
-def grade_variants(stem, only, sources, jobs=None):
-    """{name: Graded} for each {name: source} appended to the solution notebook `stem`,
-    graded for exercise `only`, in parallel.  Within one test run, results are reused by content."""
+def _key(stem, only, src):
+    """A variant's identity within this test run: its notebook, exercise, source and the grader."""
     solution = (ROOT / "solutions" / f"{stem}.ipynb").read_bytes()
-    grader_files = b"".join(p.read_bytes() for p in sorted((ROOT / "grader").glob("*.py")))
+    grader_files = b"".join(p.read_bytes() for p in sorted((ROOT / "grader").rglob("*.py")))
+    return hashlib.sha256(b"\0".join([solution, grader_files, (src or "").encode(), (only or "").encode()])).hexdigest()
 
-    def one(item):
-        name, src = item
-        key = hashlib.sha256(solution + grader_files + (src or "").encode() + (only or "").encode()).hexdigest()[:24]
+
+def grade_variants(stem, only, sources, timeout=1800):
+    """{name: Graded} for each {name: source} appended to the solution notebook `stem`, graded
+    for `only` (exercises or notebooks, as --only; None: the whole notebook).  Every variant not
+    graded yet in this test run is graded in ONE class batch (`python -m grader CLASS --out
+    RESULTS`, a subfolder per variant, the batch's workers in parallel): the same engine, run
+    once per table instead of once per variant."""
+    keys = {name: _key(stem, only, src) for name, src in sources.items()}
+    todo = {}
+    for name, key in keys.items():
         if key not in CACHE:
-            with tempfile.TemporaryDirectory() as d:
-                CACHE[key] = grade_notebook(variant(d, stem, src), only=only)
-        return name, CACHE[key]
+            todo.setdefault(key, sources[name])
+    if todo:
+        with tempfile.TemporaryDirectory() as d:
+            klass, out = Path(d) / "class", Path(d) / "results"
+            folders = {key: f"v{i:04d}" for i, key in enumerate(todo)}
+            for key, src in todo.items():
+                (klass / folders[key]).mkdir(parents=True)
+                variant(klass / folders[key], stem, src)
+            # no submission budget (as one learner's grading has none): a busy machine slows the
+            # batch down, never changes a verdict
+            proc = run_grader([klass, "--out", out, "--only", only or stem, "--seed", 0,
+                               "--submission-timeout", 0], timeout=timeout)
+            assert proc.returncode == 0, f"grader exited {proc.returncode}: {proc.stderr}"
+            for key, folder in folders.items():
+                CACHE[key] = Graded(json.loads((out / "learners" / folder / "results.json").read_text()))
+    return {name: CACHE[key] for name, key in keys.items()}
 
-    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 2) as ex:
-        return dict(ex.map(one, sources.items()))
+
+def assert_mistake(g, name, checks, words, maybe=frozenset()):
+    """A mistake-table row: the variant fails exactly `checks` (and perhaps some of `maybe`), its
+    first failing message contains `words` (any case), no check crashed, and it loses points
+    (unless what it fails is worth none)."""
+    failed = set(g.failed_checks())
+    assert set(checks) <= failed <= set(checks) | set(maybe), (
+        f"{name}: failed {sorted(failed)}, expected {sorted(checks)}"
+        + (f" (and perhaps {sorted(maybe)})" if maybe else "") + f":\n{g.messages()}")
+    assert words.lower() in g.first_message().lower(), (
+        f"{name}: the first message does not say {words!r}:\n{g.first_message()}")
+    assert "could not run this check" not in g.messages(), f"{name} crashed a check:\n{g.messages()}"
+    assert g.score < g.max_score or not any(t["max_score"] for t in g.failed()), f"{name} got full marks"
+
+
+def assert_full_marks(g, name, max_score=None):
+    """An honest alternative keeps every point (of `max_score`, when given)."""
+    assert g.max_score > 0 and g.score == g.max_score, f"{name} lost points:\n{g.messages()}"
+    assert max_score is None or g.max_score == max_score, f"{name}: out of {g.max_score}, not {max_score}"
+
+
+# ---------------------------------------------------------------- the two front ends
+SWAPPED = ("def bernoulli_mask(shape, p, rng=None):\n    if not 0 <= p <= 1:\n        raise ValueError(p)\n"
+           "    rng = np.random.default_rng() if rng is None else rng\n    return rng.random(shape) < p\n")
+ENV = {**{k: v for k, v in os.environ.items() if k not in ("PYTHONOPTIMIZE", "DROPOUT_COURSE")},
+       "PYTHONPATH": str(ROOT)}
+
+
+def pytest_run(args, cwd, flags=(), env=ENV):
+    """python -m pytest on the checks, the plugin loaded as the course folder on sys.path
+    needs it (an installed grader loads it through its pytest11 entry point)."""
+    return subprocess.run([sys.executable, *flags, "-m", "pytest", "-p", "grader.pytest_plugin",
+                           "-p", "no:cacheprovider", "--pyargs", "grader.checks", *map(str, args)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def front_end_records(front_end, paths, tmp_path, flags=(), env=ENV):
+    """(exit status, the `tests` of results.json) of one front end."""
+    out = tmp_path / f"{front_end}-{len(list(tmp_path.glob('*.json')))}.json"
+    if front_end == "engine":
+        proc = subprocess.run([sys.executable, *flags, "-m", "grader", *map(str, paths), "--json", str(out)],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    else:
+        args = [a for p in paths for a in ("--submission", p)] + ["--grader-json", out, "-q"]
+        proc = pytest_run(args, tmp_path, flags, env)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.returncode, json.loads(out.read_text())["tests"]

@@ -7,7 +7,7 @@ marks.  (The checks test the contract, not these fixtures.)
 """
 import pytest
 
-from tests.grading import grade_variants
+from tests.grading import assert_full_marks, assert_mistake, grade_variants
 
 STEM, EXERCISE = "01_bernoulli_mask", "bernoulli_mask"
 VALIDATE = "    if not 0 <= p <= 1:\n        raise ValueError(p)\n"
@@ -137,16 +137,10 @@ def graded():
 
 @pytest.mark.parametrize("name", MISTAKES)
 def test_mistake_fails_exactly_its_checks_with_a_named_message(graded, name):
-    g, (_, checks, words) = graded[name], MISTAKES[name]
-    assert g.score < g.max_score, f"{name} got full marks"
-    assert set(g.failed_checks()) == checks, (
-        f"{name}: failed {sorted(g.failed_checks())}, expected {sorted(checks)}:\n{g.messages()}")
-    assert words.lower() in g.first_message().lower(), (
-        f"{name}: the first message does not say {words!r}:\n{g.first_message()}")
-    assert "could not run this check" not in g.messages(), f"{name} crashed a check:\n{g.messages()}"
+    _, checks, words = MISTAKES[name]
+    assert_mistake(graded[name], name, checks, words)
 
 
 @pytest.mark.parametrize("name", HONEST)
 def test_honest_alternative_gets_full_marks(graded, name):
-    g = graded[name]
-    assert g.score == g.max_score > 0, f"{name} lost points:\n{g.messages()}"
+    assert_full_marks(graded[name], name)

@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from tests.grading import grade_variants
+from tests.grading import assert_full_marks, assert_mistake, grade_variants
 
 STEM = "02_classic_vs_inverted"
 
@@ -340,28 +340,21 @@ def classic_grades():
     return grade_variants(STEM, "dropout_forward_classic", sources)
 
 
-def assert_charged_once(g, expected, words, maybe=frozenset()):
-    assert expected <= set(g.failed_checks()) <= expected | maybe, g
-    assert words in g.first_message(), g
-
-
 @pytest.mark.parametrize("mistake", INVERTED_MISTAKES)
 def test_inverted_mistake_fails_exactly_its_checks(inverted_grades, mistake):
-    assert_charged_once(inverted_grades[mistake], *INVERTED_MISTAKES[mistake][1:])
+    assert_mistake(inverted_grades[mistake], mistake, *INVERTED_MISTAKES[mistake][1:])
 
 
 @pytest.mark.parametrize("mistake", CLASSIC_MISTAKES)
 def test_classic_mistake_fails_exactly_its_checks(classic_grades, mistake):
-    assert_charged_once(classic_grades[mistake], *CLASSIC_MISTAKES[mistake][1:])
+    assert_mistake(classic_grades[mistake], mistake, *CLASSIC_MISTAKES[mistake][1:])
 
 
 @pytest.mark.parametrize("variant", INVERTED_HONEST)
 def test_inverted_honest_variant_gets_full_marks(inverted_grades, variant):
-    g = inverted_grades[variant]
-    assert g.max_score == 15 and g.score == g.max_score, g
+    assert_full_marks(inverted_grades[variant], variant, 15)
 
 
 @pytest.mark.parametrize("variant", CLASSIC_HONEST)
 def test_classic_honest_variant_gets_full_marks(classic_grades, variant):
-    g = classic_grades[variant]
-    assert g.max_score == 15 and g.score == g.max_score, g
+    assert_full_marks(classic_grades[variant], variant, 15)

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.grading import ROOT, grade_notebook, grade_variants, notebook, solution_cells
+from tests.grading import (
+    ROOT,
+    assert_full_marks,
+    assert_mistake,
+    grade_notebook,
+    grade_variants,
+    notebook,
+    solution_cells,
+)
 
 STEM = "03_backward"
 
@@ -397,16 +405,14 @@ def grades():
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_mistake_fails_exactly_its_checks(grades, mistake):
     g, (_, expected, words) = grades[mistake], MISTAKES[mistake]
-    assert set(g.failed_checks()) == expected, g
-    assert words in g.first_message(), g
+    assert_mistake(g, mistake, expected, words)
     if expected == {NOTE}:
         assert g.score == g.max_score, g     # a forward's mistake costs no backward points
 
 
 @pytest.mark.parametrize("variant", HONEST)
 def test_honest_variant_gets_full_marks(grades, variant):
-    g = grades[variant]
-    assert g.max_score == 11 and g.score == g.max_score, g
+    assert_full_marks(grades[variant], variant, 11)
 
 
 def test_missing_forward_passes_are_asked_for():

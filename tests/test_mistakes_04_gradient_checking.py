@@ -8,7 +8,7 @@ purpose — must keep full marks.  The grader's checks test the contract, not th
 """
 import pytest
 
-from tests.grading import grade_variants
+from tests.grading import assert_full_marks, assert_mistake, grade_variants
 
 STEM = "04_gradient_checking"
 
@@ -476,19 +476,13 @@ def graded():
 
 @pytest.mark.parametrize("exercise,name", [(e, n) for e, (m, _) in EXERCISES.items() for n in m])
 def test_mistake_fails_exactly_its_checks_and_is_named(graded, exercise, name):
-    result = graded(exercise)[name]
     _, expected, words = EXERCISES[exercise][0][name]
-    assert result.score < result.max_score, f"the mistake kept full marks: {result}"
-    assert set(result.failed_checks()) == expected, (
-        f"failed {sorted(result.failed_checks())}, expected exactly {sorted(expected)}:\n{result}")
-    assert words.lower() in result.first_message().lower(), (
-        f"the first message does not name the mistake ({words!r}):\n{result.first_message()}")
+    assert_mistake(graded(exercise)[name], name, expected, words)
 
 
 @pytest.mark.parametrize("exercise,name", [(e, n) for e, (_, h) in EXERCISES.items() for n in [*h, SOLUTION]])
 def test_honest_alternative_keeps_full_marks(graded, exercise, name):
-    result = graded(exercise)[name]
-    assert result.max_score > 0 and result.score == result.max_score, f"lost points: {result}"
+    assert_full_marks(graded(exercise)[name], name)
 
 
 def test_mistake_table_uses_real_check_names():

@@ -8,7 +8,7 @@ must contain."""
 
 import pytest
 
-from tests.grading import grade_variants
+from tests.grading import assert_full_marks, assert_mistake, grade_variants
 
 STEM, EXERCISE = "06_mc_dropout", "mc_dropout_predict"
 
@@ -270,16 +270,10 @@ def graded():
 
 @pytest.mark.parametrize("name", list(MISTAKES))
 def test_mistake_fails_exactly_its_checks_with_a_named_message(graded, name):
-    g, (_, checks, words) = graded[name], MISTAKES[name]
-    assert g.score < g.max_score, f"{name!r} got full marks: {g!r}"
-    assert set(g.failed_checks()) == checks, (
-        f"{name!r}: failed {sorted(g.failed_checks())}, expected {sorted(checks)}: {g!r}")
-    assert words.lower() in g.first_message().lower(), (
-        f"{name!r}: the first message does not say {words!r}: {g.first_message()}")
-    assert "could not run this check" not in g.messages(), f"{name!r} crashed a check: {g!r}"
+    _, checks, words = MISTAKES[name]
+    assert_mistake(graded[name], name, checks, words)
 
 
 @pytest.mark.parametrize("name", list(HONEST))
 def test_honest_alternative_gets_full_marks(graded, name):
-    g = graded[name]
-    assert g.score == g.max_score > 0, f"{name!r} lost points: {g!r}"
+    assert_full_marks(graded[name], name)

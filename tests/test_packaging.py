@@ -195,3 +195,20 @@ def test_a_notebook_opened_alone_finds_the_grader_and_the_data(installed, tmp_pa
     code = setup + "\nfrom data.load import load_dataset\nprint(load_dataset('moons').X_train.shape)\n"
     proc = run([sys.executable, "-c", code], {**env, "MPLBACKEND": "Agg"}, tmp_path)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("(100, 2)"), proc.stderr
+
+
+def test_the_grader_alone_needs_numpy_and_pytest_is_an_extra(wheel):
+    meta = zipfile.ZipFile(wheel)
+    text = meta.read(next(n for n in meta.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    requires = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Requires-Dist:")]
+    assert [r for r in requires if "extra ==" not in r] == ["numpy>=1.26"], requires
+    assert any(r.startswith("pytest") and "extra == 'pytest'" in r for r in requires), requires
+
+
+def test_an_installed_grader_runs_its_checks_under_pytest_from_any_folder(installed, tmp_path):
+    """The pytest11 entry point loads the plugin: no -p, no conftest of the checkout."""
+    site, env = installed
+    solution = site / "grader" / "course" / "solutions" / "01_bernoulli_mask.ipynb"
+    proc = run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "grader.checks",
+                "--submission", str(solution), "-q"], env, tmp_path)
+    assert proc.returncode == 0 and "9 passed" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -119,7 +119,7 @@ def learner_cpu(learner, probe, uses, calls, ref, **kwargs):
     from grader.sandbox import LearnerError
     timeout = 3 * calls * max(SLOWDOWN * ref, FLOOR) + 5
     try:
-        _, base = learner.timed(probe, uses, timeout=timeout, calls=0, **kwargs)
+        _, base = learner.limited(timeout=timeout).timed(probe, uses, calls=0, **kwargs)
     except LearnerError as e:
         if e.kind != "timeout":
             raise
@@ -128,7 +128,7 @@ def learner_cpu(learner, probe, uses, calls, ref, **kwargs):
             "backward pass: one call of your forward pass on 1e6 elements), so the timing was not "
             "run. Make that code work on whole arrays first.")
     try:
-        value, cpu = learner.timed(probe, uses, timeout=timeout, calls=calls, **kwargs)
+        value, cpu = learner.limited(timeout=timeout).timed(probe, uses, calls=calls, **kwargs)
     except LearnerError as e:
         if e.kind != "timeout":
             raise

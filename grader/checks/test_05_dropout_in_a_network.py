@@ -1068,9 +1068,10 @@ class TestMLP:
         X, params, streams = net_case(learner, 140)
         y = learner.rng(141).integers(0, NET_SIZES[-1], NET_N)
         h = 1e-5
-        r = learner.call(net_gradcheck, NET, helpers=NET_HELPERS, timeout=20, sizes=NET_SIZES,
-                         p_drop=NET_RATES, seed=learner.seed(142), coins=coins(learner, 143),
-                         params=params, X=X, y=y, h=h, streams=streams[0], rates=NET_RATES)
+        r = learner.limited(timeout=20).call(
+            net_gradcheck, NET, helpers=NET_HELPERS, sizes=NET_SIZES, p_drop=NET_RATES,
+            seed=learner.seed(142), coins=coins(learner, 143), params=params, X=X, y=y, h=h,
+            streams=streams[0], rates=NET_RATES)
         assert_setup(r, NET_SIZES)
         l0, l1 = r["losses"]
         assert np.isfinite(l0), (

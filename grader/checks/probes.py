@@ -1,0 +1,136 @@
+"""What a probe may use, verified when its check file is imported (and again at each call).
+
+A probe runs in the learner's process, which holds none of the grader's modules: it sees its
+parameters, `np` (NumPy), the builtins, and the helper functions sent with it
+(`learner.call(probe, uses, helpers=(plain, ...), **inputs)`).  A probe that reads any other
+name (a constant of its check file, a function not listed in helpers) would only fail while
+grading someone, with a message asking the learner to report a grader bug: instead, importing
+the check file fails here, naming the probe and the name.
+
+A check file's probes are the functions passed first to `learner.call` / `learner.timed` in it
+and every function of the file whose first parameter is `nb`.  A probe's parameters are its
+inputs: none may be called like one of the call's own options (options()), which would take it.
+"""
+import ast
+import builtins
+import inspect
+import symtable
+import textwrap
+
+from grader.sandbox.host import GraderBug, Sandbox
+
+PROBE_GLOBALS = frozenset({"np"} | set(dir(builtins)))
+_CALLS = ("call", "timed")
+
+
+class ProbeError(ImportError):
+    """A probe uses a name the learner's process does not have, or takes an option's name."""
+
+
+def options():
+    """Parameter names a probe may not take: learner.call's own (uses, helpers) and those of the
+    sandbox's call, which passes the probe's inputs on as keywords."""
+    sandbox = [n for n, p in inspect.signature(Sandbox.call).parameters.items()
+               if p.kind is not p.VAR_KEYWORD and n != "self"]
+    return tuple(dict.fromkeys(["uses", "helpers", *sandbox]))
+
+
+def _source(func):
+    return textwrap.dedent(inspect.getsource(func))
+
+
+def global_names(func):
+    """The names func (and everything nested in it) reads from its module's namespace."""
+    top = symtable.symtable(_source(func), inspect.getsourcefile(func) or "<probe>", "exec")
+    out, stack = set(), list(top.get_children()[:1])
+    while stack:
+        table = stack.pop()
+        out |= {s.get_name() for s in table.get_symbols() if s.is_global() and s.is_referenced()}
+        stack += table.get_children()
+    return out
+
+
+def _tuple_names(node, namespace):
+    """Function names of a helpers=... expression: a tuple/list of names, or a module-level
+    tuple; None when it cannot be read without running the check."""
+    if isinstance(node, (ast.Tuple, ast.List)):
+        names = [e.id for e in node.elts if isinstance(e, ast.Name)]
+        return set(names) if len(names) == len(node.elts) else None
+    if isinstance(node, ast.Name) and isinstance(namespace.get(node.id), (tuple, list)):
+        return {getattr(f, "__name__", "") for f in namespace[node.id]}
+    return None
+
+
+def _sites(module):
+    """[(probe function, helper names or None)] for every learner.call/timed in the module."""
+    sites = []
+    ns = vars(module)
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _CALLS and ast.unparse(node.func.value).startswith("learner")
+                and node.args and isinstance(node.args[0], ast.Name)):
+            continue
+        probe = ns.get(node.args[0].id)
+        if not inspect.isfunction(probe):
+            continue   # a parameter (e.g. dropout_checks.learner_cpu's): checked where it is defined
+        helpers = next((_tuple_names(k.value, ns) for k in node.keywords if k.arg == "helpers"), set())
+        sites.append((probe, helpers))
+    return sites
+
+
+def check(probe, helpers, where=""):
+    """ProbeError unless probe reads only its parameters, np, builtins and `helpers` (names),
+    and no parameter is named like a call option."""
+    params = list(inspect.signature(probe).parameters)
+    taken = [p for p in params[1:] if p in options()]
+    if taken:
+        raise ProbeError(f"{where}probe {probe.__name__} has a parameter named {taken[0]!r}, which "
+                         f"the call takes for itself ({', '.join(options())}): rename it")
+    unknown = sorted(global_names(probe) - PROBE_GLOBALS - set(helpers))
+    if unknown:
+        raise ProbeError(
+            f"{where}probe {probe.__name__} uses {unknown[0]!r}, which the learner's process does not "
+            f"have: a probe sees only its parameters, np, builtins and the helpers sent with it "
+            f"(learner.call(..., helpers=(...))); pass {unknown[0]} as an argument or list it in helpers")
+
+
+def verify(module):
+    """Verify every probe of a check module (ProbeError names the first bad name)."""
+    where = f"{getattr(module, '__file__', module.__name__)}: "
+    sites = _sites(module)
+    listed = set().union(*(h for _, h in sites if h))
+    by_probe = {}
+    for probe, helpers in sites:
+        by_probe.setdefault(probe, set()).update(listed if helpers is None else helpers)
+    for obj in vars(module).values():
+        if inspect.isfunction(obj) and obj.__module__ == module.__name__ and obj not in by_probe:
+            params = list(inspect.signature(obj).parameters)
+            if params[:1] == ["nb"]:
+                by_probe[obj] = listed   # sent through a helper (e.g. learner_cpu): any listed helper
+    helper_funcs = {n: vars(module)[n] for n in listed if inspect.isfunction(vars(module).get(n))}
+    for probe, helpers in by_probe.items():
+        check(probe, helpers, where)
+    for helper in helper_funcs.values():
+        check(helper, listed, where)
+
+
+_CHECKED = set()
+
+
+def check_call(probe, helpers, inputs):
+    """At each learner.call: the probe reads only what it is sent, and takes these inputs
+    (GraderBug, for the instructor, otherwise)."""
+    key = (probe, tuple(helpers))
+    if key not in _CHECKED:
+        try:
+            check(probe, {h.__name__ for h in helpers})
+            for h in helpers:
+                check(h, {g.__name__ for g in helpers})
+        except ProbeError as e:
+            raise GraderBug(str(e)) from None
+        _CHECKED.add(key)
+    try:
+        inspect.signature(probe).bind(None, **inputs)
+    except TypeError as e:
+        raise GraderBug(f"probe {probe.__name__} cannot take the inputs {sorted(inputs)}: {e} (limits "
+                        "go in learner.limited(timeout=..., mem=...).call(...))") from None

@@ -1,0 +1,136 @@
+"""How check files are loaded: whatever the interpreter's flags, and with their probes verified.
+
+- `python -O`, `-OO` and PYTHONOPTIMIZE strip `assert` and docstrings from ordinarily imported
+  code: a check failing through `assert` would then pass a wrong answer.  The checks are
+  compiled with optimize=0 whatever the flags, by both front ends (the engine, pytest).
+- A probe runs in the learner's process with its parameters, np, builtins and the helpers sent
+  with it, nothing else: importing a check file whose probe reads another name fails, naming it.
+"""
+import importlib.util
+import textwrap
+
+import pytest
+
+from grader.checks import probes
+from grader.sandbox.host import GraderBug
+from tests.grading import ENV, ROOT, SWAPPED, front_end_records, variant
+
+FLAGS = {"-O": (["-O"], {}), "-OO": (["-OO"], {}), "PYTHONOPTIMIZE=1": ([], {"PYTHONOPTIMIZE": "1"})}
+
+
+def _records(tmp_path, front_end, flags=(), env=None):
+    nb = variant(tmp_path, "01_bernoulli_mask", SWAPPED)
+    code, tests = front_end_records(front_end, [nb], tmp_path, flags, {**ENV, **(env or {})})
+    assert code in (0, 1)
+    return [(t["check"], t["score"], t["status"], t["output"]) for t in tests]
+
+
+def test_interpreter_flags_change_no_score_or_message(tmp_path):
+    """A keep/drop-swapped bernoulli_mask loses the same points, with the same messages, under
+    -O, -OO and PYTHONOPTIMIZE=1, graded by the engine and (under -OO, which strips the most)
+    by pytest."""
+    plain = _records(tmp_path, "engine")
+    assert sum(t[1] for t in plain) < 13, "a keep/drop-swapped bernoulli_mask got full marks"
+    for name, (flags, env) in FLAGS.items():
+        assert _records(tmp_path, "engine", flags, env) == plain, f"{name} changed the engine's grading"
+    assert _records(tmp_path, "pytest", ["-OO"]) == plain, "-OO changed the grading under pytest"
+
+
+def _module(tmp_path, source, name="test_99_fixture"):
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(source))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GOOD = """
+    import numpy as np
+
+    LIMIT = 3
+
+    def plain(v):
+        return np.asarray(v).copy()
+
+    def masks(nb, shape, seed):
+        f = nb.fn("bernoulli_mask")
+        return [plain(f(shape, p, np.random.default_rng(seed))) for p in range(len(shape))]
+
+    def test_masks(learner):
+        learner.call(masks, ("bernoulli_mask",), helpers=(plain,), shape=(2, 3), seed=LIMIT)
+"""
+
+
+def test_a_probe_using_only_what_it_is_sent_imports(tmp_path):
+    probes.verify(_module(tmp_path, GOOD))
+
+
+@pytest.mark.parametrize("change, name", [
+    (("p in range(len(shape))", "p in range(LIMIT)"), "LIMIT"),                    # a module constant
+    (("helpers=(plain,), ", ""), "plain"),                                          # a helper not sent
+    (("import numpy as np\n", "import numpy as np\n    import math\n"), None),          # unused import: fine
+    (("return np.asarray(v).copy()", "return np.asarray(v).copy() * LIMIT"), "LIMIT"),  # in a helper
+    (("return [plain(", "return [lambda: plain(LIMIT)] + [plain("), "LIMIT"),      # in a nested scope
+])
+def test_a_probe_reading_a_name_it_is_not_sent_fails_its_import_naming_it(tmp_path, change, name):
+    module = _module(tmp_path, GOOD.replace(*change))
+    if name is None:
+        probes.verify(module)
+        return
+    with pytest.raises(ImportError, match=repr(name)):
+        probes.verify(module)
+
+
+@pytest.mark.parametrize("option", probes.options())
+def test_a_probe_input_named_like_a_call_option_fails_its_import(tmp_path, option):
+    src = GOOD.replace("def masks(nb, shape, seed)", f"def masks(nb, shape, seed, {option}=None)")
+    with pytest.raises(ImportError, match=f"parameter named {option!r}"):
+        probes.verify(_module(tmp_path, src))
+
+
+def test_a_probe_not_sent_through_learner_call_is_still_verified(tmp_path):
+    src = GOOD + "\n    def timing(nb, calls):\n        return calls * LIMIT\n"
+    with pytest.raises(ImportError, match="timing uses 'LIMIT'"):
+        probes.verify(_module(tmp_path, src))
+
+
+def test_every_check_file_imports_with_its_probes_verified():
+    from grader import engine
+    for stem in engine.check_files():
+        assert engine.collect(stem), stem
+
+
+def test_limits_are_not_probe_inputs(tmp_path):
+    """learner.call's keywords other than uses/helpers go to the probe: a limit passed there is
+    reported (the probe does not take it), never silently used as a limit."""
+    m = _module(tmp_path, GOOD)
+    probes.check_call(m.masks, (m.plain,), {"shape": (2,), "seed": 1})
+    with pytest.raises(GraderBug, match="learner.limited"):
+        probes.check_call(m.masks, (m.plain,), {"shape": (2,), "seed": 1, "timeout": 20})
+    with pytest.raises(GraderBug, match="'plain'"):
+        probes.check_call(m.masks, (), {"shape": (2,), "seed": 1})
+
+
+def busy(nb, seconds):
+    """Spins for `seconds` of wall-clock time (a probe: parameters, builtins only)."""
+    import time
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return seconds
+
+
+def test_learner_limited_sets_the_time_limit_of_its_calls():
+    from grader import engine
+    from grader.config import DEFAULT
+    from grader.sandbox.host import LearnerError
+    sub = engine.load([ROOT / "solutions" / "01_bernoulli_mask.ipynb"], DEFAULT)
+    run = engine.Run(sub, DEFAULT)
+    try:
+        learner = engine.Learner(run, "01_bernoulli_mask")
+        assert learner.call(busy, seconds=0.1) == 0.1
+        with pytest.raises(LearnerError, match="did not finish within 0.5 s"):
+            learner.limited(timeout=0.5).call(busy, seconds=30)
+    finally:
+        run.close()

@@ -1,0 +1,111 @@
+"""The checks under pytest (grader/pytest_plugin.py) against the engine (python -m grader).
+
+`python -m pytest --pyargs grader.checks --submission PATH` must give the same records (points,
+status, message, in the same order) as `python -m grader PATH`, with pytest's own options
+working on the checks; without --submission the checks are skipped with the reason, never a
+collection error; and the engine never needs pytest.
+"""
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tests.grading import ENV, ROOT, SWAPPED, front_end_records, pytest_run, variant
+
+
+def buggy(tmp_path):
+    (tmp_path / "buggy").mkdir(exist_ok=True)
+    return variant(tmp_path / "buggy", "01_bernoulli_mask", SWAPPED)
+
+
+@pytest.mark.parametrize("case", ["solutions 01 and 06", "notebooks 01 and 03", "a keep/drop-swapped bernoulli_mask"])
+def test_both_front_ends_give_identical_records(tmp_path, case):
+    paths = {"solutions 01 and 06": [ROOT / "solutions" / "01_bernoulli_mask.ipynb",
+                                     ROOT / "solutions" / "06_mc_dropout.ipynb"],
+             "notebooks 01 and 03": [ROOT / "notebooks" / "01_bernoulli_mask.ipynb",
+                                     ROOT / "notebooks" / "03_backward.ipynb"],
+             "a keep/drop-swapped bernoulli_mask": [buggy(tmp_path)]}[case]
+    code, engine = front_end_records("engine", paths, tmp_path)
+    status, under_pytest = front_end_records("pytest", paths, tmp_path)
+    assert code == 0 and engine, "the engine graded nothing"
+    assert under_pytest == engine
+    failed = [t for t in engine if t["status"] != "passed"]
+    assert status == (1 if failed else 0), "pytest's exit status is 1 when a check fails, else 0"
+    if case.startswith("notebooks"):
+        assert len(failed) == len(engine) and all("not implemented" in t["output"] for t in failed)
+    if case.startswith("a keep/drop"):
+        assert [t["check"] for t in failed] == ["test_kept_fraction_is_one_minus_p"]
+
+
+def test_pytest_options_work_on_the_checks(tmp_path):
+    nb = buggy(tmp_path)
+    # -k selects checks by name; each item is named as the check function
+    proc = pytest_run(["--submission", nb, "-k", "kept_fraction or any_shape", "-v"], tmp_path)
+    assert proc.returncode == 1, proc.stdout
+    assert "test_kept_fraction_is_one_minus_p FAILED" in proc.stdout and "test_any_shape PASSED" in proc.stdout
+    assert "7 deselected" in proc.stdout
+    # the failure shows the message the learner reads
+    assert "Keep and drop are swapped" in proc.stdout
+    # -x stops at the first failure (every check of the handed-out notebook fails)
+    proc = pytest_run(["--submission", ROOT / "notebooks" / "01_bernoulli_mask.ipynb", "-x"], tmp_path)
+    assert proc.returncode == 1 and "1 failed" in proc.stdout and "passed" not in proc.stdout, proc.stdout
+    # --junitxml: a testcase per check, the failure carrying its message
+    junit = tmp_path / "junit.xml"
+    proc = pytest_run(["--submission", nb, f"--junitxml={junit}"], tmp_path)
+    cases = ET.parse(junit).getroot().iter("testcase")
+    failures = {c.get("name"): c.find("failure").get("message") for c in cases if c.find("failure") is not None}
+    assert list(failures) == ["test_kept_fraction_is_one_minus_p"] and "swapped" in failures[
+        "test_kept_fraction_is_one_minus_p"]
+
+
+def test_last_failed_reruns_only_the_failed_checks(tmp_path):
+    nb = buggy(tmp_path)
+    cache = ["-p", "cacheprovider", "-o", f"cache_dir={tmp_path / 'cache'}"]
+    first = subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.pytest_plugin", *cache, "--pyargs",
+                            "grader.checks", "--submission", str(nb), "-q"], cwd=tmp_path, env=ENV,
+                           capture_output=True, text=True, timeout=300)
+    assert "1 failed, 8 passed" in first.stdout, first.stdout
+    again = subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.pytest_plugin", *cache, "--pyargs",
+                            "grader.checks", "--submission", str(nb), "-q", "--lf"], cwd=tmp_path, env=ENV,
+                           capture_output=True, text=True, timeout=300)
+    assert "1 failed, 8 deselected" in again.stdout, again.stdout
+
+
+def test_pdb_stops_in_the_failing_check(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.pytest_plugin", "-p", "no:cacheprovider",
+                           "--pyargs", "grader.checks", "--submission", str(buggy(tmp_path)), "--pdb", "-q"],
+                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300, input="p 6 * 7\nc\n")
+    assert "(Pdb)" in proc.stdout and "42" in proc.stdout, proc.stdout[-2000:]
+    assert "test_01_bernoulli_mask.py" in proc.stdout
+
+
+def test_without_a_submission_the_checks_are_skipped_with_the_reason(tmp_path):
+    proc = pytest_run(["-rs"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "7 skipped" in proc.stdout and "--submission PATH" in proc.stdout
+    # pytest pointed at the grader's folder from the course root: no collection error either
+    proc = subprocess.run([sys.executable, "-m", "pytest", "grader", "-q", "-p", "no:cacheprovider"], cwd=ROOT,
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "error" not in proc.stdout.lower(), proc.stdout + proc.stderr
+
+
+def test_unusable_input_is_one_line(tmp_path):
+    proc = pytest_run(["--submission", tmp_path / "nothing.txt"], tmp_path)
+    assert proc.returncode == 4 and "grader:" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_the_engine_never_imports_pytest_and_pytest_sees_real_marks():
+    code = ("import sys; from grader import engine\n"
+            "for stem in engine.check_files(): engine.collect(stem)\n"
+            "assert 'pytest' not in sys.modules, 'the engine imported pytest'\n"
+            "from grader.checks import mark; assert type(mark).__module__ == 'grader.checks'\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    from grader import engine
+    from grader.checks import mark
+    assert mark is pytest.mark
+    check = engine.collect("01_bernoulli_mask")[0]
+    assert all(isinstance(m, (pytest.Mark, pytest.MarkDecorator)) for m in check.func.pytestmark)
+    assert (check.exercise, check.points) == ("bernoulli_mask", float(check.points)) and check.points > 0
