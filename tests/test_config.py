@@ -2,9 +2,8 @@
 grader.grade() agree on them, and the sandbox's limits come from the same place."""
 from dataclasses import asdict
 
-from grader import cli
+from grader import cli, gradescope
 from grader.config import BATCH_SUBMISSION_TIMEOUT, DEFAULT, GRADESCOPE, Config, course_root
-from grader.publish import gradescope
 from grader.sandbox.host import Limits
 
 
