@@ -27,6 +27,7 @@ number of CPUs), each calling grader.engine.grade for one submission at a time; 
 each worker's learner code runs as a uid of its own.  One bad submission (unreadable, hostile,
 too slow) costs only its own row.  The process tree is drawn in grader/engine.py.
 """
+import ctypes
 import os
 import select
 import shutil
@@ -88,7 +89,6 @@ def _exit_now(signum, frame):
 def _die_with_parent():
     """SIGTERM when the batch parent dies (even by SIGKILL), so that nothing outlives it."""
     try:
-        import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
         pass
@@ -233,8 +233,9 @@ class Refused(Exception):
     """The batch cannot grade fairly (the reference solutions fail under these limits)."""
 
 
-class WorkersDying(Exception):
-    """Every worker dies before answering: the grader, not the class, is broken."""
+class GraderBroken(Exception):
+    """Every worker dies before answering, or grading the reference solutions fails for the
+    grader's reasons: the grader, not the class, is broken.  The message is one line."""
 
 
 def _failed(ident, why):
@@ -283,6 +284,8 @@ def run_batch(entries, jobs, settings, progress=None, hide=(), on_answer=None, r
     def done(ident, answer, problem=None):
         nonlocal served
         if ident == REFERENCE:
+            if answer.get("error"):
+                raise GraderBroken(f"the grader failed on the reference solutions ({answer['error']})")
             why = _reference_verdict(answer)
             if why:
                 raise Refused(why)
@@ -324,7 +327,8 @@ def run_batch(entries, jobs, settings, progress=None, hide=(), on_answer=None, r
                     w.kill(keep=[x.proc.pid for x in workers if x is not w])
                     deaths += 1
                     if served == 0 and deaths > 2 * len(workers):
-                        raise WorkersDying(why or "they exit without a word") from None
+                        raise GraderBroken("the grader's worker processes keep dying ("
+                                           f"{why or 'they exit without a word'})") from None
                     w.start()
                     if ident not in retried:
                         retried.add(ident)
@@ -513,7 +517,8 @@ def main(a, config):
         print(f"grader: {report.clean(e)}", file=sys.stderr)
         return 2
     for line in swept:
-        print(line)
+        if not (a.resume and "--resume" in line):
+            print(line)
     if kept:
         print(f"resuming: {len(kept)} learners already graded in {folder} are kept")
     todo = [(ident, src) for _, ident, src in mine if ident not in kept]
@@ -547,11 +552,10 @@ def main(a, config):
               f"chosen, and {report.clean(e)}; raise --timeout, --memory or --submission-timeout",
               file=sys.stderr)
         return 2
-    except WorkersDying as e:
+    except GraderBroken as e:
         progress.finish()
         _discard(folder, in_place, a.resume)
-        print(f"grader: the grader's worker processes keep dying ({report.clean(e)}); nothing was "
-              "graded and nothing written", file=sys.stderr)
+        print(f"grader: {report.clean(e)}; nothing was graded and nothing written", file=sys.stderr)
         return 3
     except KeyboardInterrupt as e:
         signals.ignore()

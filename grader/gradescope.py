@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from grader import engine, output, uploads
-from grader.config import DEFAULT, GRADER_DIR, GRADESCOPE
+from grader.config import DEFAULT, GRADER_DIR, GRADESCOPE, BadSetting, validate
 from grader.publish import report
 from grader.sandbox.host import sandbox_available
 
@@ -80,6 +80,11 @@ def grade(root, cfg):
                                jobs=cfg.get("jobs") or 1,
                                hide=tuple(str(root / x) for x in ("results", "submission",
                                                                  "submission_metadata.json")))
+        try:
+            validate(config)
+        except BadSetting as e:
+            return failure(f"the autograder's settings (gradescope.json) are unusable: {e}; please "
+                           "tell your instructor"), None
         records = engine.grade(staged.submission(stems), config, label="your submission")
         data = report.gradescope(apply_visibility(records, cfg), time.monotonic() - t0)
         if staged.notes:

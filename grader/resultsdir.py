@@ -16,6 +16,7 @@ is missing.  Several shards' folders merge the same way into one class (grader/m
 Each folder a run makes (the partial folder, its temporary work folder) holds an `owner` file
 naming the process; the next run removes what a killed run left (sweep()).
 """
+import ctypes
 import json
 import os
 import shutil
@@ -157,7 +158,6 @@ def open_up(folder):
 def rename_noreplace(src, dst):
     """rename(2) that never replaces dst (renameat2 RENAME_NOREPLACE where available)."""
     try:
-        import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         fn = libc.renameat2
         fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
