@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from argparse import Namespace
 from dataclasses import asdict
 from pathlib import Path
 
@@ -56,6 +57,8 @@ from grader.sandbox.host import (
 GRADER_DIR = Path(__file__).resolve().parent
 REFERENCE = "(reference solutions)"   # the sanity check's job id: never a learner folder name
 PR_SET_PDEATHSIG = 1
+BATCH_OPTIONS = dict(resume=False, shard=None, replace=False, no_reference_check=False, visibility=None,
+                     json=None, junitxml=None, submission_timeout=None)   # defaults for callers' Namespaces
 
 
 # ---------------------------------------------------------------- the worker process
@@ -495,6 +498,7 @@ def main(a, config):
     grader.config.Config they give, already validated).  Every path is made absolute here,
     before any worker starts: the workers run in a folder of their own."""
     t0 = time.monotonic()
+    a = Namespace(**{**BATCH_OPTIONS, **vars(a)})
     stems = engine.course_stems()
     if a.submission_timeout is None:
         config = config.with_(submission_timeout=BATCH_SUBMISSION_TIMEOUT)
@@ -528,7 +532,7 @@ def main(a, config):
     answers = dict(kept)
     try:
         answers.update(run_batch(todo, jobs, settings, progress, hide=hide, on_answer=saver,
-                                 reference=Path(config.root()) / "solutions"))
+                                 reference=None if a.no_reference_check else Path(config.root()) / "solutions"))
         progress.finish()
         saver.retry()
         entries = [(ident, src) for _, ident, src in mine]

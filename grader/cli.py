@@ -61,6 +61,9 @@ def parser():
     g.add_argument("--resume", action="store_true",
                    help="continue the results in DIR (or those a stopped run left beside it): learners "
                    "already graded are kept, the others graded, the summary written again")
+    g.add_argument("--no-reference-check", action="store_true",
+                   help="do not grade the reference solutions first (they must get full marks under "
+                   "the limits chosen, or the batch is refused): for limits known to be fine")
     g.add_argument("--shard", metavar="I/N", default=None,
                    help="grade only share I of N of the class (for several machines; combine the "
                    "shards' folders with python -m grader.merge --out RESULTS DIR...)")
@@ -141,9 +144,9 @@ def check_options(a, config):
         raise nbfile.BadInput(str(e)) from None
     engine.check_only(a.only)
     if a.out is None:
-        for flag in ("shard", "resume", "replace"):
+        for flag in ("shard", "resume", "replace", "no_reference_check"):
             if getattr(a, flag):
-                raise nbfile.BadInput(f"--{flag} is for grading a class, with --out")
+                raise nbfile.BadInput(f"--{flag.replace('_', '-')} is for grading a class, with --out")
         for flag, path in (("--json", a.json), ("--junitxml", a.junitxml)):
             if path:
                 output.check(path, flag)
@@ -209,3 +212,8 @@ def course_stems():
 def known_exercises():
     """Exercise names of every check file, in order."""
     return engine.known_exercises()
+
+
+def check_only(only):
+    """BadInput unless every item of --only names an exercise or a notebook."""
+    engine.check_only(only)
