@@ -30,6 +30,7 @@ too slow) costs only its own row.  The process tree is drawn in grader/engine.py
 import ctypes
 import os
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -57,6 +58,7 @@ from grader.sandbox.host import (
 GRADER_DIR = Path(__file__).resolve().parent
 REFERENCE = "(reference solutions)"   # the sanity check's job id: never a learner folder name
 PR_SET_PDEATHSIG = 1
+PARENT_ENV = "_GRADER_BATCH_PARENT"
 BATCH_OPTIONS = dict(resume=False, shard=None, replace=False, no_reference_check=False, visibility=None,
                      json=None, junitxml=None, submission_timeout=None)   # defaults for callers' Namespaces
 
@@ -95,8 +97,8 @@ def _die_with_parent():
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
         pass
-    if os.getppid() == 1:
-        raise SystemExit(0)
+    if str(os.getppid()) != os.environ.get(PARENT_ENV, str(os.getppid())):
+        raise SystemExit(0)   # the parent died before the line above
 
 
 def _serve_jobs(proto_in, proto_out, stems, server):
@@ -145,6 +147,7 @@ class Worker:
             x for x in env.get("PYTHONPATH", "").split(os.pathsep) if x])
         env.pop("_GRADER_ARGV", None)
         env["TMPDIR"] = self.tmp
+        env[PARENT_ENV] = str(os.getpid())
         fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with open(fd, "ab") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "grader.batch", "--worker"],
@@ -475,12 +478,12 @@ class Saver:
 
 def _command(a, out, extra):
     """The command line that continues this batch."""
-    words = ["python -m grader", *[str(p) for p in a.paths], "--out", str(out)]
+    words = ["python", "-m", "grader", *[str(p) for p in a.paths], "--out", str(out)]
     for flag in ("only", "seed", "timeout", "submission_timeout", "memory", "jobs", "shard", "visibility", "course"):
         value = getattr(a, flag, None)
         if value is not None:
             words += [f"--{flag.replace('_', '-')}", str(value)]
-    return " ".join(words + extra)
+    return shlex.join(words + extra)
 
 
 def added_meanwhile(a, stems, everyone):
@@ -612,7 +615,7 @@ def _unfinished(a, e, folder, out, mine, answers, saver):
               else "make room and run the same command again"), file=sys.stderr)
         return 3
     if saved >= len(mine):
-        finish = (f"python -m grader.merge --out {out} {folder}" if folder != out
+        finish = (shlex.join(["python", "-m", "grader.merge", "--out", str(out), str(folder)]) if folder != out
                   else _command(a, out, ["--resume"]))
         print(head + f"every learner's results ({saved}) are kept in {folder}; when there is room, "
               f"write the summary (no grading again) with: {finish}", file=sys.stderr)

@@ -90,14 +90,25 @@ def run(sub, config, json_path=None, junitxml=None, label=None):
     t0 = time.monotonic()
     records = engine.grade(sub, config, label=label)
     seconds = time.monotonic() - t0
-    if json_path:   # written after every learner process is gone
-        data = report.gradescope(records, seconds)
-        if config.unsandboxed:
-            data["output"] = "⚠ " + engine.UNSANDBOXED + "\n\n" + data["output"]
-        output.write_json(json_path, data)
-    if junitxml:
-        output.write_text(junitxml, report.junit(records, seconds))
+    try:   # written after every learner process is gone
+        if json_path:
+            data = report.gradescope(records, seconds)
+            if config.unsandboxed:
+                data["output"] = "⚠ " + engine.UNSANDBOXED + "\n\n" + data["output"]
+            output.write_json(json_path, data)
+        if junitxml:
+            output.write_text(junitxml, report.junit(records, seconds))
+    except OSError as e:
+        raise Unwritten(records, f"{e.filename or json_path or junitxml}: {e.strerror}") from None
     return records
+
+
+class Unwritten(Exception):
+    """Grading ended but a file asked for could not be written; the records are kept."""
+
+    def __init__(self, records, why):
+        super().__init__(why)
+        self.records = records
 
 
 def _hide_arguments(argv):
@@ -192,6 +203,10 @@ def main(argv=None):
     except KeyboardInterrupt as e:
         print("grader: interrupted; nothing was written", file=sys.stderr)
         return signals.status(e)
+    except Unwritten as e:   # the scores are still shown
+        print(report.details(e.records) if a.verbose else report.table(e.records))
+        print(f"grader: graded, but could not write {e} (the table above has the scores)", file=sys.stderr)
+        return 3
     except Exception as e:  # noqa: BLE001 - the one place a grader bug is reported
         print(f"grader: internal error, please report it: {type(e).__name__}: {e}", file=sys.stderr)
         return 3

@@ -23,11 +23,12 @@ The processes, in one picture (each line started by the one above it; nothing ou
 call, and learner code runs only at the bottom, under the limits, never in a grader process):
 
     python -m grader PATH                 the grader: reads each notebook once (grader.submission),
-    |                                     runs every check, publishes (grader.publish)
-    +- (as root: the same command once more, exec'd with its arguments hidden in the environment)
-       +- learner process (grader.sandbox)   limits set first; loads the learner's cells; runs no
-          +- one fork per call               grader code but the probes it is sent; each call is
-             +- what learner code starts     answered from a fork, killed with everything it started
+    |                                     runs every check, publishes (grader.publish); as root it
+    |                                     first re-execs itself (the same process) with its arguments
+    |                                     moved into the environment
+    +- learner process (grader.sandbox)   limits set first; holds Python, NumPy and the learner's
+       +- one fork per call               cells; runs no grader code but the probes it is sent;
+          +- what learner code starts     each call answered from a fork, killed with all it started
 
     check() in a notebook                 kernel -> `python -m grader --one-notebook` -> as above
 
@@ -35,8 +36,9 @@ call, and learner code runs only at the bottom, under the limits, never in a gra
     +- worker 1..N (grader.batch --worker)   each learner's results as they come, the summary last;
        |                                     stages one upload at a time (grader.uploads) and
        |                                     grades it with grade() here
-       +- zygote (a warm template)        forks each submission's learner process
-          +- learner process -> forks -> what learner code starts   (as above)
+       +- learner process, one per submission at a time -> forks -> what learner code starts
+                                          (as above; the worker may keep a warm template
+                                          process that starts them faster)
 
     Gradescope's run_autograder           python -m grader.gradescope: stages the upload
                                           (grader.uploads), then as for one PATH

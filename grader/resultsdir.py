@@ -30,6 +30,9 @@ OWNER = ".owner"
 FORMAT = 1
 # settings that must agree between a run and the one it resumes, or between shards
 SAME = ("seed", "timeout", "submission_timeout", "memory", "only", "visibility")
+# record kinds that are the grader's failures, not the learner's: re-graded by --resume, and a
+# batch holding any exits 4 (add the kind the sandbox gives a learner process killed from outside)
+GRADER_KINDS = {"grader_error"}
 
 
 # ---------------------------------------------------------------- who made a folder
@@ -134,7 +137,7 @@ def load_answers(folder):
 
 def grader_failed(answer):
     """The grader (not the learner) failed on this submission: it must be graded again."""
-    return bool(answer.get("error")) or any(r.get("kind") == "grader_error" for r in answer.get("records", []))
+    return bool(answer.get("error")) or any(r.get("kind") in GRADER_KINDS for r in answer.get("records", []))
 
 
 def write_summary(folder, entries, answers, settings, seconds):

@@ -12,15 +12,15 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-def _terminate(signum, frame):
-    raise Terminated(signum)
+def _stop(signum, frame):
+    ignore()   # the first signal stops grading; a second one must not stop the clean-up
+    raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
 
 
 def catch():
-    """From now on, Ctrl-C, SIGTERM and SIGHUP stop grading with KeyboardInterrupt."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _terminate)
+    """From now on, Ctrl-C, SIGTERM and SIGHUP stop grading with KeyboardInterrupt, once."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
 
 
 def ignore():

@@ -120,10 +120,20 @@ def test_a_device_given_as_output_stays_a_device(tmp_path):
 
 
 def test_json_to_dev_stdout_prints_the_results_before_the_table(tmp_path):
-    proc = grader(ROOT / "solutions" / f"{STEM}.ipynb", "--only", "bernoulli_mask", "--json", "/dev/stdout")
-    assert proc.returncode == 0, proc.stderr
+    """And a full device (our own node like /dev/full, as root) loses nothing but that file:
+    the table still shows the scores, and the one line says what could not be written."""
+    full = []
+    if os.geteuid() == 0:
+        os.mknod(tmp_path / "full", stat.S_IFCHR | 0o666, os.makedev(1, 7))
+        full = ["--junitxml", tmp_path / "full"]
+    proc = grader(ROOT / "solutions" / f"{STEM}.ipynb", "--only", "bernoulli_mask", "--json", "/dev/stdout", *full)
     data, end = json.JSONDecoder().raw_decode(proc.stdout)
     assert data["score"] == 13 and "total: 13/13" in proc.stdout[end:]
+    if full:
+        one_line(proc, 3, "could not write")
+        assert "No space left on device" in proc.stderr and stat.S_ISCHR(os.lstat(tmp_path / "full").st_mode)
+    else:
+        assert proc.returncode == 0, proc.stderr
 
 
 # ---------------------------------------------------------------- options
