@@ -315,8 +315,8 @@ def test_a_submission_removed_or_added_mid_batch_is_named(tmp_path):
 
 
 # ---------------------------------------------------------------- interruptions
-def _start(subs, out, tmp, **kw):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)}
+def _start(subs, out, tmp, extra=None, **kw):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), **(extra or {})}
     return subprocess.Popen([sys.executable, "-m", "grader", str(subs), "--out", str(out), "--only", "01",
                              "--jobs", "2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
@@ -348,21 +348,22 @@ def slow_class(tmp_path_factory):
     return make_class(tmp_path_factory.mktemp("slow"), slow=True)
 
 
-@pytest.mark.parametrize("how", ["SIGINT twice, inherited as ignored", "SIGTERM"])
+@pytest.mark.parametrize("how", ["SIGINT twice, inherited as ignored", "SIGTERM", "SIGTERM, not as root"])
 def test_an_interrupted_batch_leaves_nothing(tmp_path, slow_class, how):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if "ignored" in how else None
-    proc = _start(slow_class, tmp_path / "o", tmp, preexec_fn=ignore)
+    proc = _start(slow_class, tmp_path / "o", tmp, {"GRADER_KEEP_ROOT": "1"} if "not" in how else None,
+                  preexec_fn=ignore)
     _grading(tmp)
-    if how == "SIGTERM":
+    if how.startswith("SIGTERM"):
         proc.send_signal(signal.SIGTERM)
     else:
         proc.send_signal(signal.SIGINT)
         time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == (143 if how == "SIGTERM" else 130), err
+    assert proc.returncode == (143 if how.startswith("SIGTERM") else 130), err
     assert err.strip().splitlines() == ["grader: interrupted; nothing was written"]
     assert list(tmp.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]
     assert _processes_with(str(tmp)) == []
