@@ -32,10 +32,10 @@ call, and learner code runs only at the bottom, under the limits, never in a gra
 
     check() in a notebook                 kernel -> `python -m grader --one-notebook` -> as above
 
-    python -m grader SUBMISSIONS --out R  the batch parent (grader.batch): finds the uploads, writes
-    +- worker 1..N (grader.batch --worker)   each learner's results as they come, the summary last;
-       |                                     stages one upload at a time (grader.uploads) and
-       |                                     grades it with grade() here
+    python -m grader SUBMISSIONS --out R  the batch parent (grader.batch): finds the uploads,
+    |                                     writes each learner's results as they come, the summary last
+    +- worker 1..N (grader.workers)       stages one upload at a time (grader.uploads) and grades
+       |                                  it with grade() here
        +- learner process, one per submission at a time -> forks -> what learner code starts
                                           (as above; the worker may keep a warm template
                                           process that starts them faster)

@@ -184,7 +184,7 @@ def test_a_batch_is_refused_when_the_reference_solutions_lose_points(tmp_path, u
 # ---------------------------------------------------------------- the grader's own faults
 FAULT = """
 import os, sys
-if "grader.batch" in sys.orig_argv:
+if "grader.workers" in sys.orig_argv:
     from grader import uploads
     _stage = uploads.stage
     def stage(src, folder, stems):
