@@ -20,6 +20,7 @@ import ctypes
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -45,17 +46,21 @@ def _start_time(pid):
 
 
 def claim(folder):
-    """Mark folder as this process's."""
+    """Mark folder as this process's (on this machine: another may share the folder)."""
     pid = os.getpid()
-    (Path(folder) / OWNER).write_text(f"{pid} {_start_time(pid)}\n")
+    (Path(folder) / OWNER).write_text(f"{pid} {socket.gethostname()} {_start_time(pid)}\n")
 
 
 def owner_alive(folder):
+    """Is the process that made folder still running?  True when it cannot be known (a folder
+    made on another machine, or with an owner file this version did not write)."""
     try:
-        pid, start = ((Path(folder) / OWNER).read_text().split() + [""])[:2]
+        pid, host, start = ((Path(folder) / OWNER).read_text().split() + ["", ""])[:3]
         pid = int(pid)
     except (OSError, ValueError):
-        return False
+        return True
+    if host != socket.gethostname():
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
