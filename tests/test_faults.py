@@ -225,6 +225,7 @@ def test_a_learner_the_grader_fails_on_has_no_score_and_resume_grades_only_them(
     got = {r["learner"]: r for r in rows(out)}
     assert got["bob"]["score"] == "" and got["bob"]["01 bernoulli_mask"] == ""
     assert "not your code" in got["bob"]["problems"]
+    assert "score" not in json.loads((out / "learners" / "bob" / "results.json").read_text())
     assert got["ann"] == rows(one)[0]
     command = proc.stderr.split("grade them again with: ")[1].split()
     assert command[:3] == ["python", "-m", "grader"]

@@ -104,6 +104,8 @@ def learner_results(answer, visibility=None):
     else:
         why = answer.get("fatal") or answer.get("error") or "nothing was graded"
         data = {"score": 0, "tests": [], "output": f"Your submission could not be graded: {why}"}
+        if answer.get("error"):   # the grader's failure: no score at all, never a 0
+            del data["score"]
     notes = answer.get("notes") or []
     if notes:
         data["output"] = data.get("output", "") + "\n\nAbout your upload:\n" + "\n".join(f"- {n}" for n in notes)
