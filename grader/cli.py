@@ -13,7 +13,17 @@ import sys
 import time
 
 from grader import batch, engine, nbfile, output, signals, uploads
-from grader.config import BATCH_SUBMISSION_TIMEOUT, DEFAULT, GRADER_DIR, BadSetting, CourseNotFound, validate
+from grader.config import (
+    BATCH_SUBMISSION_TIMEOUT,
+    DEFAULT,
+    GRADER_DIR,
+    MIN_MEMORY,
+    MIN_SUBMISSION_TIMEOUT,
+    MIN_TIMEOUT,
+    BadSetting,
+    CourseNotFound,
+    validate,
+)
 from grader.publish import report
 from grader.sandbox.host import sandbox_available
 
@@ -39,12 +49,14 @@ def parser():
                    "a notebook (01, or 01_bernoulli_mask); or several, separated by commas")
     p.add_argument("--seed", type=int, default=None, help=f"seed for the grading draws (default {D.seed})")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
-                   help=f"wall-clock limit per call into learner code (default {D.timeout:g})")
+                   help=f"wall-clock limit per call into learner code (default {D.timeout:g}; "
+                   f"at least {MIN_TIMEOUT:g})")
     p.add_argument("--submission-timeout", type=float, default=None, metavar="S",
-                   help="wall-clock limit for all of one submission's calls (default: none for one "
+                   help=f"wall-clock limit for all of one submission's calls, 0 or at least "
+                   f"{MIN_SUBMISSION_TIMEOUT:g} (default: none for one "
                    f"learner, {BATCH_SUBMISSION_TIMEOUT:g} with --out)")
     p.add_argument("--memory", type=int, default=None, metavar="MIB",
-                   help=f"address space per learner process (default {D.memory})")
+                   help=f"address space per learner process (default {D.memory}; at least {MIN_MEMORY})")
     p.add_argument("--course", metavar="DIR", default=None,
                    help="the course folder (holding solutions/ and data/); default: $DROPOUT_COURSE, "
                    "the checkout the grader is in, or the copy installed with it")
