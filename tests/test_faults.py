@@ -235,18 +235,38 @@ def test_a_learner_the_grader_fails_on_has_no_score_and_resume_grades_only_them(
     assert rows(out) == rows(one)
 
 
+def _small_disk(where, inodes):
+    """A tmpfs at `where` holding at most `inodes` files and folders (its root included), or
+    None where mounting is not allowed."""
+    where.mkdir()
+    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=4m,nr_inodes={inodes}", "tmpfs", str(where)],
+                        capture_output=True).returncode == 0
+    return where if ok else None
+
+
 def test_a_full_disk_at_the_end_keeps_every_result_and_merge_finishes(tmp_path, undisturbed, fault):
+    """On a tmpfs with room for every learner's files but not for the summary (where it can be
+    mounted; else the summary's write fails with ENOSPC injected)."""
     subs, one = undisturbed
-    out = tmp_path / "o"
-    proc = grader(subs, "--out", out, "--only", "01", "--jobs", "2", "--seed", "3", env=fault("disk"))
-    one_line(proc, 3, "No space left on device")
-    assert "every learner's results (3) are kept in" in proc.stderr
-    finish = proc.stderr.split("with: ")[1].split()
-    assert finish[:3] == ["python", "-m", "grader.merge"] and not out.exists()
-    done = grader(*finish[3:], module="grader.merge")
-    assert done.returncode == 0, done.stderr
-    assert rows(out) == rows(one)
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    kept = sum(len(d) + len(f) for _, d, f in os.walk(one)) - 2     # all but summary.csv, summary.json
+    disk = _small_disk(tmp_path / "disk", kept + 3)   # + its root, the partial folder, its owner file
+    try:
+        out = (disk or tmp_path) / "o"
+        proc = grader(subs, "--out", out, "--only", "01", "--jobs", "2", "--seed", "3",
+                      env=None if disk else fault("disk"))
+        one_line(proc, 3, "No space left on device")
+        assert "every learner's results (3) are kept in" in proc.stderr
+        finish = proc.stderr.split("with: ")[1].split()
+        assert finish[:3] == ["python", "-m", "grader.merge"] and not out.exists()
+        if disk:   # room again
+            subprocess.run(["mount", "-o", "remount,nr_inodes=1000", str(disk)], check=True)
+        done = grader(*finish[3:], module="grader.merge")
+        assert done.returncode == 0, done.stderr
+        assert rows(out) == rows(one)
+        assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []
+    finally:
+        if disk:
+            subprocess.run(["umount", str(disk)], check=True)
 
 
 # ---------------------------------------------------------------- shards
