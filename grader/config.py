@@ -11,6 +11,7 @@ never from the current directory:
   3. the checkout the grader package sits in (grader/../solutions exists)
   4. the copy installed with the package (grader/course/, see pyproject.toml)
 """
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -72,6 +73,42 @@ class Config:
 
     def workers(self):
         return max(1, int(self.jobs or os.cpu_count() or 1))
+
+
+# The smallest limits a correct submission can be graded under, with room to spare.  Measured
+# by grading solutions/ (135 points) on a loaded 2-core machine: --memory 128 loses 5 points,
+# 160 gets them all; --timeout 0.25 loses 10, 0.5 gets them all; all seven notebooks take
+# 6.6 s, notebook 01 alone 1.5 s.  Lower values are refused (python -m grader says so and exits 2);
+# before a class is graded, the reference solutions are graded once under the limits chosen,
+# which catches what these floors cannot (a --submission-timeout too short for seven notebooks).
+MIN_MEMORY = 256            # MiB
+MIN_TIMEOUT = 1.0           # s, per call into learner code
+MIN_SUBMISSION_TIMEOUT = 5.0   # s, all of one submission's calls (0: no limit)
+
+
+class BadSetting(ValueError):
+    """A setting no grading can use; the message is one line naming the option."""
+
+
+def validate(config):
+    """BadSetting unless every limit of config lets a correct submission pass."""
+    if config.seed < 0:
+        raise BadSetting(f"--seed must be 0 or more (got {config.seed})")
+    if not config.memory >= MIN_MEMORY:
+        raise BadSetting(f"--memory must be at least {MIN_MEMORY} MiB: a correct submission "
+                         f"needs about 160 (got {config.memory})")
+    if not config.timeout >= MIN_TIMEOUT:
+        raise BadSetting(f"--timeout must be at least {MIN_TIMEOUT:g} s: a correct submission's "
+                         f"slowest call needs about 0.5 (got {config.timeout:g})")
+    if config.submission_timeout != 0 and not config.submission_timeout >= MIN_SUBMISSION_TIMEOUT:
+        raise BadSetting(f"--submission-timeout must be at least {MIN_SUBMISSION_TIMEOUT:g} s, or 0 "
+                         f"for no limit (got {config.submission_timeout:g})")
+    if config.jobs < 0 or config.jobs != int(config.jobs):
+        raise BadSetting(f"--jobs must be at least 1 (got {config.jobs})")
+    for name in ("timeout", "submission_timeout"):
+        if not math.isfinite(getattr(config, name)):
+            raise BadSetting(f"--{name.replace('_', '-')} must be a number of seconds")
+    return config
 
 
 BATCH_SUBMISSION_TIMEOUT = 120.0     # --out: one submission's budget unless given

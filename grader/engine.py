@@ -21,10 +21,35 @@ work may ask for config.unsandboxed (check(), grader.grade()): learner code then
 limits, and every report says so (UNSANDBOXED).  Batches, Gradescope and the command line
 refuse to grade without the sandbox.
 
+The processes, in one picture (each line started by the one above it; nothing outlives its parent's
+call, and learner code runs only at the bottom, under the limits, never in a grader process):
+
+    python -m grader PATH                 the grader: reads each notebook once (grader.submission),
+    |                                     runs every check, publishes (grader.publish); as root it
+    |                                     first re-execs itself (the same process) with its arguments
+    |                                     moved into the environment
+    +- learner process (grader.sandbox)   limits set first; holds Python, NumPy and the learner's
+       +- one fork per call               cells; runs no grader code but the probes it is sent;
+          +- what learner code starts     each call answered from a fork, killed with all it started
+
+    check() in a notebook                 kernel -> `python -m grader --one-notebook` -> as above
+
+    python -m grader SUBMISSIONS --out R  the batch parent (grader.batch): finds the uploads,
+    |                                     writes each learner's results as they come, the summary last
+    +- worker 1..N (grader.workers)       stages one upload at a time (grader.uploads) and grades
+       |                                  it with grade() here
+       +- learner process, one per submission at a time -> forks -> what learner code starts
+                                          (as above; the worker may keep a warm template
+                                          process that starts them faster)
+
+    Gradescope's run_autograder           python -m grader.gradescope: stages the upload
+                                          (grader.uploads), then as for one PATH
+
 A record is a dict: notebook, exercise, name (the check's first docstring paragraph),
 check (its function name), number, max_score, score, status (passed/failed), kind (None,
 failed, or a LearnerError kind, or grader_error), message; visibility when set.
 """
+import ast
 import importlib
 import inspect
 import re
@@ -222,7 +247,6 @@ def reference_function(course, stem, name):
 
 def reference_source(course, stem, names):
     """Source of the instructor's definitions of `names` plus the imports they use."""
-    import ast
     path = Path(course) / "solutions" / f"{stem}.ipynb"
     found, imports = {}, [("np", "import numpy as np")]
     for src in nbfile.code_cells(path):
@@ -344,7 +368,10 @@ class Run:
         if stem in self.sub.unreadable:
             return f"notebook {stem}.ipynb could not be read: {self.sub.unreadable[stem]}"
         where = self.label or self.sub.folder
-        return f"notebook {stem}.ipynb was not found" + (f" in {where}" if where else "")
+        msg = f"notebook {stem}.ipynb was not found" + (f" in {where}" if where else "")
+        if stem in self.sub.near:
+            msg += f" (found {self.sub.near[stem]}: name it {stem}.ipynb)"
+        return msg
 
     def budget(self, timeout, uses):
         """The call's time limit within what is left of the submission's."""
@@ -402,9 +429,10 @@ def grade(sub, config=DEFAULT, label=None, uid=None, server=None, info=None):
     return records
 
 
-def load(paths, config=DEFAULT, one_notebook=False, unreadable=None):
-    """The Submission for notebooks / folders of notebooks (BadInput if unusable)."""
-    return submission.load(paths, course_stems(), one_notebook, unreadable)
+def load(paths, config=DEFAULT, one_notebook=False):
+    """The Submission for notebooks / folders of notebooks, each read once (BadInput if
+    unusable).  Uploads (batches, Gradescope) are staged by grader.uploads instead."""
+    return submission.load(paths, course_stems(), one_notebook)
 
 
 def check_only(only):

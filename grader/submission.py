@@ -1,4 +1,7 @@
-"""Which notebooks a grading run reads, as cell sources (grader.engine.load builds one)."""
+"""Which notebooks a grading run reads, as cell sources: the one place a learner's own
+notebooks (python -m grader PATH..., check(), grader.grade()) are found, validated and read,
+each once.  Class uploads and Gradescope's go through grader.uploads, which stages them and
+reads each with read_cells here."""
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +17,7 @@ class Submission:
     expected: set = field(default_factory=set)      # stems graded (missing ones score 0)
     folder: Path = None
     unreadable: dict = field(default_factory=dict)  # stem -> why it could not be read
+    near: dict = field(default_factory=dict)        # stem -> name of a file that may be it (missing)
 
 
 def selected(only, stem, exercise):
@@ -39,29 +43,52 @@ def read_cells(path):
                               "or too large)") from None
 
 
-def load(paths, stems, one_notebook=False, unreadable=None):
-    """Resolve notebooks and folders of notebooks to a Submission (BadInput if unusable)."""
-    sub = Submission(unreadable=dict(unreadable or {}))
+def _example(stems):
+    return f"{next(iter(stems.values()))}.ipynb"
+
+
+def load(paths, stems, one_notebook=False):
+    """Notebooks and folders of notebooks -> a Submission, every notebook read once.  Every
+    path is checked before anything is graded; BadInput names the first problem."""
+    sub = Submission()
     for p in map(Path, paths):
+        if not p.exists():
+            raise nbfile.BadInput(f"no such file or folder: {p}")
         if p.is_dir():
+            nbs = sorted(p.glob("*.ipynb"))
+            if not nbs:
+                raise nbfile.BadInput(f"no notebooks (.ipynb) in folder {p}")
+            found = nbfile.course_notebooks(p, stems)
+            if not found:
+                raise nbfile.BadInput(f"no course notebooks in {p} (expected names like {_example(stems)})")
             sub.expected |= set(stems.values())
             sub.folder = p
-            for stem, f in nbfile.course_notebooks(p, stems).items():
-                sub.paths.setdefault(stem, f)
-        elif one_notebook:
-            sub.expected |= set(stems.values())
-            for stem in stems.values():
-                sub.paths[stem] = p
+            for stem, f in found.items():
+                _add(sub, stem, f)
         else:
+            if p.suffix != ".ipynb":
+                raise nbfile.BadInput(f"{p} is not a notebook (.ipynb)")
+            if one_notebook:   # check(): one notebook holding any exercise
+                cells = read_cells(p)
+                sub.expected |= set(stems.values())
+                for stem in stems.values():
+                    sub.paths[stem], sub.notebooks[stem] = p, cells
+                continue
             stem = nbfile.stem_for(p, stems)
             if stem is None:
-                raise nbfile.BadInput(f"{p.name} is not a course notebook")
-            sub.paths[stem] = p
+                read_cells(p)   # an unreadable file is reported as such first
+                raise nbfile.BadInput(f"{p.name} is not a course notebook (expected a name starting "
+                                      f"with a number, like {_example(stems)})")
+            _add(sub, stem, p)
             sub.expected.add(stem)
-    sub.expected |= set(sub.unreadable)
-    cache = {}
-    for stem, p in sub.paths.items():
-        if p not in cache:
-            cache[p] = read_cells(p)
-        sub.notebooks[stem] = cache[p]
     return sub
+
+
+def _add(sub, stem, path):
+    if stem in sub.paths:
+        if sub.paths[stem] != path:
+            raise nbfile.BadInput(f"{stem} is given twice: {sub.paths[stem]} and {path} "
+                                  "(grade one at a time)")
+        return
+    sub.notebooks[stem] = read_cells(path)
+    sub.paths[stem] = path

@@ -2,9 +2,21 @@
 grader.grade() agree on them, and the sandbox's limits come from the same place."""
 from dataclasses import asdict
 
-from grader import cli
-from grader.config import BATCH_SUBMISSION_TIMEOUT, DEFAULT, GRADESCOPE, Config, course_root
-from grader.publish import gradescope
+import pytest
+
+from grader import cli, gradescope
+from grader.config import (
+    BATCH_SUBMISSION_TIMEOUT,
+    DEFAULT,
+    GRADESCOPE,
+    MIN_MEMORY,
+    MIN_SUBMISSION_TIMEOUT,
+    MIN_TIMEOUT,
+    BadSetting,
+    Config,
+    course_root,
+    validate,
+)
 from grader.sandbox.host import Limits
 
 
@@ -62,3 +74,15 @@ def test_the_gradescope_packager_defaults_are_the_configs():
     assert actions["seed"] == DEFAULT.seed
     for key in ("timeout", "submission_timeout", "memory", "jobs"):
         assert actions[key] == GRADESCOPE[key], key
+
+
+def test_every_default_passes_the_checks_every_option_gets():
+    """The defaults, Gradescope's and a batch's pass validate(); the minimums are refused just
+    below (measured: the reference solutions need about 160 MiB and 0.5 s)."""
+    for cfg in (DEFAULT, DEFAULT.with_(**GRADESCOPE), DEFAULT.with_(submission_timeout=BATCH_SUBMISSION_TIMEOUT)):
+        assert validate(cfg) is cfg
+    assert validate(DEFAULT.with_(memory=MIN_MEMORY, timeout=MIN_TIMEOUT, submission_timeout=MIN_SUBMISSION_TIMEOUT))
+    for bad in (dict(memory=MIN_MEMORY - 1), dict(timeout=MIN_TIMEOUT / 2), dict(seed=-1),
+                dict(submission_timeout=MIN_SUBMISSION_TIMEOUT / 2), dict(timeout=float("inf"))):
+        with pytest.raises(BadSetting):
+            validate(DEFAULT.with_(**bad))

@@ -55,7 +55,7 @@ def run_autograder(zip_path, tmp_path, fill):
 def test_zip_holds_the_autograder_and_refuses_to_overwrite(autograder, tmp_path):
     names = zipfile.ZipFile(autograder).namelist()
     for must in ("setup.sh", "run_autograder", "gradescope.json", "requirements.txt",
-                 "grader/cli.py", "grader/publish/gradescope.py", f"grader/checks/test_{STEM}.py",
+                 "grader/cli.py", "grader/gradescope.py", f"grader/checks/test_{STEM}.py",
                  f"solutions/{STEM}.ipynb"):
         assert must in names, must
     info = zipfile.ZipFile(autograder).getinfo("run_autograder")

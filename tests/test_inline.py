@@ -70,7 +70,7 @@ def test_without_a_sandbox_the_command_line_batch_and_gradescope_refuse(monkeypa
     (ag / "submission").mkdir(parents=True)
     (ag / "results").mkdir()
     (ag / "submission" / nb.name).write_bytes(nb.read_bytes())
-    subprocess.run([sys.executable, "-m", "grader.publish.gradescope", "--root", str(ag)], env=env,
+    subprocess.run([sys.executable, "-m", "grader.gradescope", "--root", str(ag)], env=env,
                    cwd=tmp_path, capture_output=True, timeout=120)
     data = json.loads((ag / "results" / "results.json").read_text())
     assert data["score"] == 0 and "cannot sandbox" in data["output"]

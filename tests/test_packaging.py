@@ -126,7 +126,7 @@ def test_the_wheel_carries_the_grader_and_the_course(wheel):
     for must in ("grader/course/data/load.py", "grader/course/data/__init__.py", "grader/course/data/moons.npz",
                  "grader/course/data/digits.npz", "grader/cli.py", "grader/engine.py", "grader/config.py",
                  "grader/checks/test_01_bernoulli_mask.py", "grader/sandbox/learner.py",
-                 "grader/publish/gradescope.py",
+                 "grader/gradescope.py",
                  "grader/templates/gradescope/run_autograder", "grader/templates/github-actions/grade.yml"):
         assert must in names, must
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]

@@ -32,7 +32,9 @@ def problems(answer):
         msg = msg if len(msg) <= 140 else msg[:139] + "…"
         limits.append(f"{g['notebook'][:2]} {g['exercise']}: {PROBLEM_KINDS[first['kind']]} ({msg})")
     if missing:
-        out.append("missing: " + ", ".join(f"{m}.ipynb" for m in missing))
+        near = answer.get("near") or {}
+        out.append("missing: " + ", ".join(f"{m}.ipynb" + (f" (found {near[m]})" if m in near else "")
+                                           for m in missing))
     return out + limits
 
 
@@ -49,7 +51,7 @@ def _exercise_columns(answers):
 
 
 def _fmt(x):
-    return f"{x:g}"
+    return "" if x is None else f"{x:g}"
 
 
 def summarize(entries, answers, settings, seconds):
@@ -61,7 +63,10 @@ def summarize(entries, answers, settings, seconds):
         pts = {k: 0.0 for k in cols}
         for g in report.exercises(a.get("records", [])):
             pts[f"{g['notebook'][:2]} {g['exercise']}"] = g["score"]
-        rows.append({"learner": ident, "submission": str(src), "score": round(sum(pts.values()), 6),
+        if a.get("error"):   # the grader failed: a status, never a score of 0
+            pts = {k: None for k in cols}
+        rows.append({"learner": ident, "submission": str(src),
+                     "score": None if a.get("error") else round(sum(pts.values()), 6),
                      "max_score": top, "exercises": pts, "problems": problems(a),
                      "notes": a.get("notes", []), "seconds": a.get("seconds"),
                      "results": f"learners/{ident}/results.json"})
@@ -86,7 +91,7 @@ def summary_csv(summary):
     w.writerow(["learner", "score", "max_score", *cols, "problems", "submission", "seconds"])
     for r in summary["learners"]:
         w.writerow([csv_cell(r["learner"]), _fmt(r["score"]), _fmt(r["max_score"]),
-                    *[_fmt(r["exercises"][c]) for c in cols], csv_cell("; ".join(r["problems"])),
+                    *[_fmt(r["exercises"][c]) for c in cols], csv_cell("; ".join(r["problems"] + r["notes"])),
                     csv_cell(r["submission"]), r["seconds"] if r["seconds"] is not None else ""])
     return buf.getvalue()
 
@@ -99,6 +104,8 @@ def learner_results(answer, visibility=None):
     else:
         why = answer.get("fatal") or answer.get("error") or "nothing was graded"
         data = {"score": 0, "tests": [], "output": f"Your submission could not be graded: {why}"}
+        if answer.get("error"):   # the grader's failure: no score at all, never a 0
+            del data["score"]
     notes = answer.get("notes") or []
     if notes:
         data["output"] = data.get("output", "") + "\n\nAbout your upload:\n" + "\n".join(f"- {n}" for n in notes)
@@ -108,7 +115,7 @@ def learner_results(answer, visibility=None):
 def overview(summary, out):
     rows = summary["learners"]
     top = summary["max_score"]
-    scores = [r["score"] for r in rows]
+    scores = [r["score"] for r in rows if r["score"] is not None]
     lines = [f"results: {out}/summary.csv, {out}/summary.json, {out}/learners/<name>/results.json"]
     if scores:
         mean = sum(scores) / len(scores)

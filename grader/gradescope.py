@@ -1,6 +1,6 @@
 """The Gradescope side: run by run_autograder for each submission.
 
-    python -m grader.publish.gradescope [--root /autograder]
+    python -m grader.gradescope [--root /autograder]
 
 Finds the learner's course notebooks anywhere in /autograder/submission (or in a .zip file
 there), grades them with the settings in gradescope.json (next to the grader package, written
@@ -18,8 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader.config import DEFAULT, GRADER_DIR, GRADESCOPE
+from grader import engine, output, uploads
+from grader.config import DEFAULT, GRADER_DIR, GRADESCOPE, BadSetting, validate
 from grader.publish import report
+from grader.sandbox.host import sandbox_available
 
 CONFIG = GRADER_DIR.parent / "gradescope.json"   # next to grader/ in the autograder zip
 DEFAULTS = {"seed": DEFAULT.seed, **GRADESCOPE, "visibility": None, "stdout_visibility": "hidden",
@@ -44,17 +46,6 @@ def lock_down(root):
             pass
 
 
-def find_notebooks(submission, folder, stems):
-    from grader import batch
-    staged = batch.stage(submission, folder, stems)
-    if staged.fatal:
-        for z in sorted(Path(submission).glob("*.zip")):
-            again = batch.stage(z, folder, stems)
-            if not again.fatal:
-                return again
-    return staged
-
-
 def apply_visibility(records, cfg):
     per = cfg.get("exercise_visibility") or {}
     for r in records:
@@ -71,8 +62,6 @@ def failure(why):
 
 
 def grade(root, cfg):
-    from grader import engine
-    from grader.sandbox.host import sandbox_available
     if not sandbox_available():
         return failure("the autograder cannot sandbox learner code on this machine (no fork or "
                        "resource limits), so it refuses to grade; please tell your instructor"), None
@@ -82,7 +71,7 @@ def grade(root, cfg):
     try:
         folder = work / "submission"
         folder.mkdir()
-        staged = find_notebooks(root / "submission", folder, stems)
+        staged = uploads.stage_upload(root / "submission", folder, stems)
         if staged.fatal:
             return failure(staged.fatal + " — upload your notebooks (e.g. 01_bernoulli_mask.ipynb), "
                            "or a .zip file of them"), None
@@ -91,8 +80,12 @@ def grade(root, cfg):
                                jobs=cfg.get("jobs") or 1,
                                hide=tuple(str(root / x) for x in ("results", "submission",
                                                                  "submission_metadata.json")))
-        sub = engine.load([str(folder)], config, unreadable=staged.unreadable)
-        records = engine.grade(sub, config, label="your submission")
+        try:
+            validate(config)
+        except BadSetting as e:
+            return failure(f"the autograder's settings (gradescope.json) are unusable: {e}; please "
+                           "tell your instructor"), None
+        records = engine.grade(staged.submission(stems), config, label="your submission")
         data = report.gradescope(apply_visibility(records, cfg), time.monotonic() - t0)
         if staged.notes:
             data["output"] += "\n\nAbout your upload:\n" + "\n".join(f"- {n}" for n in staged.notes)
@@ -102,7 +95,7 @@ def grade(root, cfg):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m grader.publish.gradescope")
+    p = argparse.ArgumentParser(prog="python -m grader.gradescope")
     p.add_argument("--root", default="/autograder", help="Gradescope's folder (default /autograder)")
     a = p.parse_args(argv)
     root = Path(a.root)
@@ -119,7 +112,7 @@ def main(argv=None):
     if cfg.get("stdout_visibility"):
         data["stdout_visibility"] = cfg["stdout_visibility"]
     out.parent.mkdir(parents=True, exist_ok=True)
-    report.write_json_atomic(out, data)
+    output.write_json(out, data)
     print(report.table(records) if records else data["output"])
     print(f"wrote {out}")
     return 0
