@@ -62,6 +62,8 @@ def test_requirements_files_agree_with_pyproject():
         k: v for k, v in learner.items() if k not in requirements(REQ / "grader.txt")}
     assert "-r requirements/learner.txt" in (ROOT / "requirements.txt").read_text(), \
         "the README's `pip install -r requirements.txt` is the learner's set-up"
+    # ... and a newcomer's `python -m pytest` passes after it: nbval and everything the tests use
+    assert set(requirements(REQ / "test.txt")) <= set(requirements(ROOT / "requirements.txt"))
     dev = requirements(REQ / "dev.txt")
     assert set(learner) | set(requirements(REQ / "test.txt")) <= set(dev)
 
