@@ -625,6 +625,7 @@ def main(a, config):
         if a.jobs is not None and a.jobs < 1:
             raise nbfile.BadInput("--jobs must be at least 1")
         entries = discover([os.path.abspath(p) for p in a.paths], stems)
+        roster = classlist.read_roster(getattr(a, "roster", None))
         out = check_out(os.path.abspath(a.out), a.replace)
     except nbfile.BadInput as e:
         print(f"grader: {report.clean(e)}", file=sys.stderr)
@@ -651,7 +652,7 @@ def main(a, config):
     try:
         answers = run_batch(entries, jobs, settings, progress, hide=hide)
         progress.finish()
-        summary = classlist.summarize(entries, answers, settings, time.monotonic() - t0)
+        summary = classlist.summarize(entries, answers, settings, time.monotonic() - t0, roster)
         # every learner process is gone: now, and only now, the results are written
         for ident, _ in entries:
             data = classlist.learner_results(answers.get(ident, {"error": "not graded"}), a.visibility)
@@ -659,7 +660,8 @@ def main(a, config):
             dest.parent.mkdir(parents=True, exist_ok=True)
             report.write_json_atomic(dest, data)
         report.write_json_atomic(partial / "summary.json", summary)
-        _write(partial / "summary.csv", classlist.summary_csv(summary))
+        for name, text in classlist.csv_files(summary).items():
+            _write(partial / name, text)
         _open_up(partial)
         if os.path.lexists(out) and a.replace:
             aside = out.with_name(f"{out.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -55,6 +55,9 @@ def parser():
                    "must not exist yet")
     g.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="submissions graded in parallel (default: the number of CPUs)")
+    g.add_argument("--roster", metavar="FILE", default=None, help="a CSV naming each submission's "
+                   "student id and/or e-mail (columns submission, student_id, email): joined into "
+                   "summary.csv and gradebook.csv; people without a submission get a row too")
     g.add_argument("--replace", action="store_true",
                    help="if DIR exists, move it aside to DIR.previous-<time> (nothing is deleted)")
     p.add_argument("-v", "--verbose", action="store_true", help="show every check and its message")
