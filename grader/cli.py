@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from grader import nbfile
+from grader import __version__, nbfile
 from grader.config import GRADER_DIR
 from grader.publish import report
 
@@ -61,6 +61,7 @@ def parser():
     g.add_argument("--replace", action="store_true",
                    help="if DIR exists, move it aside to DIR.previous-<time> (nothing is deleted)")
     p.add_argument("-v", "--verbose", action="store_true", help="show every check and its message")
+    p.add_argument("--version", action="version", version=f"dropout-from-scratch {__version__}")
     p.add_argument("--one-notebook", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--self-study", action="store_true", help=argparse.SUPPRESS)   # check(), grade()
     return p

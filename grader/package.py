@@ -84,6 +84,8 @@ def parser():
     r = sub.add_parser("release", help="the student release: notebooks, data and a grader without "
                        "solutions, as a folder, a zip and a wheel")
     r.add_argument("out", metavar="OUT", help="a folder that does not exist yet")
+    sub.add_parser("links", help="regenerate README's Colab/Binder links and binder/ from pyproject.toml's "
+                   "[tool.dropout-course] repository")
     return p
 
 
@@ -184,6 +186,11 @@ def build_gradescope(a):
 def main(argv=None):
     try:
         a = parser().parse_args(argv)
+        if a.platform == "links":
+            from grader.config import course_root
+            changed = write_links(course_root())
+            print(f"updated {', '.join(changed)}" if changed else "the links were up to date")
+            return 0
         if a.platform == "release":
             made = build_release(a.out)
             print(f"wrote the student release in {a.out}:\n" + "\n".join(f"  {m}" for m in made))
@@ -258,7 +265,8 @@ def release_files(root):
     return sorted(out)
 
 
-def release_readme(version):
+def release_readme(version, root):
+    links = links_block(root).split("\n", 1)[1].rsplit("\n", 1)[0]   # without the markers
     return f"""# Dropout, from scratch — the course (version {version})
 
 NumPy notebooks that teach dropout, with a grader that checks your work as you go.
@@ -278,11 +286,37 @@ when your work is graded. Your grade comes from the instructor's grader, which m
 random inputs than this copy: code that is right passes both.
 
 Without this folder (a notebook on its own, Colab): `pip install` the wheel
-`dropout_from_scratch-{version}-py3-none-any.whl` that comes with this release; it holds this
-grader and the data sets.
+`dropout_from_scratch-{version}-py3-none-any.whl` that comes with this release (or this folder:
+`pip install .`, or `git+` the repository it is published in); it holds this grader and the
+data sets. Binder reads `binder/requirements.txt`.
+
+## One click
+
+{links}
 
 Licences: see LICENSE (code: MIT; notebook text and figures: CC BY 4.0; the digits data: CC BY 4.0).
 """
+
+
+def release_pyproject(root, version):
+    """pyproject.toml of the release folder: `pip install .` (or git+URL of a repository holding
+    the release) installs its grader with the data at grader/course/data — never solutions."""
+    import tomllib
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    q = json.dumps
+    extras = "".join(f"{k} = {q(v)}\n" for k, v in project.get("optional-dependencies", {}).items())
+    return (f"# The student release of {q(project['name'])} (python -m grader.package release): no solutions.\n"
+            '[build-system]\nrequires = ["hatchling>=1.26"]\nbuild-backend = "hatchling.build"\n\n'
+            f"[project]\nname = {q(project['name'])}\nversion = {q(version)}\n"
+            f"description = {q(project.get('description', '') + ' (student release)')}\n"
+            f"requires-python = {q(project.get('requires-python', '>=3.11'))}\n"
+            + (f"license = {q(project['license'])}\n" if isinstance(project.get("license"), str) else "")
+            + f"classifiers = {q(project.get('classifiers', []))}\n"
+            f"dependencies = {q(project.get('dependencies', []))}\n\n"
+            f"[project.optional-dependencies]\n{extras}\n"
+            '[project.scripts]\ndropout-grader = "grader.cli:main"\n\n'
+            '[tool.hatch.build.targets.wheel]\npackages = ["grader"]\n\n'
+            '[tool.hatch.build.targets.wheel.force-include]\n"data" = "grader/course/data"\n')
 
 
 def release_entries(root, manifest):
@@ -295,7 +329,9 @@ def release_entries(root, manifest):
     reqs = _flat_requirements(root / "requirements" / "learner.txt")
     out.append(("requirements.txt", ("# python -m pip install -r requirements.txt\n" + "\n".join(reqs)
                                      + "\n").encode(), False))
-    out.append(("README.md", release_readme(manifest["version"]).encode(), False))
+    out.append(("README.md", release_readme(manifest["version"], root).encode(), False))
+    out.append(("pyproject.toml", release_pyproject(root, manifest["version"]).encode(), False))
+    out.append(("binder/requirements.txt", binder_requirements(root).encode(), False))
     return sorted(out)
 
 
@@ -380,6 +416,77 @@ def build_release(out):
             f"{wheel_name}  (pip install it: the grader and the data)",
             f"reference results recorded for the public seed: {n} call{'s' if n != 1 else ''}; not recorded "
             f"(checked only by the instructor's grader): {'; '.join(manifest['not_recorded']) or 'none'}"]
+
+
+# ---------------------------------------------------------------- one-click start
+# The Colab and Binder links, the install lines and binder/ are generated from ONE setting,
+# pyproject.toml's [tool.dropout-course] repository (and branch):  python -m grader.package links
+LINKS_BEGIN = "<!-- links: generated from pyproject.toml [tool.dropout-course] by python -m grader.package links -->"
+LINKS_END = "<!-- /links -->"
+
+
+def course_setting(root):
+    """{"repository": "owner/name", "branch": ...} from pyproject.toml (BadInput if unset)."""
+    import tomllib
+    try:
+        setting = tomllib.loads((Path(root) / "pyproject.toml").read_text())["tool"]["dropout-course"]
+        owner, name = setting["repository"].split("/")
+    except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError):
+        raise nbfile.BadInput("pyproject.toml has no [tool.dropout-course] repository = \"owner/name\"") from None
+    return {"repository": f"{owner}/{name}", "branch": setting.get("branch", "main")}
+
+
+def links_block(root):
+    """README's block of Colab/Binder links and install lines, from the repository setting."""
+    s = course_setting(root)
+    repo, branch = s["repository"], s["branch"]
+    rows = ["| notebook | Colab | Binder |", "|---|---|---|"]
+    for nb in sorted((Path(root) / "notebooks").glob("*.ipynb")):
+        path = f"notebooks/{nb.name}"
+        rows.append(f"| `{nb.stem}` | [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+                    f"(https://colab.research.google.com/github/{repo}/blob/{branch}/{path}) | "
+                    f"[![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/{repo}/{branch}"
+                    f"?labpath={path.replace('/', '%2F')}) |")
+    return "\n".join([
+        LINKS_BEGIN, "", *rows, "",
+        "Binder starts JupyterLab in a copy of the repository with `binder/requirements.txt` installed: "
+        "run the first cell and go. In Colab, run this in a cell first (Colab has NumPy, Matplotlib, "
+        "Keras and JAX already):", "", "```python",
+        f'%pip install -q "git+https://github.com/{repo}@{branch}"', "```", "",
+        "Anywhere else, a notebook on its own gets the grader, the data sets and the `dropout-grader` "
+        "command with:", "", "```bash",
+        f'python -m pip install "dropout-from-scratch[notebooks] @ git+https://github.com/{repo}@{branch}"',
+        "```", "", LINKS_END])
+
+
+def binder_requirements(root):
+    """binder/requirements.txt: the learner's requirements, flat (repo2docker reads the file
+    before the rest of the repository is there, so it cannot follow -r)."""
+    return ("# Binder's environment (generated by python -m grader.package links from requirements/learner.txt)\n"
+            + "\n".join(_flat_requirements(Path(root) / "requirements" / "learner.txt")) + "\n")
+
+
+def write_links(root):
+    """Rewrite README.md's links block and binder/requirements.txt from the setting; the
+    names of the files changed."""
+    root = Path(root)
+    readme = root / "README.md"
+    text = readme.read_text()
+    if LINKS_BEGIN not in text or LINKS_END not in text:
+        raise nbfile.BadInput(f"README.md has no links block ({LINKS_BEGIN} ... {LINKS_END})")
+    head, rest = text.split(LINKS_BEGIN, 1)
+    new = head + links_block(root) + rest.split(LINKS_END, 1)[1]
+    changed = []
+    if new != text:
+        readme.write_text(new)
+        changed.append("README.md")
+    binder = root / "binder" / "requirements.txt"
+    want = binder_requirements(root)
+    if not binder.is_file() or binder.read_text() != want:
+        binder.parent.mkdir(exist_ok=True)
+        binder.write_text(want)
+        changed.append("binder/requirements.txt")
+    return changed
 
 
 if __name__ == "__main__":

@@ -26,10 +26,11 @@ def record(score, top=2.0):
 
 def summary(roster=None):
     entries = [("Jos_Garc_a", "/subs/José García.zip"), ("b", "/subs/Åsa"), ("c", "/subs/ÅSA"),
-               ("d", "/subs/broken.zip"), ("e", "/subs/Zero")]
+               ("d", "/subs/broken.zip"), ("e", "/subs/Zero"), ("f", "/subs/bad_json")]
     answers = {"Jos_Garc_a": {"records": [record(2.0)]}, "b": {"records": [record(1.0)]},
                "c": {"records": [record(1.0)]}, "d": {"records": [], "fatal": "not a readable zip file"},
-               "e": {"records": [record(0.0)]}}
+               "e": {"records": [record(0.0)]},
+               "f": {"records": [record(0.0)], "unreadable": {STEM: "not valid notebook JSON"}}}
     return classlist.summarize(entries, answers, SETTINGS, 1.0, roster)
 
 
@@ -39,7 +40,7 @@ def rows(text):
 
 def test_names_are_kept_exactly_and_collisions_reported_not_renamed():
     r = {x["learner"]: x for x in rows(classlist.summary_csv(summary()))}
-    assert set(r) == {"José García", "Åsa", "ÅSA", "broken", "Zero"}
+    assert set(r) == {"José García", "Åsa", "ÅSA", "broken", "Zero", "bad_json"}
     assert "name collision" in r["Åsa"]["problems"] and "/subs/ÅSA" in r["Åsa"]["problems"]
     assert "name collision" in r["ÅSA"]["problems"] and "collision" not in r["Zero"]["problems"]
 
@@ -48,6 +49,7 @@ def test_no_score_is_a_blank_cell_with_a_status_never_a_zero():
     r = {x["learner"]: x for x in rows(classlist.summary_csv(summary()))}
     assert r["broken"]["score"] == "" and r["broken"]["01 bernoulli_mask"] == ""
     assert r["broken"]["status"].startswith("unreadable") and "not a readable zip" in r["broken"]["problems"]
+    assert r["bad_json"]["score"] == r["bad_json"]["01 bernoulli_mask"] == "" and r["bad_json"]["status"] != "graded"
     assert r["Zero"]["score"] == "0" and r["Zero"]["status"] == "graded"
     assert r["José García"]["score"] == "2" and r["José García"]["max_score"] == "2"
 

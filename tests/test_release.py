@@ -155,6 +155,18 @@ def test_the_release_wheel_installs_without_solutions_and_grades(built, tmp_path
     assert proc.returncode == 0 and "total: 13/13" in proc.stdout, proc.stdout + proc.stderr
 
 
+def test_the_release_folder_is_itself_installable_without_solutions(built, tmp_path):
+    """`pip install .` in the release (or git+ the repository it is published in): Colab's line."""
+    pytest.importorskip("hatchling")
+    proc = run(["-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(tmp_path),
+                str(built / "dropout-from-scratch")], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (whl,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(whl).namelist()
+    assert "grader/course/data/load.py" in names and "grader/release.json" in names
+    assert not [n for n in names if "solutions" in n.split("/")]
+
+
 def test_replay_gives_the_recorded_results_and_nothing_else():
     """Recorded while the instructor's function runs; replayed by input digest, generators
     included (their state after the call is restored too); other inputs are not covered."""

@@ -120,6 +120,10 @@ def _status(answer):
         return "unreadable"
     if answer.get("error"):
         return "error"
+    unreadable = set(answer.get("unreadable", {}))
+    graded = {r["notebook"] for r in answer.get("records", [])}
+    if graded and graded <= unreadable:   # every notebook it was graded on could not be read
+        return "unreadable"
     return "graded"
 
 
@@ -134,11 +138,12 @@ def summarize(entries, answers, settings, seconds, roster=None):
         a = answers.get(ident) or {"records": [], "error": "not graded"}
         status = _status(a)
         pts = {k: 0.0 for k in cols}
-        for g in report.exercises(a.get("records", [])):
-            pts[f"{g['notebook'][:2]} {g['exercise']}"] = g["score"]
+        for g in report.exercises(a.get("records", [])):   # an unreadable notebook's: blank
+            pts[f"{g['notebook'][:2]} {g['exercise']}"] = None if g["notebook"] in a.get("unreadable", {}) \
+                else g["score"]
         name = display_name(src)
         row = {"learner": name, "status": status, "submission": str(src),
-               "score": round(sum(pts.values()), 6) if status == "graded" else None,
+               "score": round(sum(v for v in pts.values() if v), 6) if status == "graded" else None,
                "max_score": top, "exercises": pts if status == "graded" else {k: None for k in cols},
                "problems": problems(a), "notes": a.get("notes", []), "seconds": a.get("seconds"),
                "results": f"learners/{ident}/results.json"}
