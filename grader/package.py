@@ -332,6 +332,9 @@ def release_entries(root, manifest):
     out.append(("README.md", release_readme(manifest["version"], root).encode(), False))
     out.append(("pyproject.toml", release_pyproject(root, manifest["version"]).encode(), False))
     out.append(("binder/requirements.txt", binder_requirements(root).encode(), False))
+    # the class repository's feedback workflow (the release is its template repository)
+    out.append((".github/workflows/grade.yml", (GRADER_DIR / "templates" / "github-actions" / "grade.yml").read_bytes(),
+                False))
     return sorted(out)
 
 

@@ -99,6 +99,7 @@ def test_the_release_holds_no_solutions(built):
     assert any(n.endswith("grader/release.json") for n in folder)
     assert any(n.endswith("notebooks/01_bernoulli_mask.ipynb") for n in folder)
     assert any(n.endswith("data/moons.npz") for n in folder)
+    assert any(n.endswith(".github/workflows/grade.yml") for n in folder), "the class repository's workflow"
     assert [n for n in names if n.endswith(".zip:dropout-from-scratch/grader/engine.py")]
     assert [n for n in names if n.endswith(".whl:grader/course/data/load.py")]
     for n in names:

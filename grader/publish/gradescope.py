@@ -48,10 +48,17 @@ def find_notebooks(submission, folder, stems):
     from grader import batch
     staged = batch.stage(submission, folder, stems)
     if staged.fatal:
+        tried = []
         for z in sorted(Path(submission).glob("*.zip")):
             again = batch.stage(z, folder, stems)
             if not again.fatal:
                 return again
+            tried.append((z, again))
+        if tried:   # the upload is a zip that cannot be used: say what is wrong with it, as batches do
+            z, again = tried[0]
+            if not again.fatal.startswith(z.name):
+                again.fatal = f"{z.name}: {again.fatal}"
+            return again
     return staged
 
 
