@@ -5,6 +5,8 @@
 - Notebook: from grader import check; check("bernoulli_mask")
 """
 
+__version__ = "0.1.0"   # the one place: pyproject.toml, --version, the Gradescope zip and releases read it
+
 
 def check(exercise, **kwargs):
     """Run the grader's checks for one exercise on the cells run so far in this kernel."""

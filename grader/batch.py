@@ -126,7 +126,7 @@ def _same_settings(meta, settings, shard, where):
         raise nbfile.BadInput(f"{where} holds shard {meta.get('shard')}: resume with the same --shard")
 
 
-def prepare(out, a, settings, mine, shard, class_size):
+def prepare(out, a, settings, mine, shard, class_size, roster=None):
     """The folder to write into, whether it is `out` itself, and the answers already there."""
     if a.resume:
         if out.is_dir() and (out / "batch.json").exists():
@@ -149,7 +149,7 @@ def prepare(out, a, settings, mine, shard, class_size):
         in_place, kept = False, {}
     resultsdir.claim(folder)
     resultsdir.save_batch(folder, {"settings": settings, "shard": list(shard) if shard else None,
-                                   "class": class_size, "entries": mine,
+                                   "class": class_size, "entries": mine, "roster": roster,
                                    "paths": [os.path.abspath(p) for p in a.paths]})
     return folder, in_place, kept
 
@@ -213,13 +213,14 @@ def main(a, config):
             raise nbfile.BadInput("--json and --junitxml are for one learner; with --out each "
                                   "learner's results.json is written into the results folder")
         shard = parse_shard(a.shard)
+        roster = classlist.read_roster(getattr(a, "roster", None))
         everyone = uploads.discover([os.path.abspath(p) for p in a.paths], stems)
         mine = share(everyone, shard)
         if not mine:
             raise nbfile.BadInput(f"--shard {a.shard}: a class of {len(everyone)} has no share {a.shard}")
         out = Path(os.path.abspath(a.out))
         swept = resultsdir.sweep(out)
-        folder, in_place, kept = prepare(out, a, settings, mine, shard, len(everyone))
+        folder, in_place, kept = prepare(out, a, settings, mine, shard, len(everyone), roster)
     except nbfile.BadInput as e:
         print(f"grader: {report.clean(e)}", file=sys.stderr)
         return 2
@@ -239,7 +240,7 @@ def main(a, config):
         progress.finish()
         saver.retry()
         entries = [(ident, src) for _, ident, src in mine]
-        summary = resultsdir.write_summary(folder, entries, answers, settings, time.monotonic() - t0)
+        summary = resultsdir.write_summary(folder, entries, answers, settings, time.monotonic() - t0, roster)
         if in_place:
             (folder / resultsdir.OWNER).unlink(missing_ok=True)
             resultsdir.open_up(folder)

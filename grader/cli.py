@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from grader import batch, engine, nbfile, output, signals, uploads
+from grader import __version__, batch, engine, nbfile, output, signals, uploads
 from grader.config import (
     BATCH_SUBMISSION_TIMEOUT,
     DEFAULT,
@@ -68,6 +68,9 @@ def parser():
                    "must not exist yet")
     g.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="submissions graded in parallel (default: the number of CPUs)")
+    g.add_argument("--roster", metavar="FILE", default=None, help="a CSV naming each submission's "
+                   "student id and/or e-mail (columns submission, student_id, email): joined into "
+                   "summary.csv and gradebook.csv; people without a submission get a row too")
     g.add_argument("--replace", action="store_true",
                    help="if DIR exists, move it aside to DIR.previous-<time> (nothing is deleted)")
     g.add_argument("--resume", action="store_true",
@@ -80,6 +83,7 @@ def parser():
                    help="grade only share I of N of the class (for several machines; combine the "
                    "shards' folders with python -m grader.merge --out RESULTS DIR...)")
     p.add_argument("-v", "--verbose", action="store_true", help="show every check and its message")
+    p.add_argument("--version", action="version", version=f"dropout-from-scratch {__version__}")
     p.add_argument("--one-notebook", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--self-study", action="store_true", help=argparse.SUPPRESS)   # check(), grade()
     return p

@@ -25,7 +25,11 @@ class CourseNotFound(Exception):
 
 
 def _is_course(path):
-    return path is not None and (Path(path) / "solutions").is_dir()
+    if path is None:
+        return False
+    if (GRADER_DIR / "release.json").is_file():   # the student release: data/, no solutions/
+        return (Path(path) / "data" / "load.py").is_file()
+    return (Path(path) / "solutions").is_dir()
 
 
 def course_root(explicit=None):

@@ -77,16 +77,17 @@ def gather(dirs):
 def merge(dirs, out):
     """Write out (a new folder) from the results folders dirs; the summary."""
     settings, entries, answers = gather(dirs)
+    roster = resultsdir.load_batch(dirs[0]).get("roster")   # every shard was given the same --roster
     seconds = sum(a.get("seconds") or 0 for a in answers.values())
     folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         resultsdir.claim(folder)
         resultsdir.save_batch(folder, {"settings": settings, "shard": None, "class": len(entries),
                                        "entries": [[k, i, s] for k, (i, s) in enumerate(entries)],
-                                       "paths": []})
+                                       "roster": roster, "paths": []})
         for ident, _ in entries:
             resultsdir.save_answer(folder, ident, answers[ident], settings.get("visibility"))
-        summary = resultsdir.write_summary(folder, entries, answers, settings, seconds)
+        summary = resultsdir.write_summary(folder, entries, answers, settings, seconds, roster)
         where = resultsdir.publish(folder, out)
     except BaseException:
         signals.ignore()

@@ -145,11 +145,13 @@ def grader_failed(answer):
     return bool(answer.get("error")) or any(r.get("kind") in GRADER_KINDS for r in answer.get("records", []))
 
 
-def write_summary(folder, entries, answers, settings, seconds):
-    """summary.json and summary.csv from the learners' answers; returns the summary."""
-    summary = classlist.summarize(entries, answers, settings, seconds)
+def write_summary(folder, entries, answers, settings, seconds, roster=None):
+    """summary.json, summary.csv and gradebook.csv from the learners' answers (joined with the
+    roster, when the batch was given one); returns the summary."""
+    summary = classlist.summarize(entries, answers, settings, seconds, roster)
     output.write_json(Path(folder) / "summary.json", summary)
-    output.write_text(Path(folder) / "summary.csv", classlist.summary_csv(summary))
+    for name, text in classlist.csv_files(summary).items():
+        output.write_text(Path(folder) / name, text)
     return summary
 
 

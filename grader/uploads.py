@@ -348,8 +348,15 @@ def stage_upload(upload, folder, stems):
     """Gradescope's upload folder: its notebooks, or those of a .zip file in it."""
     staged = stage(upload, folder, stems)
     if staged.fatal:
+        tried = []
         for z in sorted(Path(upload).glob("*.zip")):
             again = stage(z, folder, stems)
             if not again.fatal:
                 return again
+            tried.append((z, again))
+        if tried:   # the upload is a zip that cannot be used: say what is wrong with it, as batches do
+            z, again = tried[0]
+            if not again.fatal.startswith(z.name):
+                again.fatal = f"{z.name}: {again.fatal}"
+            return again
     return staged

@@ -45,7 +45,7 @@ def test_writes_summary_csv_json_and_each_learners_results(graded):
     assert proc.returncode == 0, proc.stderr
     with open(out / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [r["learner"] for r in rows] == ["Ann_Smith", "bob"]
+    assert [r["learner"] for r in rows] == ["Ann Smith", "bob"]   # the name exactly (issue 17)
     assert list(rows[0])[:4] == ["learner", "score", "max_score", "01 bernoulli_mask"]
     ann, bob = rows
     assert ann["score"] == ann["max_score"] == ann["01 bernoulli_mask"] == "13" and not ann["problems"]

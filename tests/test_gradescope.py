@@ -62,6 +62,7 @@ def test_zip_holds_the_autograder_and_refuses_to_overwrite(autograder, tmp_path)
     assert (info.external_attr >> 16) & 0o111, "run_autograder must be executable"
     cfg = json.loads(zipfile.ZipFile(autograder).read("gradescope.json"))
     assert cfg["exercise_visibility"] == {"bernoulli_mask": "after_due_date"} and cfg["only"] == "01"
+    assert cfg["grader_version"] == __import__("grader").__version__, "the zip reports the package's version"
     solution = json.loads(zipfile.ZipFile(autograder).read(f"solutions/{STEM}.ipynb"))
     assert all(not c.get("outputs") for c in solution["cells"])
     again = subprocess.run([sys.executable, "-m", "grader.package", "gradescope", str(autograder)],
@@ -128,6 +129,19 @@ def test_nested_notebooks_are_found_and_graded(autograder, tmp_path):
     assert all(t["visibility"] == "after_due_date" for t in res["tests"] if t["name"].startswith(STEM))
     assert res["stdout_visibility"] == "hidden"
     assert "total:" in proc.stdout
+    # Gradescope's keys only (its specification), and the table shown as a fenced Markdown block
+    assert set(res) <= {"score", "execution_time", "output", "output_format", "test_output_format",
+                        "test_name_format", "visibility", "stdout_visibility", "extra_data", "tests",
+                        "leaderboard"}, set(res)
+    for t in res["tests"]:
+        assert set(t) <= {"score", "max_score", "status", "name", "name_format", "number", "output",
+                          "output_format", "tags", "visibility", "extra_data"}, set(t)
+    assert res["output_format"] == "md" and res["output"].startswith("```\n") and "total:" in res["output"]
+
+
+def test_a_broken_zip_upload_is_named_with_what_is_wrong(autograder, tmp_path):
+    res, _ = run_autograder(autograder, tmp_path, lambda sub: (sub / "work.zip").write_bytes(b"not a zip"))
+    assert res["score"] == 0 and "work.zip is not a readable zip file" in res["output"], res["output"]
 
 
 def test_a_zip_upload_is_read(autograder, tmp_path):

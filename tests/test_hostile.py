@@ -295,7 +295,8 @@ def test_the_batch_finishes_and_writes_every_row(batch):
                                      "symlinked", "link_inside"}
     assert set(r) == expected
     assert batch["seconds"] < 120, f"the batch took {batch['seconds']:.0f} s"
-    assert sorted(p.name for p in batch["out"].iterdir()) == ["learners", "summary.csv", "summary.json"]
+    assert sorted(p.name for p in batch["out"].iterdir()) == ["gradebook.csv", "learners", "summary.csv",
+                                                              "summary.json"]
     assert sorted(p.name for p in (batch["out"] / "learners").iterdir()) == sorted(expected)
 
 
@@ -316,7 +317,8 @@ def test_unusable_uploads_score_zero_with_a_reason(batch):
                "traversal": "no course notebooks found", "zip_bomb": "larger than 64 MiB",
                "symlinked": "symbolic link", "link_inside": "symbolic link"}
     for name, words in reasons.items():
-        assert float(r[name]["score"]) == 0 and words in r[name]["problems"], (name, r[name]["problems"])
+        # no score (a blank cell, never a 0) and a status saying why (issue 17)
+        assert r[name]["score"] == "" and r[name]["status"] and words in r[name]["problems"], (name, r[name])
     assert float(r["zipped_good"]["score"]) == MAX, r["zipped_good"]["problems"]
     assert not (batch["tmp"] / "escaped").exists() and not Path("/abs").exists()
     notes = json.loads((batch["out"] / "learners" / "traversal" / "results.json").read_text())["output"]

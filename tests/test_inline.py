@@ -74,3 +74,90 @@ def test_without_a_sandbox_the_command_line_batch_and_gradescope_refuse(monkeypa
                    cwd=tmp_path, capture_output=True, timeout=120)
     data = json.loads((ag / "results" / "results.json").read_text())
     assert data["score"] == 0 and "cannot sandbox" in data["output"]
+
+
+# ---------------------------------------------------------------- a browser kernel (JupyterLite)
+def test_in_a_browser_kernel_check_grades_in_process_and_says_so(monkeypatch, capsys):
+    """Pyodide has no processes (subprocess fails with OSError 138) and no timers: simulated
+    here, check() still grades, in the kernel's own process, plainly labelled."""
+    import signal
+    import subprocess
+    import sys
+
+    from grader import inline
+    from grader.nbfile import code_cells
+
+    def no_processes(*a, **k):
+        raise OSError(138, "Not supported")
+    monkeypatch.setattr(sys, "platform", "emscripten")
+    monkeypatch.setattr(subprocess, "run", no_processes)
+    monkeypatch.setattr(subprocess, "Popen", no_processes)
+    monkeypatch.delattr(signal, "setitimer")
+    cells = [c for c in code_cells(ROOT / "solutions" / "01_bernoulli_mask.ipynb") if c]
+    inline.check("bernoulli_mask", cells=cells)
+    out = capsys.readouterr().out
+    assert out.startswith("⚠ in-process self-study mode"), out[:300]
+    assert "✓ bernoulli_mask: 9 of 9 checks passed" in out
+    swapped = [c.replace(">= p", "< p") for c in cells]
+    inline.check("bernoulli_mask", cells=swapped)
+    out = capsys.readouterr().out
+    assert "✗ bernoulli_mask" in out and "swapped" in out
+
+
+# ---------------------------------------------------------------- one source of truth (issue 19)
+CORRECT = ("def bernoulli_mask(shape, p, rng=None):\n    if not 0 <= p <= 1:\n        raise ValueError(p)\n"
+           "    rng = np.random.default_rng() if rng is None else rng\n    return rng.random(shape) >= p\n")
+SWAPPED = CORRECT.replace(">= p", "< p")
+
+
+def _saved(tmp_path, cells):
+    from tests.grading import notebook
+    return notebook(tmp_path / "01_bernoulli_mask.ipynb", cells)
+
+
+def _check(capsys, cells, saved):
+    from grader.inline import check
+    check("bernoulli_mask", cells=cells, notebook=saved)
+    return capsys.readouterr().out
+
+
+def test_check_says_what_it_graded_and_agrees_with_the_saved_file(tmp_path, capsys):
+    cells = ["import numpy as np", CORRECT]
+    out = _check(capsys, cells, _saved(tmp_path, cells))
+    assert "✓ bernoulli_mask" in out and "your grade reads the saved notebook" in out
+    assert "the same definitions" in out and "⚠" not in out
+
+
+def test_an_unsaved_edit_is_named(tmp_path, capsys):
+    """13/13 in the kernel, 0/13 in the saved file: the learner is told, with the function."""
+    stub = "def bernoulli_mask(shape, p, rng=None):\n    raise NotImplementedError\n"
+    out = _check(capsys, ["import numpy as np", CORRECT], _saved(tmp_path, ["import numpy as np", stub]))
+    assert "✓ bernoulli_mask" in out
+    assert "⚠ 01_bernoulli_mask.ipynb as saved differs from what this kernel ran (bernoulli_mask)" in out
+    from grader import grade
+    assert grade(tmp_path / "01_bernoulli_mask.ipynb", only="bernoulli_mask")["score"] == 0
+
+
+def test_cells_run_out_of_order_are_named(tmp_path, capsys):
+    """The file defines the right function, then a wrong one below it; the kernel ran the
+    right one last (an earlier cell re-run): the final grade reads the file's order."""
+    saved = _saved(tmp_path, ["import numpy as np", CORRECT, SWAPPED])
+    out = _check(capsys, ["import numpy as np", CORRECT, SWAPPED, CORRECT], saved)
+    assert "✓ bernoulli_mask" in out and "differs from what this kernel ran (bernoulli_mask)" in out
+
+
+@pytest.mark.parametrize("magic", ["%%time", "%%timeit -n1 -r1", "%%capture"])
+def test_cell_magics_are_read_the_same_by_check_and_the_final_grade(tmp_path, magic):
+    """A kernel's history holds the cell as typed; the grader strips the magic line for both."""
+    from tests.grading import notebook
+    cell = f"{magic}\n{CORRECT}"
+    out = _run_until_check(ROOT / "notebooks" / "01_bernoulli_mask.ipynb", replace=cell) if magic == "%%time" \
+        else None
+    if out is not None:
+        assert "✓ bernoulli_mask" in out, out
+    from grader import grade
+    from grader.inline import differences
+    path = notebook(tmp_path / "01_bernoulli_mask.ipynb", ["import numpy as np", cell])
+    res = grade(path, only="bernoulli_mask")
+    assert res["score"] == sum(t["max_score"] for t in res["tests"]) > 0
+    assert differences(["import numpy as np", cell], ["import numpy as np", CORRECT]) == []

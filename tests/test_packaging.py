@@ -55,6 +55,40 @@ def test_metadata_names_the_package_and_its_command():
     assert wheel["force-include"] == {"solutions": "grader/course/solutions", "data": "grader/course/data"}
 
 
+def test_licence_metadata_and_one_version_everywhere():
+    import grader
+    from grader.package import course_setting
+    project = PYPROJECT["project"]
+    assert "version" not in project and project["dynamic"] == ["version"]
+    assert PYPROJECT["tool"]["hatch"]["version"]["path"] == "grader/__init__.py"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", grader.__version__)
+    assert project["license"] == "MIT AND CC-BY-4.0" and project["license-files"] == ["LICENSE"]
+    licence = (ROOT / "LICENSE").read_text()
+    assert "MIT License" in licence and "CC BY 4.0" in licence and "digits" in licence
+    assert any(c.startswith("Intended Audience :: Education") for c in project["classifiers"])
+    assert f"## [{grader.__version__}]" in (ROOT / "CHANGELOG.md").read_text()
+    cff = (ROOT / "CITATION.cff").read_text()
+    repo = course_setting(ROOT)["repository"]
+    assert f'version: "{grader.__version__}"' in cff and f"https://github.com/{repo}" in cff
+    assert all(url.startswith(f"https://github.com/{repo}") for url in project["urls"].values())
+    proc = subprocess.run([sys.executable, "-m", "grader", "--version"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"dropout-from-scratch {grader.__version__}"
+
+
+def test_one_click_links_and_binder_come_from_the_one_repository_setting():
+    from grader.package import LINKS_BEGIN, LINKS_END, binder_requirements, links_block
+    readme = (ROOT / "README.md").read_text()
+    assert "OWNER/REPO" not in readme, "no placeholder left for the reader to edit"
+    block = LINKS_BEGIN + readme.split(LINKS_BEGIN, 1)[1].split(LINKS_END, 1)[0] + LINKS_END
+    assert block == links_block(ROOT), "run python -m grader.package links"
+    for nb in (ROOT / "notebooks").glob("*.ipynb"):
+        assert "colab.research.google.com/github/" in block and f"notebooks/{nb.name})" in block
+        assert f"labpath=notebooks%2F{nb.name}" in block
+    assert (ROOT / "binder" / "requirements.txt").read_text() == binder_requirements(ROOT)
+    assert set(requirements(ROOT / "binder" / "requirements.txt")) == set(requirements(REQ / "learner.txt"))
+
+
 def test_requirements_files_agree_with_pyproject():
     assert specs(PYPROJECT["project"]["dependencies"]) == requirements(REQ / "grader.txt")
     learner = requirements(REQ / "learner.txt")
@@ -62,6 +96,8 @@ def test_requirements_files_agree_with_pyproject():
         k: v for k, v in learner.items() if k not in requirements(REQ / "grader.txt")}
     assert "-r requirements/learner.txt" in (ROOT / "requirements.txt").read_text(), \
         "the README's `pip install -r requirements.txt` is the learner's set-up"
+    # ... and a newcomer's `python -m pytest` passes after it: nbval and everything the tests use
+    assert set(requirements(REQ / "test.txt")) <= set(requirements(ROOT / "requirements.txt"))
     dev = requirements(REQ / "dev.txt")
     assert set(learner) | set(requirements(REQ / "test.txt")) <= set(dev)
 
@@ -130,6 +166,8 @@ def test_the_wheel_carries_the_grader_and_the_course(wheel):
                  "grader/templates/gradescope/run_autograder", "grader/templates/github-actions/grade.yml"):
         assert must in names, must
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert f"Version: {__import__('grader').__version__}\n" in meta and "MIT AND CC-BY-4.0" in meta
     entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "dropout-grader = grader.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
 

@@ -405,6 +405,24 @@ class _ServerProc:
 
 
 # ---------------------------------------------------------------- the sandbox
+def answer_value(body, probe, uses=(), cpu=None):
+    """The value of a probe's answer frame (with cpu seconds given: (value, cpu)), or the
+    LearnerError / GraderBug it reports.  Also used by check()'s in-process path (grader.inline)."""
+    what = ", ".join(uses) or "your code"
+    try:
+        ans = codec.decode(body)
+        status = ans["status"]
+    except (codec.CodecError, TypeError, KeyError):
+        raise LearnerError("contract", uses[0] if uses else "",
+                           f"{what} sent an answer the grader cannot read") from None
+    if status == "ok":
+        return (ans.get("value"), cpu) if cpu is not None else ans.get("value")
+    if status == "learner":
+        raise LearnerError(str(ans.get("kind", "raised")), str(ans.get("function", "")),
+                           str(ans.get("message", "")))
+    raise GraderBug(f"{probe.__name__}: {ans.get('message')}\n{ans.get('traceback', '')}")
+
+
 class Sandbox:
     """One learner's submission: {stem: [cell sources]} loaded in one child process.
 
@@ -637,18 +655,7 @@ class Sandbox:
             err = LearnerError("crash", uses[0] if uses else "", msg)
             self._mark(uses, err)
             raise err
-        try:
-            ans = codec.decode(body)
-            status = ans["status"]
-        except (codec.CodecError, TypeError, KeyError):
-            raise LearnerError("contract", uses[0] if uses else "",
-                               f"{what} sent an answer the grader cannot read") from None
-        if status == "ok":
-            return (ans.get("value"), float(head.get("cpu") or 0.0)) if cpu else ans.get("value")
-        if status == "learner":
-            raise LearnerError(str(ans.get("kind", "raised")), str(ans.get("function", "")),
-                               str(ans.get("message", "")))
-        raise GraderBug(f"{probe.__name__}: {ans.get('message')}\n{ans.get('traceback', '')}")
+        return answer_value(body, probe, uses, float(head.get("cpu") or 0.0) if cpu else None)
 
     def _mark(self, uses, err):
         for name in uses:
