@@ -53,3 +53,14 @@ def name(value):
 def message(value):
     """A learner-derived message, cleaned, at most MAX_MESSAGE characters (lines kept)."""
     return clean(value, MAX_MESSAGE)
+
+
+def clean_all(value, limit=MAX_MESSAGE):
+    """Every string in a value of lists, tuples and dicts (keys too) cleaned and bounded."""
+    if isinstance(value, str):
+        return clean(value, limit)
+    if isinstance(value, (list, tuple)):
+        return type(value)(clean_all(v, limit) for v in value)
+    if isinstance(value, dict):
+        return {clean_all(k, limit): clean_all(v, limit) for k, v in value.items()}
+    return value

@@ -68,3 +68,19 @@ def test_a_huge_hostile_exception_gives_bounded_readable_reports(tmp_path):
     for where in texts:
         assert not any(c in where for c in "\uffff\ufffe\x00\x07\x1b\u202e\x9b\r\ud800"), where[:300]
     assert "E" * 100 in json.dumps(data)   # the name is shown, cut
+
+
+def test_control_codes_in_file_names_never_reach_the_overview(tmp_path):
+    """14.14: a learner's file name with terminal escapes is named in the batch overview on
+    the instructor's terminal, in summary.csv and in the learner's results: cleaned."""
+    subs = tmp_path / "class"
+    subs.mkdir()
+    evil = "evil\x1b[2J\x1b]0;owned\x07\u202e\uffff"
+    (subs / f"{evil}.zip").write_bytes(b"not a zip")
+    proc = run_grader([subs, "--out", tmp_path / "out", "--only", "01"])
+    assert "unreadable submission" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    written = [p.read_text(encoding="utf-8") for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    written += [json.dumps(json.loads(p.read_text()), ensure_ascii=False)
+                for p in (tmp_path / "out").rglob("*.json")]
+    for where in [proc.stdout, proc.stderr, *written]:
+        assert not any(c in where for c in "\x1b\x07\u202e\uffff"), where[:300]
