@@ -33,6 +33,7 @@ TRIGGERS = frozenset({
     "f_locals", "f_back", "tb_frame", "__globals__", "__code__", "__builtins__", "builtins", "gc",
     "inspect", "global", "nonlocal", "ctypes", "get_ipython", "user_ns", "__class__",
     "__subclasses__", "__defaults__", "__kwdefaults__", "__closure__", "NotImplementedError"})
+MAX_STUBS = 64      # stub names a notebook may hold (each is searched for in the other cells)
 MAX_RUN = 1 << 16   # characters of a non-ASCII cell normalized at once (NFKC: at most 18 times as long)
 
 _TRIGGER = re.compile(r"(?:" + "|".join(sorted(TRIGGERS - {"NotImplementedError"}, key=len, reverse=True))
@@ -209,9 +210,6 @@ def _chunks(text):
         start = end
 
 
-_WORD_RE = {}
-
-
 def _whole_word(pattern, text, attribute_ok=False):
     """Does the pattern (literal words, then `(?!\\w)`) match as a whole word?  It starts
     with a literal, so the regex engine skips ahead in C; the character before a match is
@@ -233,11 +231,8 @@ def _mentions(text, wanted):
         if chunk is None:
             return None
         for name in wanted:
-            if name in chunk:
-                if name not in _WORD_RE:
-                    _WORD_RE[name] = re.compile(re.escape(name) + r"(?!\w)")
-                if _whole_word(_WORD_RE[name], chunk):
-                    found.add(name)
+            if name in chunk and _whole_word(re.compile(re.escape(name) + r"(?!\w)"), chunk):
+                found.add(name)
         if _whole_word(_TRIGGER, chunk, attribute_ok=True) or _STAR.search(chunk) or \
                 chunk.count("NotImplementedError") > sum(1 for _ in _RAISE_USE.finditer(chunk)):
             found.add("*")
@@ -284,8 +279,8 @@ def stub_names(cells, handed_out=None):
             trusted_binds |= handed_out[src]
         elif src:
             others.append(src)
-    if not defined:
-        return set()
+    if not defined or len(defined) > MAX_STUBS:
+        return set()                 # none; or more than a notebook hands out: no shortcut
     for src in others:
         found = _mentions(src, defined)
         if found is None or found & (TRIGGERS | {"*"}):

@@ -81,6 +81,16 @@ def test_one_megabyte_cell_is_scanned_in_linear_time(line):
     assert time.perf_counter() - t0 < 2.0, line
 
 
+def test_many_stub_names_cost_no_more_than_a_few():
+    """Each stub name is searched for in the other cells: their number is bounded."""
+    many = "".join(f"def f{i}(x):\n    raise NotImplementedError()\n" for i in range(20000))
+    t0 = time.perf_counter()
+    assert stubs.stub_names([many, "x = 1\n" * 100000]) == set()
+    assert time.perf_counter() - t0 < 2.0
+    few = "".join(f"def f{i}(x):\n    raise NotImplementedError()\n" for i in range(stubs.MAX_STUBS))
+    assert len(stubs.stub_names([few, "x = 1\n"])) == stubs.MAX_STUBS
+
+
 def _graded_01(tmp_path, cells):
     return grade_notebook(notebook(tmp_path / "01_bernoulli_mask.ipynb", cells), only="bernoulli_mask")
 
