@@ -54,7 +54,7 @@ def code_cells(path):
         why = str(e)[:100] if isinstance(e, ValueError) else "nested too deeply or too large"
         raise BadInput(f"{path} is not a notebook the grader can read ({why})") from None
     if not isinstance(nb, dict):
-        raise BadInput(f"{path} is not a Jupyter notebook (its JSON is not an object)")
+        raise BadInput(f"{path} is not a Jupyter notebook (it has no list of cells)")
     fmt = nb.get("nbformat")
     if fmt is None and not isinstance(nb.get("cells"), list) and "worksheets" not in nb:
         raise BadInput(f"{path} is not a Jupyter notebook (it has no list of cells)")

@@ -44,7 +44,7 @@ BIG_INT = json.dumps(NB)[:-1] + ', "x": ' + "9" * 5001 + "}"
     (json.dumps({"nbformat": [4] * 50, "cells": []}), "format 'unknown'"),
     (json.dumps({"metadata": {}}), "no list of cells"),
     (json.dumps({**NB, "cells": "abc"}), "no list of cells"),
-    (json.dumps([1, 2]), "not an object"),
+    (json.dumps([1, 2]), "no list of cells"),
     (json.dumps({**NB, "cells": [1]}), "cell 1 is not a cell object"),
     (json.dumps({**NB, "cells": [{"cell_type": "code", "source": [1]}]}), "source that is not text"),
     (b"\xff\xfe\x00", "not UTF-8"),
