@@ -194,3 +194,9 @@ def test_large_frames_read_from_a_pipe_round_trip():
     assert np.array_equal(back["a"], value["a"]) and np.array_equal(back["b"][0], value["b"][0])
     back["a"][0] = 5.0   # a writable view of the frame, kept alive by the array
     assert back["b"][1] == "x"
+    pid = os.fork()      # a fork (the learner's calls are forks) writes to its own copy only
+    if pid == 0:
+        back["a"][1] = 7.0
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert back["a"][1] == value["a"][1]

@@ -211,7 +211,8 @@ def read_exact(fd, n, deadline=None):
     import os
     import select
     import time
-    buf = bytearray(n) if n < MMAP_FROM else mmap.mmap(-1, n)
+    private = getattr(mmap, "MAP_PRIVATE", None)   # copy-on-write in forks (POSIX only)
+    buf = bytearray(n) if n < MMAP_FROM or private is None else mmap.mmap(-1, n, flags=private)
     view, got = memoryview(buf), 0
     while got < n:
         if deadline is not None:
