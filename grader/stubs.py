@@ -14,7 +14,8 @@ A name N is a stub when all of these hold:
   `raise NotImplementedError()`; or a plain `class N:` holding a docstring and such stub
   methods only, `__init__` among them);
 - every other cell that mentions N anywhere is a cell handed out with the notebook, byte for
-  byte (e.g. a demo cell calling N), and that cell never assigns N;
+  byte (e.g. a demo cell calling N), and that cell never assigns N (nor uses exec() & co.
+  when the notebook has cells of the learner's own);
 - no other cell uses a way to bind a name without writing it (globals(), exec, `global`,
   setattr, a star import, ...: TRIGGERS) or rebinds NotImplementedError.
 """
@@ -267,7 +268,8 @@ def stub_names(cells, handed_out=None):
     """Names that are certainly still the handed-out stub in a notebook's code cells.
 
     handed_out: {cell source: the names it may bind} of the notebook as handed out
-    (handed_out_cells()); a learner cell equal to one of them is trusted to bind only those.
+    (handed_out_cells()); a learner cell equal to one of them is trusted to bind only those
+    ("*" among them: it may bind others, e.g. by exec(), if another cell feeds it).
     """
     handed_out = handed_out or {}
     defined, trusted_binds, others = set(), set(), []
@@ -279,8 +281,8 @@ def stub_names(cells, handed_out=None):
             trusted_binds |= handed_out[src]
         elif src:
             others.append(src)
-    if not defined or len(defined) > MAX_STUBS:
-        return set()                 # none; or more than a notebook hands out: no shortcut
+    if not defined or len(defined) > MAX_STUBS or ("*" in trusted_binds and others):
+        return set()   # none; more than a notebook hands out; or a handed-out exec() the others may feed
     for src in others:
         found = _mentions(src, defined)
         if found is None or found & (TRIGGERS | {"*"}):
@@ -304,7 +306,8 @@ def handed_out_cells(course, stem):
                 cell = replace_regions(src, CODE_STUB)
                 binds = bound_names(cell)
                 if cell and binds is not None:
-                    out[cell] = binds
+                    dynamic = _mentions(cell, ())   # {"*"}: it may bind by other means
+                    out[cell] = binds | ({"*"} if dynamic is None else dynamic)
         except (nbfile.BadInput, MarkerError):
             out = {}
         _HANDED_OUT[key] = out

@@ -67,6 +67,13 @@ def test_the_course_notebooks_as_handed_out():
     assert stubs.notebook_stubs(ROOT, "01_bernoulli_mask", edited) == set()
 
 
+def test_a_handed_out_cell_that_execs_what_another_cell_defines_turns_the_shortcut_off():
+    demo = "exec(SOURCE, globals())\n"
+    handed_out = {demo: stubs.bound_names(demo) | stubs._mentions(demo, ())}
+    assert stubs.stub_names([STUB, demo], handed_out) == {"f"}
+    assert stubs.stub_names([STUB, "SOURCE = 'f = ab' + 's'\n", demo], handed_out) == set()
+
+
 @pytest.mark.parametrize("line", [
     "def f(\n", "def f(x):\n", "class A:\n", "    def __init__(self):\n", '"""\n', "@d\n",
     "x = 1\n", "\uff46" * 60 + "\n", "def f(x):\n    '''doc\n", "f(" * 40 + "\n",
