@@ -166,9 +166,9 @@ def decode(frame):
     Bounded before anything is built: the header's JSON values (MAX_ITEMS, counted as its
     brackets and commas), the arrays (MAX_ARRAYS, each backed by its own bytes), the digits
     of an integer.  Decoding a frame of F bytes whose header has H bytes therefore holds at
-    most about F (arrays are views of it, or one copy when unaligned) + 3 H (the header's
-    text and its strings, 4 bytes a character at worst for one byte of UTF-8) + MAX_ITEMS *
-    ITEM_BYTES + MAX_ARRAYS * ARRAY_BYTES, in time linear in F."""
+    most about F (arrays are views of it, or one copy when unaligned) + 8 H (the header's
+    text and its strings, each at worst 4 bytes a character for one byte of ASCII) +
+    MAX_ITEMS * ITEM_BYTES + MAX_ARRAYS * ARRAY_BYTES, in time linear in F."""
     try:
         if len(frame) < 4:
             raise CodecError("malformed frame: too short")
