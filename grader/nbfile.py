@@ -7,6 +7,8 @@ import json
 import re
 from pathlib import Path
 
+from grader.sandbox.codec import json_values
+
 STEM = re.compile(r"^(\d\d)_")
 MAX_BYTES = 64 * 2**20   # of one notebook file; more is refused, not read
 MAX_ITEMS = 1 << 20      # JSON values (lists, objects, numbers, strings) in one notebook
@@ -28,8 +30,8 @@ def code_cells(path):
 
     Linear in the file's size, and bounded: at most MAX_BYTES are read, and a file whose JSON
     holds more than MAX_ITEMS values (counted as its brackets and commas, before parsing) is
-    refused, so reading one holds at most about 9 bytes per byte of the file plus
-    MAX_ITEMS * 100 bytes.  Every problem is a BadInput with one line."""
+    refused (codec.json_values: brackets and commas outside strings), so reading one holds at
+    most about 9 bytes per byte of the file plus MAX_ITEMS * 100 bytes.  Every problem is a BadInput with one line."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -40,7 +42,7 @@ def code_cells(path):
         raise BadInput(f"cannot read {path}: {e.strerror}") from None
     if len(raw) > MAX_BYTES:
         raise BadInput(f"{path} is larger than {MAX_BYTES // 2**20} MiB")
-    if raw.count(b"[") + raw.count(b"{") + raw.count(b",") > MAX_ITEMS:
+    if json_values(raw, MAX_ITEMS) > MAX_ITEMS:
         raise BadInput(f"{path} is not a notebook the grader can read (more than {MAX_ITEMS} JSON values)")
     try:
         text = raw.decode("utf-8-sig")

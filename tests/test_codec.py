@@ -200,3 +200,11 @@ def test_large_frames_read_from_a_pipe_round_trip():
         os._exit(0)
     os.waitpid(pid, 0)
     assert back["a"][1] == value["a"][1]
+
+
+def test_commas_inside_strings_are_text_not_values():
+    """A huge constant cell (millions of commas in one string) is one value: the learner's
+    process gets it and its own memory limit decides."""
+    cell = "BIG = [" + "1.5, " * (codec.MAX_ITEMS * 2) + "]"
+    assert codec.decode(codec.encode({"cells": [cell, 'a "quoted\\\\" [{,']}))["cells"][0] == cell
+    assert codec.json_values(json.dumps([cell, "x"]).encode(), 10) == 3   # [ and , and one

@@ -116,3 +116,9 @@ def test_the_command_line_and_a_batch_say_it_in_one_line(tmp_path):
     rows = list(csv.DictReader((tmp_path / "out" / "summary.csv").open()))
     assert len(rows) == 1 and "5001 digits" in rows[0]["problems"], rows
     assert "grader error" not in rows[0]["problems"], rows
+
+
+def test_commas_inside_a_cell_are_text_not_values(tmp_path):
+    cell = "BIG = [" + "1.5, " * (nbfile.MAX_ITEMS + 10) + "]"
+    assert nbfile.code_cells(_write(tmp_path, json.dumps({**NB, "cells": [{"cell_type": "code", "source": cell}]}))) \
+        == [cell]

@@ -12,6 +12,7 @@ size is checked before anything is allocated, the number of values and arrays is
 """
 import json
 import math
+import re
 import struct
 from os import write as _write
 
@@ -144,6 +145,27 @@ def _dec(v, fr):
     raise CodecError("unknown object in frame")
 
 
+# one JSON string (to its end, or the text's), or a run of anything but quotes and [ { ,; then
+# one of [ { , (or the end): possessive throughout, so each byte is read once
+_STRUCTURE = re.compile(rb'(?s)(?:"(?:[^"\\]++|\\.?)*+(?:"|\Z)|[^"\[{,]++)*+([\[{,]|\Z)')
+
+
+def json_values(raw, limit, start=0, end=None):
+    """A bound on the number of values in JSON text (its [ { and , outside strings, plus
+    one), counted without parsing, in linear time; counting stops past `limit`."""
+    end = len(raw) if end is None else end
+    count = sum(raw.count(c, start, end) for c in (b"[", b"{", b",")) + 1
+    if count <= limit:
+        return count                # the common case: fewer even counting inside strings
+    count = 1
+    for m in _STRUCTURE.finditer(raw, start, end):
+        if m.group(1):
+            count += 1
+            if count > limit:
+                break
+    return count
+
+
 def _spans(frame, pos):
     """[(start, size)] of the arrays after the header, checked before anything is made."""
     spans, end = [], len(frame)
@@ -164,7 +186,7 @@ def decode(frame):
     """Decode one frame made by encode(); never executes anything it reads.
 
     Bounded before anything is built: the header's JSON values (MAX_ITEMS, counted as its
-    brackets and commas), the arrays (MAX_ARRAYS, each backed by its own bytes), the digits
+    brackets and commas outside strings: json_values), the arrays (MAX_ARRAYS, each backed by its own bytes), the digits
     of an integer.  Decoding a frame of F bytes whose header has H bytes therefore holds at
     most about F (arrays are views of it, or one copy when unaligned) + 8 H (the header's
     text and its strings, each at worst 4 bytes a character for one byte of ASCII) +
@@ -177,8 +199,7 @@ def decode(frame):
             raise CodecError("malformed frame: header too long")
         spans = _spans(frame, 4 + hlen)   # array lengths first: cheap, and no allocation
         src = frame if isinstance(frame, (bytes, bytearray)) else bytes(memoryview(frame)[:4 + hlen])
-        items = sum(src.count(c, 4, 4 + hlen) for c in (b"[", b"{", b","))
-        if items >= MAX_ITEMS:
+        if json_values(src, MAX_ITEMS, 4, 4 + hlen) > MAX_ITEMS:
             raise CodecError(f"malformed frame: more than {MAX_ITEMS} values")
         text = str(memoryview(src)[4:4 + hlen], "utf-8")
         del src
