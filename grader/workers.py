@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader import engine, resultsdir, signals, uploads
+from grader import engine, resultsdir, signals, text, uploads
 from grader.config import Config
 from grader.publish import classlist
 from grader.sandbox import codec
@@ -96,8 +96,8 @@ def _serve_jobs(proto_in, proto_out, stems, server):
         try:
             folder.mkdir(mode=0o700)
             staged = uploads.stage(job["source"], folder, stems)
-            answer.update(notes=staged.notes, unreadable=staged.unreadable, fatal=staged.fatal,
-                          near=staged.near)
+            answer.update(text.clean_all(dict(notes=staged.notes, unreadable=staged.unreadable,
+                                              fatal=staged.fatal, near=staged.near)))
             if staged.fatal is None:
                 config = Config(**job["config"])
                 info = {}
@@ -105,7 +105,7 @@ def _serve_jobs(proto_in, proto_out, stems, server):
                                                  uid=job.get("uid"), server=server, info=info)
                 answer["isolation"] = info.get("isolation")
         except Exception as e:  # noqa: BLE001 - reported in the learner's row
-            answer["error"] = f"{type(e).__name__}: {e}"
+            answer["error"] = text.clean(f"{type(e).__name__}: {e}", text.MAX_MESSAGE)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         answer["seconds"] = round(time.monotonic() - t0, 3)

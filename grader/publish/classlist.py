@@ -144,7 +144,7 @@ def summarize(entries, answers, settings, seconds, roster=None):
             pts[f"{g['notebook'][:2]} {g['exercise']}"] = None if g["notebook"] in a.get("unreadable", {}) \
                 else g["score"]
         name = display_name(src)
-        row = {"learner": name, "status": status, "submission": str(src),
+        row = {"learner": name, "status": status, "submission": report.clean(str(src)),
                "score": round(sum(v for v in pts.values() if v), 6) if status == "graded" else None,
                "max_score": top, "exercises": pts if status == "graded" else {k: None for k in cols},
                "problems": problems(a), "notes": a.get("notes", []), "seconds": a.get("seconds"),

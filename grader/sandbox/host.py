@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader import text as _text
 from grader.config import DEFAULT
 from grader.sandbox import codec, ipc
 from grader.sandbox.procs import children_of, pids_of_uid
@@ -57,6 +58,8 @@ class LearnerError(Exception):
     contract, timeout, crash, exit, memory, output, skipped."""
 
     def __init__(self, kind, function, message):
+        # bounded and cleaned where learner text enters (an answer can be forged)
+        kind, function, message = _text.name(kind), _text.name(function), _text.message(message)
         super().__init__(message)
         self.kind, self.function, self.message = kind, function, message
 
