@@ -22,9 +22,10 @@ import os
 import shutil
 import socket
 import tempfile
+import urllib.parse
 from pathlib import Path
 
-from grader import nbfile, output
+from grader import nbfile, output, text
 from grader.publish import classlist
 
 OWNER = ".owner"
@@ -107,8 +108,22 @@ def sweep(out, temp=None):
 
 
 # ---------------------------------------------------------------- what a folder holds
+def _quote(path):
+    """A learner's path as batch.json keeps it: every character a terminal or an XML reader could
+    choke on (escapes, control characters, direction overrides; and %) percent-encoded, so the
+    file holds nothing a report must not, and the exact path comes back (_unquote)."""
+    return "".join(ch if ch != "%" and text.clean(ch) == ch else urllib.parse.quote(ch, safe="")
+                   for ch in str(path))
+
+
+def _unquote(path):
+    return urllib.parse.unquote(path)
+
+
 def save_batch(folder, meta):
-    output.write_json(Path(folder) / "batch.json", dict(meta, format=FORMAT))
+    meta = dict(meta, format=FORMAT, entries=[[k, ident, _quote(src)] for k, ident, src in meta["entries"]],
+                paths=[_quote(p) for p in meta.get("paths", [])])
+    output.write_json(Path(folder) / "batch.json", meta)
 
 
 def load_batch(folder):
@@ -118,6 +133,8 @@ def load_batch(folder):
         raise nbfile.BadInput(f"{folder} holds no batch's results (no readable batch.json)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise nbfile.BadInput(f"{folder}/batch.json was written by another version of the grader")
+    meta["entries"] = [[k, ident, _unquote(src)] for k, ident, src in meta.get("entries", [])]
+    meta["paths"] = [_unquote(p) for p in meta.get("paths", [])]
     return meta
 
 
@@ -150,8 +167,8 @@ def write_summary(folder, entries, answers, settings, seconds, roster=None):
     roster, when the batch was given one); returns the summary."""
     summary = classlist.summarize(entries, answers, settings, seconds, roster)
     output.write_json(Path(folder) / "summary.json", summary)
-    for name, text in classlist.csv_files(summary).items():
-        output.write_text(Path(folder) / name, text)
+    for name, body in classlist.csv_files(summary).items():
+        output.write_text(Path(folder) / name, body)
     return summary
 
 

@@ -6,6 +6,7 @@ import io
 import unicodedata
 from pathlib import Path
 
+from grader import text
 from grader.publish import report
 
 PROBLEM_KINDS = {"timeout": "timeout", "crash": "crashed", "exit": "crashed", "memory": "memory limit",
@@ -57,10 +58,12 @@ def _fmt(x):
 
 def display_name(src):
     """The learner's name exactly as the submission is named (its folder, or its zip without
-    .zip): Unicode, spaces and case kept.  Folder names for results/learners/ are the
+    .zip): Unicode, spaces and case kept, only what no name needs removed (terminal escapes,
+    control characters, direction overrides).  Folder names for results/learners/ are the
     batch's business; this is what a person and an LMS read."""
     name = Path(str(src)).name
-    return name[:-4] if name.lower().endswith(".zip") and len(name) > 4 else name
+    name = name[:-4] if name.lower().endswith(".zip") and len(name) > 4 else name
+    return text.clean(name, text.MAX_NAME).replace("\n", " ").replace("\t", " ")
 
 
 def _same(name):
