@@ -5,8 +5,9 @@
     python -m grader.generate --out /tmp/release   # somewhere else
     python -m grader.generate --check          # exit 1 if notebooks/ is out of date
 
-Each step is a small function: drop the instructor-only cells (those tagged
-`worked-answer`: the worked answers to the questions), find and check the markers, replace
+Each step is a small function: replace the instructor-only cells (those tagged
+`worked-answer`: the worked answers to the questions) by an empty "Your answer:" cell for the
+learner to write in, find and check the markers, replace
 solution regions, clear outputs, clean metadata (a cell keeps only its tags, such as nbval's
 `nbval-check-output`), stamp a fingerprint.  A notebook in the output folder that was
 edited since it was generated (its cells no longer match its fingerprint) is never
@@ -26,6 +27,7 @@ CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 MARKDOWN_STUB = "YOUR ANSWER HERE"
 KEEP_CELL_METADATA = ("tags",)
 INSTRUCTOR_ONLY_TAG = "worked-answer"   # cells with this tag exist in solutions/ only
+ANSWER_PROMPT = "**Your answer:**"       # what the learner finds in a worked answer's place
 
 
 class MarkerError(ValueError):
@@ -70,6 +72,19 @@ def instructor_only(cell):
     return isinstance(tags, list) and INSTRUCTOR_ONLY_TAG in tags
 
 
+def answer_cell(worked):
+    """The learner's empty answer cell that takes a worked answer's place: one "Your answer"
+    line, or one numbered line per answer when the worked answer holds several (**1.**, **2.**)."""
+    import nbformat
+    numbers = re.findall(r"^\*\*(?:Worked answer )?(\d+)\.\*\*", worked.get("source", ""), re.M)
+    source = ("**Your answers:**\n\n" + "\n\n".join(f"**{k}.** " for k in numbers)
+              if len(numbers) > 1 else ANSWER_PROMPT)
+    cell = nbformat.v4.new_markdown_cell(source)
+    # a stable id (the generator's output must not change from run to run)
+    cell["id"] = "answer-" + (worked.get("id") or hashlib.sha256(worked.get("source", "").encode()).hexdigest()[:12])
+    return cell
+
+
 def student_cell(cell, where=""):
     """One cell of the student version (a copy; the input is not changed)."""
     cell = copy.deepcopy(cell)
@@ -106,8 +121,8 @@ def student_version(nb, name):
     import nbformat
     out = nbformat.v4.new_notebook()
     out.nbformat, out.nbformat_minor = nb.nbformat, nb.nbformat_minor
-    out.cells = [student_cell(c, f"{name}, cell {i}: ") for i, c in enumerate(nb.cells, start=1)
-                 if not instructor_only(c)]
+    out.cells = [answer_cell(c) if instructor_only(c) else student_cell(c, f"{name}, cell {i}: ")
+                 for i, c in enumerate(nb.cells, start=1)]
     out.metadata = clean_metadata(nb.metadata, name)
     out.metadata["course"]["fingerprint"] = fingerprint(out)
     return out

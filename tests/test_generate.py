@@ -124,13 +124,24 @@ def _with_worked_answer():
     ])
 
 
-def test_worked_answers_are_dropped_and_other_tags_kept():
+def test_worked_answers_become_empty_answer_cells_and_other_tags_kept():
     sol = _with_worked_answer()
     student = g.student_version(sol, "x")
-    assert [c.source for c in student.cells] == ["## Questions\n1. Why?", "x = 1"]
-    assert student.cells[1].metadata == {"tags": ["nbval-check-output"]}  # nbval's tag stays
+    assert [c.source for c in student.cells] == ["## Questions\n1. Why?", g.ANSWER_PROMPT, "x = 1"]
+    assert student.cells[1].cell_type == "markdown" and "tags" not in student.cells[1].metadata
+    assert student.cells[2].metadata == {"tags": ["nbval-check-output"]}  # nbval's tag stays
     assert len(sol.cells) == 3  # the solution is untouched
     assert g.leaks(student, sol) == []
+
+
+def test_one_numbered_answer_line_per_worked_answer_and_stable_ids():
+    sol = new_notebook(cells=[new_markdown_cell("## Questions\n1. A?\n2. B?"), new_markdown_cell(
+        "### Worked answers\n\n**1.** Because.\n\n**2.** Also because.", metadata={"tags": ["worked-answer"]})])
+    first, second = g.student_version(sol, "x"), g.student_version(sol, "x")
+    assert first.cells[1].source == "**Your answers:**\n\n**1.** \n\n**2.** "
+    assert "Because" not in first.cells[1].source
+    assert g.render(first) == g.render(second)  # same ids every run: --check sees no drift
+    nbformat.validate(first)
 
 
 def test_leaks_reports_a_worked_answer_cell():
@@ -146,6 +157,7 @@ def test_cli_drops_worked_answers(tmp_path):
     assert g.main([str(src), "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "01_x.ipynb").read_text()
     assert "The worked answer." not in text and "worked-answer" not in text
+    assert g.ANSWER_PROMPT in text
 
 
 def test_no_student_notebook_carries_a_worked_answer():
