@@ -211,11 +211,12 @@ class Learner:
         if self.stem not in run.sub.notebooks:
             raise LearnerError("missing", uses[0] if uses else "", run.missing_message(self.stem))
         stubs = run.stubs(self.stem)
-        # only when every stub is an exercise of this notebook: a paste cell left blank (03's
-        # forwards, 06's Dropout) is reported by the probe itself, with how to fill it in
-        if stubs and stubs <= {c.exercise for c in collect(self.stem)}:
+        # only an exercise of this notebook still as handed out: a paste cell left blank (03's
+        # forwards, 06's Dropout) or an optional stub is left to the probe, which says how to fill it in
+        if stubs:
+            exercises = {c.exercise for c in collect(self.stem)}
             for name in uses:
-                if name in stubs:
+                if name in stubs and name in exercises:
                     raise LearnerError("not_implemented", name, f"{name} is not implemented yet")
         return run.sandbox().call(self.stem, probe, uses=uses, timeout=run.budget(self._timeout, uses),
                                   mem=self._mem, helpers=helpers, cpu=cpu, **inputs)
