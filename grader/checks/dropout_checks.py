@@ -11,6 +11,7 @@ Three kinds of function live here:
   the grader's own process, on the same inputs and the same number of calls.  No reference code
   and no clock is ever sent to the learner's process.
 """
+import re
 import time
 
 import numpy as np
@@ -69,6 +70,46 @@ def as_array(value, shape, call, dtype=None):
     return value
 
 
+def distinct(*values, decimals=3, most=12):
+    """The values as strings with `decimals` decimals, or as many more as it takes (up to `most`)
+    for values that differ to print differently: never "x1.429 ... expected x1.429"."""
+    d = decimals
+    while d < most:
+        shown = [f"{v:.{d}f}" for v in values]
+        if all((a == b) == (u == v) for i, (a, u) in enumerate(zip(shown, values))
+               for b, v in zip(shown[i + 1:], values[i + 1:])):
+            return shown
+        d += 1
+    return [f"{v:.{most}g}" for v in values]
+
+
+def defining_notebook(name):
+    """The notebook (e.g. '01') whose exercise is `name`, read from the check files' marks, or
+    None: a name the learner used in one notebook but wrote in another."""
+    from pathlib import Path
+    for path in sorted(Path(__file__).parent.glob("test_[0-9][0-9]_*.py")):
+        if re.search(r"""(mark\.exercise\(|name = )["']%s["']""" % re.escape(name), path.read_text()):
+            return path.stem[len("test_"):][:2]
+    return None
+
+
+def undefined_name(message, stem):
+    """For an exception message `NameError: name 'x' is not defined`, the first sentence of
+    feedback that names the mistake; '' for any other exception."""
+    m = re.search(r"NameError: name '(\w+)' is not defined", message or "")
+    if not m:
+        return ""
+    name, where = m.group(1), defining_notebook(m.group(1))
+    if where and where != stem[:2]:
+        return (f"Your code calls {name}, which you wrote in notebook {where}, but it is not defined in "
+                f"this notebook (notebook {stem[:2]}): each notebook is graded on its own, with only "
+                "its own cells. Copy that function into a cell of this notebook above yours, or do the "
+                "work here directly.")
+    return (f"Your code uses the name {name}, which this notebook (notebook {stem[:2]}) does not define: "
+            "a typo, or a name from another cell or notebook? Each notebook is graded on its own, with "
+            "only its own cells.")
+
+
 def factor_name(r, p, rel=2e-3):
     """Name a multiplicative factor in terms of p, e.g. 1/(1 − p); '' if it is none of them."""
     q = 1 - p
@@ -83,10 +124,12 @@ def factor_name(r, p, rel=2e-3):
     return ""
 
 
-def ratio(r, p):
-    """'0.700 (= 1 − p)' or '0.812'."""
-    name = factor_name(r, p)
-    return f"{r:.3f}" + (f" (= {name})" if name and name not in ("1", "0") else "")
+def ratio(r, p, other=None):
+    """'0.700 (= 1 − p)' or '0.812'; with enough decimals to differ from `other` if it does, and
+    named only when it is that factor to 1e-9 (a factor rounded to float16 is not 1/(1 − p))."""
+    name = factor_name(r, p) if other is None or r == other else factor_name(r, p, rel=1e-9)
+    shown = f"{r:.3f}" if other is None else distinct(r, other)[0]
+    return shown + (f" (= {name})" if name and name not in ("1", "0") else "")
 
 
 def median_ratio(a, b, where=None):
