@@ -110,6 +110,25 @@ def undefined_name(message, stem):
             "only its own cells.")
 
 
+def raised_message(call, raised, stem, hint=""):
+    """'<call> raised <exception>.' and a hint; an undefined name is named first, without the
+    hint (which would be about something else)."""
+    msg = raised[1]
+    first = undefined_name(msg, stem)
+    if first:
+        return f"{first} ({call} raised {msg}.)"
+    return f"{call} raised {msg}." + (f" {hint}" if hint else "")
+
+
+def valid_p_rejected(raised, p):
+    """A hint when the learner's own ValueError rejected a p the contract allows (0 or 1)."""
+    if raised[0] != "ValueError" or not 0 <= p <= 1:
+        return ""
+    what = "drop nothing" if p == 0 else "drop everything" if p == 1 else "a probability"
+    return (f"p = {p!r} is a valid drop probability ({what}): raise ValueError only for p outside "
+            "[0, 1] (or NaN).")
+
+
 def factor_name(r, p, rel=2e-3):
     """Name a multiplicative factor in terms of p, e.g. 1/(1 − p); '' if it is none of them."""
     q = 1 - p
