@@ -200,16 +200,8 @@ def dropout_forward_inverted(x, p, train=True, rng=None):
     return (x * mask).astype(x.dtype), mask
 '''
 
-FROM_NOTEBOOK_01 = '''
-def dropout_forward_inverted(x, p, train=True, rng=None):
-    if not 0 <= p <= 1:
-        raise ValueError("p must be in [0, 1]")
-    if not train:
-        return x, (None, 1.0)
-    keep = bernoulli_mask(x.shape, p, rng)     # written in notebook 01, not defined here
-    scale = 0.0 if p == 1 else 1 / (1 - p)
-    return x * keep * scale, (keep, scale)
-'''
+FROM_NOTEBOOK_01 = forward("dropout_forward_inverted", mask="bernoulli_mask(x.shape, p, rng)   # from notebook 01")
+
 
 CS231N_SCALED_MASK = '''
 def dropout_forward_inverted(x, p, train=True, rng=None):

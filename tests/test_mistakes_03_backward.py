@@ -245,25 +245,10 @@ def dropout_forward_classic(x, p, train=True, rng=None):
 """
 
 # Pasted forward passes that call notebook 01's bernoulli_mask, which notebook 03 does not define.
-FORWARDS_FROM_NOTEBOOK_01 = """
-def dropout_forward_inverted(x, p, train=True, rng=None):
-    if not 0 <= p <= 1:
-        raise ValueError("p must be in [0, 1]")
-    if not train:
-        return x, (None, 1.0)
-    keep = bernoulli_mask(x.shape, p, rng)
-    scale = 0.0 if p == 1 else 1 / (1 - p)
-    return x * keep * scale, (keep, scale)
+FORWARDS_FROM_NOTEBOOK_01 = FORWARDS_FLOAT_MASK.replace(
+    "rng = np.random.default_rng() if rng is None else rng\n    mask = (rng.random(x.shape) >= p).astype(x.dtype)",
+    "mask = bernoulli_mask(x.shape, p, rng)")
 
-
-def dropout_forward_classic(x, p, train=True, rng=None):
-    if not 0 <= p <= 1:
-        raise ValueError("p must be in [0, 1]")
-    if not train:
-        return x * (1 - p), (None, 1 - p)
-    keep = bernoulli_mask(x.shape, p, rng)
-    return x * keep, (keep, 1.0)
-"""
 
 # the checks of grader/checks/test_03_backward.py, by function name
 INV = "test_inverted_training"
