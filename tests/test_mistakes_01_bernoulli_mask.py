@@ -96,6 +96,8 @@ MISTAKES = {  # name: (source, the checks it must fail, words its first message 
                                   "At p = 0.875"),
     "whole-percent integer draws": (fn("    return rng.integers(0, 100, size=shape) >= int(p * 100)\n"),
                                     {FRACTION}, "At p = 0.875"),
+    "float16 draws (some round up to 1.0)": (
+        fn("    return rng.random(shape).astype(np.float16) >= p\n"), {ENDS}, "float16"),
     "range test on p rounded to two decimals": (
         "def bernoulli_mask(shape, p, rng=None):\n"
         "    if not 0 <= round(p, 2) <= 1:\n        raise ValueError(p)\n" + RNG +

@@ -313,6 +313,10 @@ INVERTED_MISTAKES = {
         "With rng=None your function draws from"),
     "0/1 integer mask (astype(int), as deeplearning.ai)": (
         inverted(mask="(rng.random(x.shape) < 1 - p).astype(int)"), {DTYPE}, "float32 in, float64 out"),
+    "output always float32": (
+        inverted(train="scale = 0.0 if p == 1 else 1 / (1 - p)\n"
+                       "return (x * keep * scale).astype(np.float32), (keep, scale)"),
+        {DTYPE}, "float64 in, float32 out"),
 }
 
 CLASSIC_MISTAKES = {
@@ -367,6 +371,8 @@ INVERTED_HONEST = {
         train="scale = x.dtype.type(0.0 if p == 1 else 1 / (1 - p))\nreturn x * keep * scale, (keep, scale)"),
     "CS231n's scaled mask, cast with astype(x.dtype, copy=False)": CS231N_SCALED_MASK,
     "train flag tested with bool()": inverted().replace("if not train:", "if bool(train) is False:"),
+    "scale as a float32 number (float64 x stays float64)": inverted(
+        train="scale = np.float32(0.0 if p == 1 else 1 / (1 - p))\nreturn x * keep * scale, (keep, scale)"),
 }
 
 CLASSIC_HONEST = {

@@ -61,6 +61,11 @@ def as_array(value, shape, call, dtype=None):
     assert isinstance(value, np.ndarray), f"{call} gave {type(value).__name__}; return an np.ndarray."
     assert value.shape == tuple(shape), (
         f"{call} returned shape {value.shape}; expected {tuple(shape)}, the shape of its input.")
+    if dtype is not None and value.dtype != np.dtype(dtype) and value.dtype.itemsize < np.dtype(dtype).itemsize:
+        assert False, (
+            f"{call} returned dtype {value.dtype} for a {np.dtype(dtype)} input: {np.dtype(dtype)} in, "
+            f"{value.dtype} out. Your output is cast down (an astype, an explicit dtype, an array of "
+            f"{value.dtype} that everything is written into): keep x's dtype, whatever it is.")
     if dtype is not None and value.dtype != np.dtype(dtype):
         assert False, (
             f"{call} returned dtype {value.dtype} for a {np.dtype(dtype)} input: {np.dtype(dtype)} in, "

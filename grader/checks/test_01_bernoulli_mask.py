@@ -386,6 +386,10 @@ def test_p_zero_and_one(learner):
             + (" A few strays: look at how the comparison treats a draw that equals p exactly "
                "(uniform draws lie in [0, 1), so 0.0 can come up and 1.0 never does)."
                if wrong <= 3 else
+               f" Uniform draws lie in [0, 1), so none of them reaches 1 — but {pct(wrong / m.size, 3)} "
+               "of yours do: are they rounded to a low precision (float16?), or drawn from a range "
+               "that includes 1?"
+               if p == 1 and not swapped and wrong < m.size // 100 else
                f" That is {pct(wrong / m.size)} of them: the threshold your draws are compared with "
                f"is not p itself at p = {p!r}."
                if wrong < m.size // 10 else

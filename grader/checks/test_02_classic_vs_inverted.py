@@ -76,6 +76,18 @@ def forward_calls(nb, name, x, p, train=True, seed=0, calls=1, strict=False, fla
             "rng_state": rng.bit_generator.state, "global_state": np.random.get_state()}
 
 
+def forward_each(nb, name, cases, p, seed):
+    """One forward pass per (x, train) case, each with a generator made from `seed`: its output,
+    or what it raised."""
+    f, got = nb.fn(name), []
+    for x, train in cases:
+        try:
+            got.append(plain(nb.pair(f(np.array(x), p, train=train, rng=np.random.default_rng(seed)), name)[0]))
+        except nb.Raised as e:
+            got.append({"raised": [e.type, str(e) + getattr(e, "where", "")]})
+    return got
+
+
 def generators(nb, name, x, p, seed):
     """Training outputs for two generators with the same seed, one with another seed, and
     twice rng=None (after seeding NumPy's global generator with `seed`: its state after them
@@ -176,6 +188,12 @@ def integer_indexing(out, x):
             "1, not single elements. Index with a boolean mask, or multiply by the mask.")
 
 
+def precision(out, rtol):
+    """rtol, or what the output's own dtype can hold if that is coarser: an output in the wrong
+    dtype is the dtype check's business, not every value check's."""
+    return max(rtol, 4 * float(np.finfo(out.dtype).eps)) if out.dtype.kind == "f" else rtol
+
+
 def rounded_factor(f, want, p=None):
     """A hint when a factor is right to 0.1 % but not to 1e-6 (it was rounded on the way), or is
     1/(1 − p) for p rounded to one or two decimals."""
@@ -252,13 +270,18 @@ class _ForwardChecks:
 
     @mark.points(1)
     def test_float32_stays_float32(self, learner):
-        """keeps the dtype: float32 in, float32 out (training and eval)"""
-        for train in (True, False):
-            r = self.run(learner, 4, shape=(100, 200), p=0.3, train=train, dtype="float32")
-            (out,) = self.outputs(r, 0.3, train, x="float32 x")
-            if out.dtype != np.float32 and returned_mask(out, r["x"]):
-                assert False, mask_message(self.call_str(0.3, train, "float32 x"), out, r["x"])
-            as_array(out, r["x"].shape, self.call_str(0.3, train, "float32 x"), "float32")
+        """keeps the dtype: float32 in, float32 out, and float64 in, float64 out (training and eval)"""
+        cases = [(make_x(learner, 4, (100, 200), dtype), train)
+                 for dtype in ("float32", "float64") for train in (True, False)]
+        got = learner.call(forward_each, (self.name,), helpers=(plain,), name=self.name, cases=cases,
+                           p=0.3, seed=learner.seed(1004))
+        for (x, train), out in zip(cases, got):
+            call = self.call_str(0.3, train, f"{x.dtype} x")
+            if isinstance(out, dict) and "raised" in out:
+                assert False, raised_message(call, out["raised"], learner.stem)
+            if isinstance(out, np.ndarray) and out.dtype != x.dtype and returned_mask(out, x):
+                assert False, mask_message(call, out, x)
+            as_array(out, x.shape, call, x.dtype)
 
     @mark.points(1)
     def test_drops_a_share_p(self, learner):
@@ -399,9 +422,10 @@ class _ForwardChecks:
                 f"Two calls of {call} on the same x gave different outputs: eval mode must be "
                 "deterministic (no random numbers).")
             f = median_ratio(out, x)
-            if abs(f - want) > 1e-9:
+            tol = precision(out, 1e-9)
+            if abs(f - want) > tol:
                 assert False, self.eval_hint(f, p) + rounded_factor(f, want)
-            off = int((~np.isclose(out, want * x, rtol=1e-12, atol=0)).sum())
+            off = int((~np.isclose(out, want * x, rtol=precision(out, 1e-12), atol=0)).sum())
             assert off == 0, (
                 f"In eval mode most elements are x × {ratio(want, p)} as they should be, but {off} "
                 "are not: every element gets the same factor.")
@@ -475,7 +499,7 @@ class _ForwardChecks:
                 assert False, mask_message(call, out, x)
             live = x != 0
             if p == 0:
-                off = int((~np.isclose(out, x, rtol=1e-12, atol=0)).sum())
+                off = int((~np.isclose(out, x, rtol=precision(out, 1e-12), atol=0)).sum())
                 bad = integer_indexing(out, x)
                 assert off == 0, (
                     f"{call} (drop nothing) should return x; {off} of {out.size} elements differ. "
