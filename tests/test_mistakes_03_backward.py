@@ -340,6 +340,10 @@ def dropout_backward(dout, cache):
         "def dropout_backward(dout, cache):\n    keep, scale = cache\n    if keep is None:\n"
         "        return dout * scale\n    return dout * keep * np.float16(scale)\n",
         {INV}, "it was rounded on the way"),
+    "eval-mode factor rounded to float16": (
+        "def dropout_backward(dout, cache):\n    keep, scale = cache\n    if keep is None:\n"
+        "        return dout * np.float16(scale)\n    return dout * keep * scale\n",
+        {EVAL}, "it was rounded on the way"),
     "classic gradient divided by 1 - p as well": (
         with_p().replace('    if scheme == "classic":\n        return dout * keep\n', ""),
         {CLS}, "Classic dropout does not scale while training"),

@@ -269,17 +269,19 @@ def assert_independent_coins(m, what="mask"):
     (2000, 50) at p = 0.3 (the probabilities in the comments assume it)."""
     from grader.checks.stats import hoeffding, pct
     rows, cols = m.shape
+    # first rows kept or dropped as a whole (one coin per row), which also makes most rows equal
+    # to the first one when it is kept: a correct row is all kept or all dropped with
+    # probability 0.7^50 + 0.3^50 ≈ 1.8e-8
+    whole = ((m.sum(axis=1) == 0) | (m.sum(axis=1) == cols)).mean()
+    assert whole < 0.1, (
+        f"{pct(whole)} of the rows of the {what} are kept or dropped as a whole: one coin per row "
+        "instead of one per element.")
     same_as_first = (m == m[0]).all(axis=1).mean()
     # a correct mask repeats row 0 with probability (0.7² + 0.3²)^50 ≈ 1.5e-12 per row
     assert same_as_first < 0.5, (
         f"{pct(same_as_first)} of the {rows} rows of the {what} are identical to the first row: one "
         "mask is shared by the whole batch. Each example (row) needs its own coins — one per "
         "element of the full shape.")
-    whole = ((m.sum(axis=1) == 0) | (m.sum(axis=1) == cols)).mean()
-    # a correct row is all kept or all dropped with probability 0.7^50 + 0.3^50 ≈ 1.8e-8
-    assert whole < 0.1, (
-        f"{pct(whole)} of the rows of the {what} are kept or dropped as a whole: one coin per row "
-        "instead of one per element.")
     # Neighbouring pairs against the mask's own kept share f, so that this is about
     # independence alone: |f² − q²| <= 2·t_f, and the pair share is within t_pair of f².
     # 3 uses of hoeffding: false failure < 3e-10.

@@ -299,10 +299,11 @@ def check_dx(r, rtol=1e-6):
             f"{call} returned the forward's factors themselves ({what}), not dout times them: "
             "dx = dout · factor, element by element.")
     if not train:
-        f = median_ratio(s, np.ones(s.shape), known)
+        f, got = median_ratio(s, np.ones(s.shape), known), median_ratio(dx, dout)
+        rounded = ROUNDED if f and abs(got / f - 1) < 1e-3 else ""
         assert False, (
-            f"{call}: wrong eval-mode gradient — dx / dout = {ratio(median_ratio(dx, dout), p)}, "
-            f"but the forward multiplied every element by {ratio(f, p)}.{mode_hint}{note}")
+            f"{call}: wrong eval-mode gradient — dx / dout = {ratio(got, p, f)}, "
+            f"but the forward multiplied every element by {ratio(f, p, got)}.{rounded}{mode_hint}{note}")
     if np.array_equal(dx, dout):
         assert False, (
             f"{call} returned dout unchanged. The gradient of dropout is dout times the forward's "
@@ -350,8 +351,7 @@ def check_dx(r, rtol=1e-6):
         msg = (f"{call}: dx / dout = {ratio(f, p, wanted)} on the kept elements, but the forward "
                f"multiplied them by {ratio(wanted, p, f)}: dx is off by a factor {ratio(r_exp, p, 1.0)}.")
         if abs(r_exp - 1) < 1e-3:
-            msg += (" The factor is right to 0.1 % but not to 1e-6: it was rounded on the way (stored "
-                    "as float16? rounded to a few decimals?). Compute it in full precision.")
+            msg += ROUNDED
         name = factor_name(r_exp, p)
         if name == "1 − p" and factor_name(wanted, p) == "1/(1 − p)":
             msg += (" You forgot to divide by 1 − p: the forward scaled the kept elements, so "
@@ -365,6 +365,9 @@ def check_dx(r, rtol=1e-6):
     assert False, (f"{call}: {diff} of {dx.size} elements of dx differ from dout × the forward's "
                    f"factor (median dx / expected = {r_exp:.3f}).{note}")
 
+
+ROUNDED = (" The factor is right to 0.1 % but not to 1e-6: it was rounded on the way (stored as "
+           "float16? rounded to a few decimals?). Compute it in full precision.")
 
 FORWARD_FAILED = (
     "so dropout_backward could not be checked on its cache. Fix the forward in notebook 02 (its "
