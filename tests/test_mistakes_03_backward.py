@@ -244,6 +244,12 @@ def dropout_forward_classic(x, p, train=True, rng=None):
     return x * mask, (mask, 1.0)
 """
 
+# The same with a dict cache {"mask": ..., "scale": ...}.
+FORWARDS_DICT_CACHE = FORWARDS_FLOAT_MASK.replace("(mask, scale)", '{"mask": mask, "scale": scale}').replace(
+    "(None, 1.0)", '{"mask": None, "scale": 1.0}').replace(
+    "(None, 1 - p)", '{"mask": None, "scale": 1 - p}').replace(
+    "(mask, 1.0)", '{"mask": mask, "scale": 1.0}')
+
 # Pasted forward passes that call notebook 01's bernoulli_mask, which notebook 03 does not define.
 FORWARDS_FROM_NOTEBOOK_01 = FORWARDS_FLOAT_MASK.replace(
     "rng = np.random.default_rng() if rng is None else rng\n    mask = (rng.random(x.shape) >= p).astype(x.dtype)",
@@ -484,16 +490,22 @@ def dropout_backward(dout, cache):
     return dout * factor if keep is None else dout * keep * factor
 """),
     "mask and factor read, never written, from a dict cache; dout copied then scaled": (
-        FORWARDS_FLOAT_MASK.replace("(mask, scale)", '{"mask": mask, "scale": scale}').replace(
-            "(None, 1.0)", '{"mask": None, "scale": 1.0}').replace(
-            "(None, 1 - p)", '{"mask": None, "scale": 1 - p}').replace(
-            "(mask, 1.0)", '{"mask": mask, "scale": 1.0}') + """
+        FORWARDS_DICT_CACHE + """
 def dropout_backward(dout, cache):
     dx = dout.copy()
     if cache["mask"] is not None:
         dx *= cache["mask"]
     dx *= cache["scale"]
     return dx
+"""),
+    "scaled mask memoised in a dict cache on the first backward call": (
+        FORWARDS_DICT_CACHE + """
+def dropout_backward(dout, cache):
+    if cache["mask"] is None:
+        return dout * cache["scale"]
+    if "scaled" not in cache:
+        cache["scaled"] = cache["mask"] * cache["scale"]
+    return dout * cache["scaled"]
 """),
     "element-loop forward passes pasted from 02 (backward not charged for them)":
         LOOP_FORWARDS + "\n# the reference dropout_backward stays\n",
