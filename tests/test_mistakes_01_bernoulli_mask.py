@@ -96,6 +96,9 @@ MISTAKES = {  # name: (source, the checks it must fail, words its first message 
                                   "At p = 0.875"),
     "whole-percent integer draws": (fn("    return rng.integers(0, 100, size=shape) >= int(p * 100)\n"),
                                     {FRACTION}, "At p = 0.875"),
+    "p shortcuts return float ones and zeros": (fn(
+        "    if p == 0:\n        return np.ones(shape)\n    if p == 1:\n        return np.zeros(shape)\n"
+        "    return rng.random(shape) >= p\n"), {ENDS}, "boolean on every path"),
     "float16 draws (some round up to 1.0)": (
         fn("    return rng.random(shape).astype(np.float16) >= p\n"), {ENDS}, "float16"),
     "range test on p rounded to two decimals": (

@@ -313,6 +313,8 @@ INVERTED_MISTAKES = {
         "With rng=None your function draws from"),
     "0/1 integer mask (astype(int), as deeplearning.ai)": (
         inverted(mask="(rng.random(x.shape) < 1 - p).astype(int)"), {DTYPE}, "float32 in, float64 out"),
+    "p = 1 shortcut with np.zeros(x.shape), float64 for a float32 x": (
+        P_SHORTCUTS.replace("np.zeros_like(x)", "np.zeros(x.shape)"), {DTYPE}, "float32 in, float64 out"),
     "output always float32": (
         inverted(train="scale = 0.0 if p == 1 else 1 / (1 - p)\n"
                        "return (x * keep * scale).astype(np.float32), (keep, scale)"),

@@ -361,6 +361,13 @@ def test_p_zero_and_one(learner):
             f"{call(shape, p)} returned NaN or infinite values"
             + (": it divides by 1 − p, which is 0 at p = 1." if p == 1 else ".")
             + " The mask is only which elements are kept, as booleans: no scaling.")
+    for p, m in zip(ps[:4], got[:4]):
+        # the dtype at p = 0.3 is the first check's business; a shortcut for p = 0 or 1 is its own path
+        assert not (isinstance(m, np.ndarray) and m.dtype != bool
+                    and isinstance(got[4], np.ndarray) and got[4].dtype == bool), (
+            f"{call(shape, p)} returned an array of dtype {m.dtype}, while at p = 0.3 it returns "
+            "booleans: the mask is boolean on every path. Does a shortcut for p = 0 or p = 1 build "
+            "its array of ones or zeros without asking for the boolean dtype?")
     ends = [(p, kept(m, shape, call(shape, p))) for p, m in zip(ps[:4], got[:4])]
     shares = [m.mean() for _, m in ends]
     assert not all(0.1 < f < 0.9 for f in shares), (

@@ -76,11 +76,11 @@ def forward_calls(nb, name, x, p, train=True, seed=0, calls=1, strict=False, fla
             "rng_state": rng.bit_generator.state, "global_state": np.random.get_state()}
 
 
-def forward_each(nb, name, cases, p, seed):
-    """One forward pass per (x, train) case, each with a generator made from `seed`: its output,
-    or what it raised."""
+def forward_each(nb, name, cases, seed):
+    """One forward pass per (x, p, train) case, each with a generator made from `seed`: its
+    output, or what it raised."""
     f, got = nb.fn(name), []
-    for x, train in cases:
+    for x, p, train in cases:
         try:
             got.append(plain(nb.pair(f(np.array(x), p, train=train, rng=np.random.default_rng(seed)), name)[0]))
         except nb.Raised as e:
@@ -270,14 +270,17 @@ class _ForwardChecks:
 
     @mark.points(1)
     def test_float32_stays_float32(self, learner):
-        """keeps the dtype: float32 in, float32 out, and float64 in, float64 out (training and eval)"""
-        cases = [(make_x(learner, 4, (100, 200), dtype), train)
-                 for dtype in ("float32", "float64") for train in (True, False)]
+        """keeps the dtype: float32 or float64 in, the same out (training, eval, and at p = 0 and 1)"""
+        cases = [(make_x(learner, 4, (100, 200), dtype), p, train)
+                 for dtype in ("float32", "float64") for p, train in ((0.3, True), (0.3, False))]
+        cases += [(cases[0][0], p, True) for p in (0.0, 1.0)]    # float32 x: the shortcuts' dtype
         got = learner.call(forward_each, (self.name,), helpers=(plain,), name=self.name, cases=cases,
-                           p=0.3, seed=learner.seed(1004))
-        for (x, train), out in zip(cases, got):
-            call = self.call_str(0.3, train, f"{x.dtype} x")
+                           seed=learner.seed(1004))
+        for (x, p, train), out in zip(cases, got):
+            call = self.call_str(p, train, f"{x.dtype} x")
             if isinstance(out, dict) and "raised" in out:
+                if p in (0, 1):
+                    continue        # what p = 0 or 1 raises is the p = 0 / p = 1 check's business
                 assert False, raised_message(call, out["raised"], learner.stem)
             if isinstance(out, np.ndarray) and out.dtype != x.dtype and returned_mask(out, x):
                 assert False, mask_message(call, out, x)
