@@ -85,10 +85,42 @@ MISTAKES = {  # name: (source, the checks it must fail, words its first message 
         "    if p == 0:\n        return np.zeros(shape, dtype=bool)\n"
         "    return rng.random(shape) >= p\n"), {ENDS}, "keep every element"),
     "2-D only": (fn("    return rng.random((shape[0], shape[1])) >= p\n"), {SHAPE}, "shape"),
+    "global generator when rng is None": (fn(
+        "    if rng is None:\n        return np.random.rand(*np.atleast_1d(shape)) >= p\n"
+        "    return rng.random(shape) >= p\n", rng=False), {GENERATOR},
+        "With rng=None your function draws from"),
+    "the np.random module as the default generator": (fn(
+        "    rng = np.random if rng is None else rng\n    return rng.random(shape) >= p\n", rng=False),
+        {GENERATOR}, "With rng=None your function draws from"),
+    "p rounded to two decimals": (fn("    return rng.random(shape) >= round(p, 2)\n"), {FRACTION},
+                                  "At p = 0.875"),
+    "whole-percent integer draws": (fn("    return rng.integers(0, 100, size=shape) >= int(p * 100)\n"),
+                                    {FRACTION}, "At p = 0.875"),
+    "p shortcuts return float ones and zeros": (fn(
+        "    if p == 0:\n        return np.ones(shape)\n    if p == 1:\n        return np.zeros(shape)\n"
+        "    return rng.random(shape) >= p\n"), {ENDS}, "boolean on every path"),
+    "float16 draws (some round up to 1.0)": (
+        fn("    return rng.random(shape).astype(np.float16) >= p\n"), {ENDS}, "float16"),
+    "range test on p rounded to two decimals": (
+        "def bernoulli_mask(shape, p, rng=None):\n"
+        "    if not 0 <= round(p, 2) <= 1:\n        raise ValueError(p)\n" + RNG +
+        "    return rng.random(shape) >= p\n", {REJECTS}, "rounded before the range test"),
 }
 
 HONEST = {
     "the solution": None,
+    "np.random.default_rng(rng) as the default": fn(
+        "    rng = np.random.default_rng(rng)\n    return rng.random(shape) >= p\n", rng=False),
+    "rng.uniform": fn("    return rng.uniform(0.0, 1.0, size=shape) >= p\n"),
+    "a PCG64 generator of its own when rng is None": fn(
+        "    rng = np.random.Generator(np.random.PCG64()) if rng is None else rng\n"
+        "    return rng.random(shape) >= p\n", rng=False),
+    "float32 draws and a float32 threshold": fn(
+        "    return rng.random(shape, dtype=np.float32) >= np.float32(p)\n"),
+    "np.isfinite in the range test": (
+        "def bernoulli_mask(shape, p, rng=None):\n"
+        "    if not (np.isfinite(p) and 0 <= p <= 1):\n        raise ValueError(p)\n" + RNG +
+        "    return rng.random(shape) >= p\n"),
     ">= p": fn("    return rng.random(shape) >= p\n"),
     "< 1 - p": fn("    return rng.random(shape) < 1 - p\n"),
     "~(u < p)": fn("    u = rng.random(size=shape)\n    return ~(u < p)\n"),

@@ -153,7 +153,7 @@ def dropout_forward_inverted(x, p, train=True, rng=None):
     p = float(p)
     if p != p or p < 0 or p > 1:
         raise ValueError("dropout probability has to be between 0 and 1, but got {}".format(p))
-    if train is False:
+    if not train:
         return x.copy(), {"train": False}
     gen = rng if rng is not None else np.random.default_rng()
     mask = gen.uniform(0.0, 1.0, size=x.shape) > p
@@ -198,6 +198,24 @@ def dropout_forward_inverted(x, p, train=True, rng=None):
     rng = np.random.default_rng() if rng is None else rng
     mask = (rng.random(x.shape) >= p) / (1 - p) if p < 1 else np.zeros(x.shape)  # float64
     return (x * mask).astype(x.dtype), mask
+'''
+
+FROM_NOTEBOOK_01 = forward("dropout_forward_inverted", mask="bernoulli_mask(x.shape, p, rng)   # from notebook 01")
+
+
+CS231N_SCALED_MASK = '''
+def dropout_forward_inverted(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    out, mask = None, None
+    if train:
+        rng = np.random.default_rng() if rng is None else rng
+        mask = (rng.random(x.shape) >= p) / (1 - p) if p < 1 else np.zeros(x.shape)
+        out = x * mask
+    else:
+        out = x
+    out = out.astype(x.dtype, copy=False)
+    return out, (train, mask)
 '''
 
 # name: (fixture source, the exact set of checks it must fail, words of the first message[,
@@ -271,6 +289,36 @@ INVERTED_MISTAKES = {
     "assert instead of ValueError": (
         inverted().replace('raise ValueError(f"p must be in [0, 1], got {p}")', "assert False, p"),
         {P_RANGE}, "assert statements vanish under python -O"),
+    "calls notebook 01's bernoulli_mask, not defined here": (
+        FROM_NOTEBOOK_01, {SHAPE, DTYPE, SHARE, SCALE, COINS, ROWS, P01, GEN, SPEED},
+        "which you wrote in notebook 01, but it is not defined in this notebook"),
+    "rejects p = 1 on purpose (as tf.nn.dropout does)": (
+        inverted().replace("if not 0 <= p <= 1:", "if not 0 <= p < 1:"), {EVAL, P01},
+        "p = 1.0 is a valid drop probability"),
+    "scale rounded to float16": (
+        inverted(train="scale = np.float16(0.0 if p == 1 else 1 / (1 - p))\n"
+                       "return x * keep * scale, (keep, scale)"), {SCALE}, "it was rounded on the way"),
+    "p rounded to two decimals": (
+        inverted(mask="rng.random(x.shape) >= round(p, 2)",
+                 train="q = round(p, 2)\nscale = 0.0 if q == 1 else 1 / (1 - q)\n"
+                       "return x * keep * scale, (keep, scale)"), {SCALE}, "p was rounded to 2 decimals"),
+    "range test on p rounded to two decimals": (
+        inverted().replace("if not 0 <= p <= 1:", "if not 0 <= round(p, 2) <= 1:"), {P_RANGE},
+        "Is p rounded before the range test?"),
+    "train tested with `is False`": (
+        inverted().replace("if not train:", "if train is False:"), {EVAL}, "was not taken for eval mode"),
+    "the np.random module as the default generator": (
+        inverted().replace("rng = np.random.default_rng() if rng is None else rng",
+                           "rng = np.random if rng is None else rng"), {GEN},
+        "With rng=None your function draws from"),
+    "0/1 integer mask (astype(int), as deeplearning.ai)": (
+        inverted(mask="(rng.random(x.shape) < 1 - p).astype(int)"), {DTYPE}, "float32 in, float64 out"),
+    "p = 1 shortcut with np.zeros(x.shape), float64 for a float32 x": (
+        P_SHORTCUTS.replace("np.zeros_like(x)", "np.zeros(x.shape)"), {DTYPE}, "float32 in, float64 out"),
+    "output always float32": (
+        inverted(train="scale = 0.0 if p == 1 else 1 / (1 - p)\n"
+                       "return (x * keep * scale).astype(np.float32), (keep, scale)"),
+        {DTYPE}, "float64 in, float32 out"),
 }
 
 CLASSIC_MISTAKES = {
@@ -287,6 +335,15 @@ CLASSIC_MISTAKES = {
         "returned the mask, not x times the mask"),
     "validates p only while training": (
         validated_in_training_only(classic()), {P_RANGE}, "also in eval mode"),
+    "eval factor as np.float64 (float32 in, float64 out)": (
+        classic(eval="return x * np.float64(1 - p), (None, 1 - p)"), {DTYPE}, "float32 in, float64 out"),
+    "train tested with `is False`": (
+        classic().replace("if not train:", "if train is False:"), {EVAL}, "was not taken for eval mode"),
+    "0/1 integer mask (astype(int), as deeplearning.ai)": (
+        classic(mask="(rng.random(x.shape) < 1 - p).astype(int)"), {DTYPE}, "float32 in, float64 out"),
+    "rejects p = 1 on purpose (as tf.nn.dropout does)": (
+        classic().replace("if not 0 <= p <= 1:", "if not 0 <= p < 1:"), {EVAL, P01},
+        "p = 1.0 is a valid drop probability"),
 }
 
 INVERTED_HONEST = {
@@ -310,6 +367,14 @@ INVERTED_HONEST = {
     "np.divide with where=, float p, dict cache": DIVIDE_WHERE,
     "copy, zero the dropped elements, divide in place": COPY_THEN_ZERO,
     "rng.choice mask, factor in x's dtype, np.where": CHOICE_MASK,
+    "np.random.default_rng(rng) as the default": inverted().replace(
+        "rng = np.random.default_rng() if rng is None else rng", "rng = np.random.default_rng(rng)"),
+    "scale in x's dtype": inverted(
+        train="scale = x.dtype.type(0.0 if p == 1 else 1 / (1 - p))\nreturn x * keep * scale, (keep, scale)"),
+    "CS231n's scaled mask, cast with astype(x.dtype, copy=False)": CS231N_SCALED_MASK,
+    "train flag tested with bool()": inverted().replace("if not train:", "if bool(train) is False:"),
+    "scale as a float32 number (float64 x stays float64)": inverted(
+        train="scale = np.float32(0.0 if p == 1 else 1 / (1 - p))\nreturn x * keep * scale, (keep, scale)"),
 }
 
 CLASSIC_HONEST = {
@@ -325,6 +390,9 @@ CLASSIC_HONEST = {
         mask="rng.binomial(1, 1 - p, size=x.shape) == 1",
         train="out = x.copy()\nout[~keep] = 0\nreturn out, keep"),
     "eval factor in x's dtype": classic(eval="return x * x.dtype.type(1 - p), (None, 1 - p)"),
+    "np.random.default_rng(rng), boolean mask times x in place of a copy": classic(
+        train="out = np.array(x, copy=True)\nout *= keep\nreturn out, keep").replace(
+        "rng = np.random.default_rng() if rng is None else rng", "rng = np.random.default_rng(rng)"),
 }
 
 

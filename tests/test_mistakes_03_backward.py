@@ -206,11 +206,70 @@ def dropout_forward_classic(x, p, train=True, rng=None):
     return x, None
 """
 
+# Forward passes that cache their output (the mask is then read off out != 0) and, at eval, None.
+FORWARDS_CACHING_OUT = """
+def dropout_forward_inverted(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x, (None, 1.0)
+    rng = np.random.default_rng() if rng is None else rng
+    scale = 0.0 if p == 1 else 1 / (1 - p)
+    out = x * (rng.random(x.shape) >= p) * scale
+    return out, (out, scale)
+
+
+def dropout_forward_classic(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x * (1 - p), (None, 1 - p)
+    rng = np.random.default_rng() if rng is None else rng
+    out = x * (rng.random(x.shape) >= p)
+    return out, (out, 1.0)
+"""
+
+# Forward passes that cache an unscaled float mask and the factor.
+FORWARDS_FLOAT_MASK = """
+def dropout_forward_inverted(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x, (None, 1.0)
+    rng = np.random.default_rng() if rng is None else rng
+    mask = (rng.random(x.shape) >= p).astype(x.dtype)
+    scale = 0.0 if p == 1 else 1 / (1 - p)
+    return x * mask * scale, (mask, scale)
+
+
+def dropout_forward_classic(x, p, train=True, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError("p must be in [0, 1]")
+    if not train:
+        return x * (1 - p), (None, 1 - p)
+    rng = np.random.default_rng() if rng is None else rng
+    mask = (rng.random(x.shape) >= p).astype(x.dtype)
+    return x * mask, (mask, 1.0)
+"""
+
+# The same with a dict cache {"mask": ..., "scale": ...}.
+FORWARDS_DICT_CACHE = FORWARDS_FLOAT_MASK.replace("(mask, scale)", '{"mask": mask, "scale": scale}').replace(
+    "(None, 1.0)", '{"mask": None, "scale": 1.0}').replace(
+    "(None, 1 - p)", '{"mask": None, "scale": 1 - p}').replace(
+    "(mask, 1.0)", '{"mask": mask, "scale": 1.0}')
+
+# Pasted forward passes that call notebook 01's bernoulli_mask, which notebook 03 does not define.
+FORWARDS_FROM_NOTEBOOK_01 = FORWARDS_FLOAT_MASK.replace(
+    "rng = np.random.default_rng() if rng is None else rng\n    mask = (rng.random(x.shape) >= p).astype(x.dtype)",
+    "mask = bernoulli_mask(x.shape, p, rng)")
+
+
 # the checks of grader/checks/test_03_backward.py, by function name
 INV = "test_inverted_training"
 CLS = "test_classic_training"
 EVAL = "test_eval_mode"
 CACHE = "test_uses_the_cache_it_is_given"
+UNCHANGED = "test_leaves_dout_and_cache_unchanged"
 P01 = "test_p_zero_and_one"
 SHAPE = "test_any_shape_and_float32"
 SPEED = "test_vectorised"
@@ -275,6 +334,37 @@ def dropout_backward(dout, cache):
     "pasted identity forwards, backward returns dout": (
         IDENTITY_FORWARDS + "\ndef dropout_backward(dout, cache):\n    return dout\n",
         {INV, CLS, CACHE, P01, SHAPE, NOTE}, "its mask dropped nothing or everything"),
+    "overwrites dout in place": (
+        "def dropout_backward(dout, cache):\n    keep, scale = cache\n    if keep is not None:\n"
+        "        dout *= keep\n    dout *= scale\n    return dout\n",
+        {UNCHANGED}, "modified dout in place"),
+    "dx is dout itself, zeroed and scaled in place": (
+        "def dropout_backward(dout, cache):\n    keep, scale = cache\n    dx = dout\n"
+        "    if keep is not None:\n        dx[~keep] = 0\n    dx *= scale\n    return dx\n",
+        {UNCHANGED}, "modified dout in place"),
+    "scales the cached mask in place": (
+        FORWARDS_FLOAT_MASK + "\ndef dropout_backward(dout, cache):\n    mask, scale = cache\n"
+        "    if mask is None:\n        return dout * scale\n    mask *= scale\n    return dout * mask\n",
+        {UNCHANGED}, "changed the cache it was given"),
+    "mask read off out != 0": (
+        FORWARDS_CACHING_OUT + "\ndef dropout_backward(dout, cache):\n    out, scale = cache\n"
+        "    if out is None:\n        return dout * scale\n    return dout * (out != 0) * scale\n",
+        {INV, CLS}, "the mask is read off the output"),
+    "scale rounded to float16 in the backward pass": (
+        "def dropout_backward(dout, cache):\n    keep, scale = cache\n    if keep is None:\n"
+        "        return dout * scale\n    return dout * keep * np.float16(scale)\n",
+        {INV}, "it was rounded on the way"),
+    "eval-mode factor rounded to float16": (
+        "def dropout_backward(dout, cache):\n    keep, scale = cache\n    if keep is None:\n"
+        "        return dout * np.float16(scale)\n    return dout * keep * scale\n",
+        {EVAL}, "it was rounded on the way"),
+    "classic gradient divided by 1 - p as well": (
+        with_p().replace('    if scheme == "classic":\n        return dout * keep\n', ""),
+        {CLS}, "Classic dropout does not scale while training"),
+    "pasted forwards call notebook 01's bernoulli_mask": (
+        FORWARDS_FROM_NOTEBOOK_01 + "\n# the reference dropout_backward stays\n",
+        {INV, CLS, CACHE, P01, SHAPE, SPEED, NOTE},
+        "which you wrote in notebook 01, but it is not defined in this notebook"),
     "pasted inverted forward gives NaN at p = 1": (
         with_p().replace("out = x * keep / (1 - p) if p < 1 else np.zeros_like(x)", "out = x * keep / (1 - p)"),
         {NOTE}, "NaN or infinite"),
@@ -390,6 +480,40 @@ def dropout_backward(dout, cache):
         dx[~cache.keep] = 0
     dx *= cache.factor
     return dx
+"""),
+    "dx written into a new array with out=": ("""
+def dropout_backward(dout, cache):
+    keep, scale = cache
+    dx = np.empty_like(dout)
+    if keep is None:
+        np.multiply(dout, scale, out=dx)
+    else:
+        np.multiply(dout, keep * scale, out=dx)
+    return dx
+"""),
+    "scale in dout's dtype": ("""
+def dropout_backward(dout, cache):
+    keep, scale = cache
+    factor = dout.dtype.type(scale)
+    return dout * factor if keep is None else dout * keep * factor
+"""),
+    "mask and factor read, never written, from a dict cache; dout copied then scaled": (
+        FORWARDS_DICT_CACHE + """
+def dropout_backward(dout, cache):
+    dx = dout.copy()
+    if cache["mask"] is not None:
+        dx *= cache["mask"]
+    dx *= cache["scale"]
+    return dx
+"""),
+    "scaled mask memoised in a dict cache on the first backward call": (
+        FORWARDS_DICT_CACHE + """
+def dropout_backward(dout, cache):
+    if cache["mask"] is None:
+        return dout * cache["scale"]
+    if "scaled" not in cache:
+        cache["scaled"] = cache["mask"] * cache["scale"]
+    return dout * cache["scaled"]
 """),
     "element-loop forward passes pasted from 02 (backward not charged for them)":
         LOOP_FORWARDS + "\n# the reference dropout_backward stays\n",

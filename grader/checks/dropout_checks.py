@@ -11,6 +11,7 @@ Three kinds of function live here:
   the grader's own process, on the same inputs and the same number of calls.  No reference code
   and no clock is ever sent to the learner's process.
 """
+import re
 import time
 
 import numpy as np
@@ -60,6 +61,11 @@ def as_array(value, shape, call, dtype=None):
     assert isinstance(value, np.ndarray), f"{call} gave {type(value).__name__}; return an np.ndarray."
     assert value.shape == tuple(shape), (
         f"{call} returned shape {value.shape}; expected {tuple(shape)}, the shape of its input.")
+    if dtype is not None and value.dtype != np.dtype(dtype) and value.dtype.itemsize < np.dtype(dtype).itemsize:
+        assert False, (
+            f"{call} returned dtype {value.dtype} for a {np.dtype(dtype)} input: {np.dtype(dtype)} in, "
+            f"{value.dtype} out. Your output is cast down (an astype, an explicit dtype, an array of "
+            f"{value.dtype} that everything is written into): keep x's dtype, whatever it is.")
     if dtype is not None and value.dtype != np.dtype(dtype):
         assert False, (
             f"{call} returned dtype {value.dtype} for a {np.dtype(dtype)} input: {np.dtype(dtype)} in, "
@@ -67,6 +73,65 @@ def as_array(value, shape, call, dtype=None):
             f"stored as {value.dtype}, np.float64(...), an explicit dtype): keep every array in "
             "x's dtype.")
     return value
+
+
+def distinct(*values, decimals=3, most=12):
+    """The values as strings with `decimals` decimals, or as many more as it takes (up to `most`)
+    for values that differ to print differently: never "x1.429 ... expected x1.429"."""
+    d = decimals
+    while d < most:
+        shown = [f"{v:.{d}f}" for v in values]
+        if all((a == b) == (u == v) for i, (a, u) in enumerate(zip(shown, values))
+               for b, v in zip(shown[i + 1:], values[i + 1:])):
+            return shown
+        d += 1
+    return [f"{v:.{most}g}" for v in values]
+
+
+def defining_notebook(name):
+    """The notebook (e.g. '01') whose exercise is `name`, read from the check files' marks, or
+    None: a name the learner used in one notebook but wrote in another."""
+    from pathlib import Path
+    for path in sorted(Path(__file__).parent.glob("test_[0-9][0-9]_*.py")):
+        if re.search(r"""(mark\.exercise\(|name = )["']%s["']""" % re.escape(name), path.read_text()):
+            return path.stem[len("test_"):][:2]
+    return None
+
+
+def undefined_name(message, stem):
+    """For an exception message `NameError: name 'x' is not defined`, the first sentence of
+    feedback that names the mistake; '' for any other exception."""
+    m = re.search(r"NameError: name '(\w+)' is not defined", message or "")
+    if not m:
+        return ""
+    name, where = m.group(1), defining_notebook(m.group(1))
+    if where and where != stem[:2]:
+        return (f"Your code calls {name}, which you wrote in notebook {where}, but it is not defined in "
+                f"this notebook (notebook {stem[:2]}): each notebook is graded on its own, with only "
+                "its own cells. Copy that function into a cell of this notebook above yours, or do the "
+                "work here directly.")
+    return (f"Your code uses the name {name}, which this notebook (notebook {stem[:2]}) does not define: "
+            "a typo, or a name from another cell or notebook? Each notebook is graded on its own, with "
+            "only its own cells.")
+
+
+def raised_message(call, raised, stem, hint=""):
+    """'<call> raised <exception>.' and a hint; an undefined name is named first, without the
+    hint (which would be about something else)."""
+    msg = raised[1]
+    first = undefined_name(msg, stem)
+    if first:
+        return f"{first} ({call} raised {msg}.)"
+    return f"{call} raised {msg}." + (f" {hint}" if hint else "")
+
+
+def valid_p_rejected(raised, p):
+    """A hint when the learner's own ValueError rejected a p the contract allows (0 or 1)."""
+    if raised[0] != "ValueError" or not 0 <= p <= 1:
+        return ""
+    what = "drop nothing" if p == 0 else "drop everything" if p == 1 else "a probability"
+    return (f"p = {p!r} is a valid drop probability ({what}): raise ValueError only for p outside "
+            "[0, 1] (or NaN).")
 
 
 def factor_name(r, p, rel=2e-3):
@@ -83,10 +148,12 @@ def factor_name(r, p, rel=2e-3):
     return ""
 
 
-def ratio(r, p):
-    """'0.700 (= 1 − p)' or '0.812'."""
-    name = factor_name(r, p)
-    return f"{r:.3f}" + (f" (= {name})" if name and name not in ("1", "0") else "")
+def ratio(r, p, other=None):
+    """'0.700 (= 1 − p)' or '0.812'; with enough decimals to differ from `other` if it does, and
+    named only when it is that factor to 1e-9 (a factor rounded to float16 is not 1/(1 − p))."""
+    name = factor_name(r, p) if other is None or r == other else factor_name(r, p, rel=1e-9)
+    shown = f"{r:.3f}" if other is None else distinct(r, other)[0]
+    return shown + (f" (= {name})" if name and name not in ("1", "0") else "")
 
 
 def median_ratio(a, b, where=None):
@@ -202,17 +269,19 @@ def assert_independent_coins(m, what="mask"):
     (2000, 50) at p = 0.3 (the probabilities in the comments assume it)."""
     from grader.checks.stats import hoeffding, pct
     rows, cols = m.shape
+    # first rows kept or dropped as a whole (one coin per row), which also makes most rows equal
+    # to the first one when it is kept: a correct row is all kept or all dropped with
+    # probability 0.7^50 + 0.3^50 ≈ 1.8e-8
+    whole = ((m.sum(axis=1) == 0) | (m.sum(axis=1) == cols)).mean()
+    assert whole < 0.1, (
+        f"{pct(whole)} of the rows of the {what} are kept or dropped as a whole: one coin per row "
+        "instead of one per element.")
     same_as_first = (m == m[0]).all(axis=1).mean()
     # a correct mask repeats row 0 with probability (0.7² + 0.3²)^50 ≈ 1.5e-12 per row
     assert same_as_first < 0.5, (
         f"{pct(same_as_first)} of the {rows} rows of the {what} are identical to the first row: one "
         "mask is shared by the whole batch. Each example (row) needs its own coins — one per "
         "element of the full shape.")
-    whole = ((m.sum(axis=1) == 0) | (m.sum(axis=1) == cols)).mean()
-    # a correct row is all kept or all dropped with probability 0.7^50 + 0.3^50 ≈ 1.8e-8
-    assert whole < 0.1, (
-        f"{pct(whole)} of the rows of the {what} are kept or dropped as a whole: one coin per row "
-        "instead of one per element.")
     # Neighbouring pairs against the mask's own kept share f, so that this is about
     # independence alone: |f² − q²| <= 2·t_f, and the pair share is within t_pair of f².
     # 3 uses of hoeffding: false failure < 3e-10.

@@ -45,7 +45,8 @@ def mask_or_error(nb, shape, ps, seed):
 def generator_use(nb, shape, p, seed, global_seed):
     """Masks from generators seeded seed, seed and seed + 1, and the state of the first
     generator and of NumPy's global generator (seeded global_seed before) right after the
-    first call."""
+    first call; then the global generator's state after a call with rng=None (seeded
+    global_seed again before it)."""
     f = nb.fn("bernoulli_mask")
     np.random.seed(global_seed)
     rng = np.random.default_rng(seed)
@@ -53,7 +54,10 @@ def generator_use(nb, shape, p, seed, global_seed):
     state, global_state = rng.bit_generator.state, np.random.get_state()
     again = plain(f(shape, p, np.random.default_rng(seed)))
     other = plain(f(shape, p, np.random.default_rng(seed + 1)))
-    return {"masks": [first, again, other], "rng_state": state, "global_state": global_state}
+    np.random.seed(global_seed)
+    f(shape, p)
+    return {"masks": [first, again, other], "rng_state": state, "global_state": global_state,
+            "global_state_none": np.random.get_state()}
 
 
 def fresh(nb, shape, p, seed):
@@ -179,8 +183,8 @@ def test_returns_boolean_mask_of_shape(learner):
 def _rows_and_columns_vary(m):
     """Do the coins of a 2-D mask look independent along both axes?  A mask shared by the
     batch has identical rows; one coin per row has constant rows.  For independent coins at
-    p in [0.1, 0.75] on 2000 × 2000, two identical rows (or columns), or a constant one, have
-    probability below 2000² · 0.82^2000 ≈ 1e-166."""
+    p in [0.1, 0.875] on 2000 × 2000, two identical rows (or columns), or a constant one, have
+    probability below 2000² · 0.875^2000 ≈ 1e-109."""
     if m.ndim != 2 or min(m.shape) < 2:
         return True
     rows_same = (m[1:] == m[:1]).all(axis=1).any()
@@ -191,9 +195,11 @@ def _rows_and_columns_vary(m):
 
 @mark.points(2)
 def test_kept_fraction_is_one_minus_p(learner):
-    """keeps each element with probability 1 − p (p = 0.1, 0.3, 0.75)"""
+    """keeps each element with probability 1 − p (p = 0.1, 0.3, 0.875)"""
     n = 2000
-    shape, ps = (n, n), (0.1, 0.3, 0.75)
+    # 0.875 has three decimals: a p rounded to two (0.88) or to whole percent, or drawn as
+    # integers 0..99, keeps 12.0% or 13.0%, not 12.5% (the bound below is 0.17%)
+    shape, ps = (n, n), (0.1, 0.3, 0.875)
     results, masks_seen = [], []
     for k, p in enumerate(ps):
         [[m]] = learner.call(masks, USES, helpers=(plain,), shape=shape, ps=[p], seed=learner.seed(10 + k))
@@ -237,13 +243,15 @@ def test_every_element_gets_its_own_coin(learner):
 @mark.points(2)
 def test_uses_the_generator_it_is_given(learner):
     """draws from the generator passed in (same seed, same mask; other seed, other mask), never from
-    NumPy's global one"""
+    NumPy's global one, not even with rng=None"""
     shape, p, seed = (60, 60), 0.3, learner.seed(40)
     r = learner.call(generator_use, USES, helpers=(plain,), shape=shape, p=p, seed=seed,
                      global_seed=GLOBAL_SEED)
     first, again, other = (readable(m, call(shape, p)) for m in r["masks"])
     unused = r["rng_state"] == np.random.default_rng(seed).bit_generator.state
-    global_used = not same_global_state(r["global_state"], np.random.RandomState(GLOBAL_SEED).get_state())
+    seeded = np.random.RandomState(GLOBAL_SEED).get_state()
+    global_used = not same_global_state(r["global_state"], seeded)
+    global_when_none = not same_global_state(r["global_state_none"], seeded)
     # A correct mask has at least 60 independent coins (even if shared along rows or
     # columns): two differ with probability > 1 − 0.58^60 ≈ 1 − 6e-15.
     ignores_seed = same(first, other)
@@ -264,6 +272,12 @@ def test_uses_the_generator_it_is_given(learner):
             "call gives the same mask and every training step would drop the same units. That is "
             "also why the checks on a new mask for every call and on the spread of the kept count "
             "fail. Draw from the generator passed as `rng`.")
+    assert not global_when_none, (
+        "With rng=None your function draws from (or re-seeds) NumPy's global generator "
+        "(np.random.rand, the np.random module, np.random.seed, …): its state changed during the "
+        "call. The global generator is hidden state that any other code can reset or advance, so "
+        "these masks are neither reproducible nor independent of the rest of the program. When no "
+        "generator is passed, make a fresh one of your own, seeded by the operating system.")
     assert same(first, again), (
         "Two generators made with the same seed gave different masks"
         + (": the generator passed in was not used (its state did not change), so the mask comes "
@@ -347,6 +361,13 @@ def test_p_zero_and_one(learner):
             f"{call(shape, p)} returned NaN or infinite values"
             + (": it divides by 1 − p, which is 0 at p = 1." if p == 1 else ".")
             + " The mask is only which elements are kept, as booleans: no scaling.")
+    for p, m in zip(ps[:4], got[:4]):
+        # the dtype at p = 0.3 is the first check's business; a shortcut for p = 0 or 1 is its own path
+        assert not (isinstance(m, np.ndarray) and m.dtype != bool
+                    and isinstance(got[4], np.ndarray) and got[4].dtype == bool), (
+            f"{call(shape, p)} returned an array of dtype {m.dtype}, while at p = 0.3 it returns "
+            "booleans: the mask is boolean on every path. Does a shortcut for p = 0 or p = 1 build "
+            "its array of ones or zeros without asking for the boolean dtype?")
     ends = [(p, kept(m, shape, call(shape, p))) for p, m in zip(ps[:4], got[:4])]
     shares = [m.mean() for _, m in ends]
     assert not all(0.1 < f < 0.9 for f in shares), (
@@ -372,6 +393,10 @@ def test_p_zero_and_one(learner):
             + (" A few strays: look at how the comparison treats a draw that equals p exactly "
                "(uniform draws lie in [0, 1), so 0.0 can come up and 1.0 never does)."
                if wrong <= 3 else
+               f" Uniform draws lie in [0, 1), so none of them reaches 1 — but {pct(wrong / m.size, 3)} "
+               "of yours do: are they rounded to a low precision (float16?), or drawn from a range "
+               "that includes 1?"
+               if p == 1 and not swapped and wrong < m.size // 100 else
                f" That is {pct(wrong / m.size)} of them: the threshold your draws are compared with "
                f"is not p itself at p = {p!r}."
                if wrong < m.size // 10 else
@@ -382,7 +407,7 @@ def test_p_zero_and_one(learner):
 @mark.points(1)
 def test_rejects_p_outside_0_1(learner):
     """raises ValueError for p outside [0, 1] and for p = NaN"""
-    ps = [-0.1, 1.1, 2, -1, float("inf"), float("nan")]
+    ps = [-0.1, 1.1, 2, -1, float("inf"), 1.001, -0.001, float("nan")]
     got = learner.call(invalid, USES, ps=ps, seed=learner.seed(80))
     accepted = [p for p, r in zip(ps, got) if r is None]
     if accepted == [ps[-1]]:
@@ -392,7 +417,9 @@ def test_rejects_p_outside_0_1(learner):
             "that NaN lands on the error side, e.g. by testing that p IS in range.")
     assert not accepted, (
         f"bernoulli_mask accepted p = {', '.join(map(repr, accepted))}. A probability must be in "
-        "[0, 1]: raise ValueError otherwise.")
+        "[0, 1]: raise ValueError otherwise."
+        + (" Only values just outside the range got through: is p rounded before the range test? "
+           "Test p exactly as it was given." if set(accepted) <= {1.001, -0.001} else ""))
     for p, r in zip(ps, got):
         assert "ValueError" in r["bases"], (
             f"For p = {p!r} your function raised {r['type']}; the contract asks for ValueError"

@@ -29,13 +29,17 @@ from grader.checks.dropout_checks import (
     assert_independent_coins,
     assert_same_rule_as_small,
     assert_vectorised,
+    distinct,
     factor_name,
     factor_rule,
     learner_cpu,
     median_ratio,
     plain,
+    raised_message,
     ratio,
     reference_cpu,
+    undefined_name,
+    valid_p_rejected,
 )
 from grader.checks.stats import FAIL, hoeffding, pct
 
@@ -43,12 +47,13 @@ TIMING_CALLS = 10   # forward passes per timed run (about 30 ms of the reference
 
 
 # ---------------------------------------------------------------- probes (run in the sandbox)
-def forward_calls(nb, name, x, p, train=True, seed=0, calls=1, strict=False):
+def forward_calls(nb, name, x, p, train=True, seed=0, calls=1, strict=False, flags=False):
     """`calls` forward passes with one generator made from `seed` (the first on x itself, the
     others on fresh copies of it), after seeding NumPy's global generator with `seed`.  Sends
     back the outputs (or the exception raised), x after the calls and both generators' states.
     strict: NumPy's floating-point warnings (divide, invalid, overflow) raise FloatingPointError
-    in the calls instead."""
+    in the calls instead.  flags: the third and later calls get `train` as 0 and as np.bool_
+    (np.False_ for train=False), the way other code may pass a flag."""
     f = nb.fn(name)
     x = np.array(x)
     fresh = x.copy()
@@ -58,11 +63,12 @@ def forward_calls(nb, name, x, p, train=True, seed=0, calls=1, strict=False):
     try:
         for k in range(calls):
             arg = x if k == 0 else fresh.copy()
+            flag = train if not flags or k < 2 else (int(train) if k == 2 else np.bool_(train))
             if strict:
                 with np.errstate(divide="raise", invalid="raise", over="raise"):
-                    value = f(arg, p, train=train, rng=rng)
+                    value = f(arg, p, train=flag, rng=rng)
             else:
-                value = f(arg, p, train=train, rng=rng)
+                value = f(arg, p, train=flag, rng=rng)
             outs.append(plain(nb.pair(value, name)[0]))
     except nb.Raised as e:
         raised = [e.type, str(e) + getattr(e, "where", "")]
@@ -70,15 +76,30 @@ def forward_calls(nb, name, x, p, train=True, seed=0, calls=1, strict=False):
             "rng_state": rng.bit_generator.state, "global_state": np.random.get_state()}
 
 
+def forward_each(nb, name, cases, seed):
+    """One forward pass per (x, p, train) case, each with a generator made from `seed`: its
+    output, or what it raised."""
+    f, got = nb.fn(name), []
+    for x, p, train in cases:
+        try:
+            got.append(plain(nb.pair(f(np.array(x), p, train=train, rng=np.random.default_rng(seed)), name)[0]))
+        except nb.Raised as e:
+            got.append({"raised": [e.type, str(e) + getattr(e, "where", "")]})
+    return got
+
+
 def generators(nb, name, x, p, seed):
     """Training outputs for two generators with the same seed, one with another seed, and
-    twice rng=None."""
+    twice rng=None (after seeding NumPy's global generator with `seed`: its state after them
+    is sent back too)."""
     f = nb.fn(name)
     outs = {}
     for key, rng in (("a", np.random.default_rng(seed)), ("b", np.random.default_rng(seed)),
                      ("other", np.random.default_rng(seed + 1)), ("none1", None), ("none2", None)):
+        if key == "none1":
+            np.random.seed(seed)
         outs[key] = plain(nb.pair(f(np.array(x), p, train=True, rng=rng), name)[0])
-    return outs
+    return outs, np.random.get_state()
 
 
 def invalid(nb, name, x, cases):
@@ -167,6 +188,27 @@ def integer_indexing(out, x):
             "1, not single elements. Index with a boolean mask, or multiply by the mask.")
 
 
+def precision(out, rtol):
+    """rtol, or what the output's own dtype can hold if that is coarser: an output in the wrong
+    dtype is the dtype check's business, not every value check's."""
+    return max(rtol, 4 * float(np.finfo(out.dtype).eps)) if out.dtype.kind == "f" else rtol
+
+
+def rounded_factor(f, want, p=None):
+    """A hint when a factor is right to 0.1 % but not to 1e-6 (it was rounded on the way), or is
+    1/(1 − p) for p rounded to one or two decimals."""
+    for d in (1, 2):
+        if p is not None and round(p, d) != p and 0 < 1 - round(p, d) and \
+                abs(f * (1 - round(p, d)) - 1) < 1e-6:
+            return (f" {distinct(f, want)[0]} is 1/(1 − {round(p, d)}): p was rounded to {d} "
+                    f"decimal{'s' if d > 1 else ''}. Use p exactly as it was given.")
+    if f == want or abs(f / want - 1) > 1e-3:
+        return ""
+    return (f" Your factor is {distinct(f, want)[0]} where {distinct(want, f)[0]} is expected: right to "
+            f"{abs(f / want - 1):.0e} only, so it was rounded on the way (stored as float16? rounded "
+            "to a few decimals?). Compute it in full precision, in x's dtype or float64.")
+
+
 def swapped(share, p, tol):
     """Is a measured drop share 1 − p rather than p?"""
     return abs(share - (1 - p)) < tol <= abs(share - p)
@@ -187,7 +229,7 @@ class _ForwardChecks:
     def eval_factor(self, p):
         raise NotImplementedError
 
-    def train_hint(self, f, p, mean_ratio):
+    def train_hint(self, f, p, mean_ratio, want):
         raise NotImplementedError
 
     def eval_hint(self, f, p):
@@ -201,14 +243,14 @@ class _ForwardChecks:
         x = make_x(learner, k, shape, dtype, zeros)
         r = learner.call(forward_calls, (self.name,), helpers=(plain,), name=self.name, x=x, p=p,
                          train=train, seed=learner.seed(1000 + k), **kwargs)
-        r["x"], r["seed"] = x, learner.seed(1000 + k)
+        r["x"], r["seed"], r["stem"] = x, learner.seed(1000 + k), learner.stem
         return r
 
     def outputs(self, r, p, train=True, dtype=None, x="x"):
         """The outputs of a run, each a numeric array of x's shape; fail if the call raised."""
         call = self.call_str(p, train, x)
         if r["raised"]:
-            assert False, f"{call} raised {r['raised'][1]}"
+            assert False, raised_message(call, r["raised"], r["stem"], valid_p_rejected(r["raised"], p))
         return [as_array(o, r["x"].shape, call, dtype) for o in r["outs"]]
 
     # checks
@@ -219,8 +261,8 @@ class _ForwardChecks:
             for train in (True, False):
                 r = self.run(learner, 1 + k, shape=shape, p=0.3, train=train)
                 if r["raised"]:
-                    assert False, (
-                        f"{self.call_str(0.3, train, f'x of shape {shape}')} raised {r['raised'][1]}. "
+                    assert False, raised_message(
+                        self.call_str(0.3, train, f'x of shape {shape}'), r["raised"], learner.stem,
                         "x may have any number of dimensions: draw the mask with x's full shape "
                         "(x.shape) and work on whole arrays, with no assumption about rows and "
                         "columns.")
@@ -228,13 +270,21 @@ class _ForwardChecks:
 
     @mark.points(1)
     def test_float32_stays_float32(self, learner):
-        """keeps the dtype: float32 in, float32 out (training and eval)"""
-        for train in (True, False):
-            r = self.run(learner, 4, shape=(100, 200), p=0.3, train=train, dtype="float32")
-            (out,) = self.outputs(r, 0.3, train, x="float32 x")
-            if out.dtype != np.float32 and returned_mask(out, r["x"]):
-                assert False, mask_message(self.call_str(0.3, train, "float32 x"), out, r["x"])
-            as_array(out, r["x"].shape, self.call_str(0.3, train, "float32 x"), "float32")
+        """keeps the dtype: float32 or float64 in, the same out (training, eval, and at p = 0 and 1)"""
+        cases = [(make_x(learner, 4, (100, 200), dtype), p, train)
+                 for dtype in ("float32", "float64") for p, train in ((0.3, True), (0.3, False))]
+        cases += [(cases[0][0], p, True) for p in (0.0, 1.0)]    # float32 x: the shortcuts' dtype
+        got = learner.call(forward_each, (self.name,), helpers=(plain,), name=self.name, cases=cases,
+                           seed=learner.seed(1004))
+        for (x, p, train), out in zip(cases, got):
+            call = self.call_str(p, train, f"{x.dtype} x")
+            if isinstance(out, dict) and "raised" in out:
+                if p in (0, 1):
+                    continue        # what p = 0 or 1 raises is the p = 0 / p = 1 check's business
+                assert False, raised_message(call, out["raised"], learner.stem)
+            if isinstance(out, np.ndarray) and out.dtype != x.dtype and returned_mask(out, x):
+                assert False, mask_message(call, out, x)
+            as_array(out, x.shape, call, x.dtype)
 
     @mark.points(1)
     def test_drops_a_share_p(self, learner):
@@ -265,8 +315,9 @@ class _ForwardChecks:
 
     @mark.points(2)
     def test_scales_kept_elements(self, learner):
-        """scales the kept elements correctly while training (p = 0.3 and 0.8)"""
-        for k, p in enumerate((0.3, 0.8)):
+        """scales the kept elements correctly while training (p = 0.3 and 0.875)"""
+        # 0.875 has three decimals: a p or a factor rounded to two decimals is off here
+        for k, p in enumerate((0.3, 0.875)):
             r = self.run(learner, 20 + k, shape=(200, 300), p=p)
             (out,) = self.outputs(r, p)
             x, call = r["x"], self.call_str(p)
@@ -285,7 +336,8 @@ class _ForwardChecks:
             f = median_ratio(out, x, kept)
             want = self.train_factor(p, share, tol)
             if abs(f - want) > 1e-6 * want:
-                assert False, self.train_hint(f, p, out.mean() / x.mean())
+                hint = self.train_hint(f, p, out.mean() / x.mean(), want)
+                assert False, hint + rounded_factor(f, want, p if self.name.endswith("inverted") else None)
             off = int((~np.isclose(out[kept], want * x[kept], rtol=1e-6, atol=0)).sum())
             assert off == 0, (
                 f"{call}: most kept elements are x × {ratio(want, p)} as they should be, but {off} "
@@ -352,10 +404,10 @@ class _ForwardChecks:
 
     @mark.points(2)
     def test_eval_mode(self, learner):
-        """eval mode (train=False) gives the right deterministic output (p = 0.3 and 1)"""
+        """eval mode (train=False, also given as 0 or np.False_) gives the right deterministic output (p = 0.3 and 1)"""
         for k, p in enumerate((0.3, 1.0)):
-            r = self.run(learner, 50 + k, shape=(200, 300), p=p, train=False, calls=2)
-            out, again = self.outputs(r, p, train=False)
+            r = self.run(learner, 50 + k, shape=(200, 300), p=p, train=False, calls=4, flags=True)
+            out, again, as_int, as_numpy = self.outputs(r, p, train=False)
             x, call = r["x"], self.call_str(p, False)
             bad = ~np.isfinite(out)
             assert not bad.any(), f"{call} returned {int(bad.sum())} NaN or infinite values."
@@ -373,12 +425,22 @@ class _ForwardChecks:
                 f"Two calls of {call} on the same x gave different outputs: eval mode must be "
                 "deterministic (no random numbers).")
             f = median_ratio(out, x)
-            if abs(f - want) > 1e-9:
-                assert False, self.eval_hint(f, p)
-            off = int((~np.isclose(out, want * x, rtol=1e-12, atol=0)).sum())
+            tol = precision(out, 1e-9)
+            if abs(f - want) > tol:
+                assert False, self.eval_hint(f, p) + rounded_factor(f, want)
+            off = int((~np.isclose(out, want * x, rtol=precision(out, 1e-12), atol=0)).sum())
             assert off == 0, (
                 f"In eval mode most elements are x × {ratio(want, p)} as they should be, but {off} "
                 "are not: every element gets the same factor.")
+            for flag, got in (("0", as_int), ("np.False_", as_numpy)):
+                differ = int((got != out).sum())
+                assert differ == 0, (
+                    f"{self.name}(x, p={p!r}, train={flag}) differs from train=False at {differ} of "
+                    f"{out.size} elements ({pct(((got == 0) & live).sum() / live.sum())} zeros where x "
+                    f"is not 0, against {pct(zeros)}): a flag given as {flag} was not taken for eval "
+                    "mode. Code that calls a layer may pass any false value — 0, or np.False_, what "
+                    "NumPy comparisons return — so test whether the flag is true or false, not "
+                    "whether it is the object False itself.")
 
     @mark.points(1)
     def test_eval_draws_no_random_numbers(self, learner):
@@ -397,8 +459,8 @@ class _ForwardChecks:
 
     @mark.points(1)
     def test_does_not_modify_x(self, learner):
-        """never modifies the caller's x (training, eval, p = 1)"""
-        for p, train in ((0.3, True), (0.3, False), (1.0, True)):
+        """never modifies the caller's x (training, eval, p = 0 and p = 1)"""
+        for p, train in ((0.3, True), (0.3, False), (1.0, True), (0.0, True)):
             r = self.run(learner, 70, shape=(100, 100), p=p, train=train)
             x, after = r["x"], r["x_after"]
             changed = x.size if after.shape != x.shape else int((after != x).sum())
@@ -416,6 +478,9 @@ class _ForwardChecks:
             x, call = r["x"], self.call_str(p)
             if r["raised"]:
                 kind, msg = r["raised"]
+                rejected = valid_p_rejected(r["raised"], p)
+                assert not (rejected or undefined_name(msg, learner.stem)), \
+                    raised_message(call, r["raised"], learner.stem, rejected)
                 why = {"FloatingPointError": (
                     " — a NumPy division by zero or 0/0 (NumPy only warns by default; the grader "
                     "turns such warnings into errors)"), "ZeroDivisionError": " — a division by zero"}
@@ -437,7 +502,7 @@ class _ForwardChecks:
                 assert False, mask_message(call, out, x)
             live = x != 0
             if p == 0:
-                off = int((~np.isclose(out, x, rtol=1e-12, atol=0)).sum())
+                off = int((~np.isclose(out, x, rtol=precision(out, 1e-12), atol=0)).sum())
                 bad = integer_indexing(out, x)
                 assert off == 0, (
                     f"{call} (drop nothing) should return x; {off} of {out.size} elements differ. "
@@ -454,7 +519,8 @@ class _ForwardChecks:
     @mark.points(1)
     def test_rejects_p_outside_0_1(self, learner):
         """raises ValueError for p outside [0, 1] (including NaN), in training and in eval mode"""
-        cases = [(p, train) for train in (True, False) for p in (-0.1, 1.1, 2, float("nan"))]
+        cases = [(p, train) for train in (True, False)
+                 for p in (-0.1, 1.1, 2, float("inf"), 1.001, -0.001, float("nan"))]
         got = learner.call(invalid, (self.name,), name=self.name, x=np.ones((4, 5)), cases=cases)
         for (p, train), what in zip(cases, got):
             call = self.call_str(p, train)
@@ -464,7 +530,9 @@ class _ForwardChecks:
                 + (" — also in eval mode, which uses p too (1 − p for classic dropout) and is where a "
                    "wrong p would go unnoticed" if not train else "") + "."
                 + (" NaN fails every comparison, so write the range test so that NaN lands on the "
-                   "error side." if p != p else ""))
+                   "error side." if p != p else "")
+                + (" Is p rounded before the range test? Test p exactly as it was given."
+                   if p in (1.001, -0.001) else ""))
             assert what == "ValueError", (
                 f"{call} raised {what}; the contract asks for ValueError"
                 + (" (assert statements vanish under python -O and raise the wrong type)."
@@ -472,11 +540,11 @@ class _ForwardChecks:
 
     @mark.points(1)
     def test_uses_the_generator_it_is_given(self, learner):
-        """draws from the generator passed in: reproducible, and fresh with rng=None"""
+        """draws from the generator passed in: reproducible, and fresh with rng=None (never from NumPy's global one)"""
         shape, p = (40, 50), 0.3
         x = make_x(learner, 90, shape, zeros=0)
-        o = learner.call(generators, (self.name,), helpers=(plain,), name=self.name, x=x, p=p,
-                         seed=learner.seed(90))
+        o, global_state = learner.call(generators, (self.name,), helpers=(plain,), name=self.name, x=x,
+                                       p=p, seed=learner.seed(90))
         o = {k: as_array(v, shape, self.call_str(p)) for k, v in o.items()}
         bad = integer_indexing(o["a"], x)
         assert not bad, f"Your training output does not depend on the random draws at all. {bad}"
@@ -490,6 +558,13 @@ class _ForwardChecks:
         assert not np.array_equal(o["none1"], o["none2"]), (
             "With rng=None two calls gave the same output: make a fresh np.random.default_rng() "
             "when no generator is passed (never one with a fixed seed).")
+        before = np.random.RandomState(learner.seed(90)).get_state()
+        assert global_state[0] == before[0] and np.array_equal(global_state[1], before[1]) \
+            and tuple(global_state[2:]) == tuple(before[2:]), (
+            "With rng=None your function draws from (or re-seeds) NumPy's global generator (the "
+            "np.random module, np.random.rand, np.random.seed, …): its state changed during the "
+            "calls. That is hidden state any other code can reset or advance; when no generator is "
+            "passed, make a fresh one of your own, seeded by the operating system.")
 
     @mark.points(1)
     def test_vectorised(self, learner):
@@ -519,9 +594,9 @@ class TestClassic(_ForwardChecks):
     def eval_factor(self, p):
         return 1 - p
 
-    def train_hint(self, f, p, mean_ratio):
+    def train_hint(self, f, p, mean_ratio, want):
         name = factor_name(f, p)
-        msg = (f"{self.call_str(p)}: kept elements are x × {ratio(f, p)}; classic dropout keeps "
+        msg = (f"{self.call_str(p)}: kept elements are x × {ratio(f, p, want)}; classic dropout keeps "
                "them as they are (x × 1) while training. ")
         if name == "1/(1 − p)":
             return msg + ("You scale while training: dividing by 1 − p is inverted dropout. "
@@ -530,8 +605,8 @@ class TestClassic(_ForwardChecks):
 
     def eval_hint(self, f, p):
         name = factor_name(f, p)
-        msg = (f"In eval mode (p = {p}) your output is x × {ratio(f, p)}; classic dropout multiplies "
-               f"by 1 − p = {1 - p:.2f} at test time, so that test activations match the training "
+        msg = (f"In eval mode (p = {p}) your output is x × {ratio(f, p, 1 - p)}; classic dropout multiplies "
+               f"by 1 − p = {distinct(1 - p, f)[0]} at test time, so that test activations match the training "
                "average E[mask · x] = (1 − p) · x. ")
         if name == "1":
             return msg + ("There is no eval scaling: the next layer, trained on activations "
@@ -554,10 +629,10 @@ class TestInverted(_ForwardChecks):
     def eval_factor(self, p):
         return 1.0
 
-    def train_hint(self, f, p, mean_ratio):
+    def train_hint(self, f, p, mean_ratio, want):
         name = factor_name(f, p)
-        msg = (f"{self.call_str(p)}: kept elements are x × {ratio(f, p)}; inverted dropout divides "
-               f"them by 1 − p (x × {1 / (1 - p):.3f}) so that the average is unchanged. "
+        msg = (f"{self.call_str(p)}: kept elements are x × {ratio(f, p, want)}; inverted dropout divides "
+               f"them by 1 − p (x × {distinct(want, f)[0]}) so that the average is unchanged. "
                f"Training mean / input mean = {mean_ratio:.2f}")
         if name == "1":
             return msg + " ≈ 1 − p: you forgot to divide by 1 − p while training."
@@ -569,7 +644,7 @@ class TestInverted(_ForwardChecks):
 
     def eval_hint(self, f, p):
         name = factor_name(f, p)
-        msg = (f"In eval mode (p = {p}) your output is x × {ratio(f, p)}; inverted dropout returns x "
+        msg = (f"In eval mode (p = {p}) your output is x × {ratio(f, p, 1.0)}; inverted dropout returns x "
                "unchanged at test time, whatever p")
         if name in ("1 − p", "1/(1 − p)") and p < 1:
             return msg + (": you also scale at eval. The division by 1 − p during training "

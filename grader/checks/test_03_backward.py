@@ -36,8 +36,10 @@ from grader.checks.dropout_checks import (
     learner_cpu,
     median_ratio,
     plain,
+    raised_message,
     ratio,
     reference_cpu,
+    undefined_name,
 )
 from grader.checks.stats import hoeffding, pct
 
@@ -98,6 +100,57 @@ def backward_case(nb, scheme, x, x_twin, dout, p, train, seed, seed2=None):
     except nb.Raised as e:
         res["raised"] = [e.type, str(e) + getattr(e, "where", "")]
     return res
+
+
+def reuse_cases(nb, cases):
+    """For each case (scheme, x, dout, p, train, seed): the learner's forward on x, then two
+    backward calls on its cache, each on a fresh copy of dout.  Sends back both dx (copied right
+    after each call), how many elements of the first dout copy the first call changed, how many
+    of the numbers and arrays the cache holds (itself, or in a tuple, list, dict or object one
+    level down) the first call changed, or what the forward or the backward raised."""
+    backward, got = nb.fn("dropout_backward"), []
+
+    def snapshot(cache):
+        try:
+            if isinstance(cache, dict):
+                parts = dict(cache)
+            elif isinstance(cache, (tuple, list)):
+                parts = dict(enumerate(cache))
+            elif isinstance(cache, np.ndarray):
+                parts = {0: cache}
+            else:
+                parts = dict(vars(cache))
+        except Exception:   # noqa: BLE001 - an object without attributes
+            parts = {}
+        return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in parts.items()
+                if isinstance(v, (np.ndarray, int, float, np.number))}
+
+    def changed_items(before, after):
+        # what the cache held before the call, and now holds differently (added entries are
+        # not a change: a backward may memoise something in its cache)
+        def same(a, b):
+            if isinstance(a, np.ndarray):
+                return type(b) is np.ndarray and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+            return type(a) is type(b) and (a == b or a != a)
+        return sum(k not in after or not same(v, after[k]) for k, v in before.items())
+    for scheme, x, dout, p, train, seed in cases:
+        forward = forward_fn(nb, scheme)
+        try:
+            cache = forward(np.array(x), p, train=train, rng=np.random.default_rng(seed))[1]
+        except nb.Raised as e:
+            got.append({"forward_raised": [e.type, str(e) + getattr(e, "where", "")]})
+            continue
+        try:
+            first, before = np.array(dout), snapshot(cache)
+            dx1 = plain(backward(first, cache))
+            changed = int((first != dout).sum()) if first.shape == np.shape(dout) else first.size
+            cache_changed = changed_items(before, snapshot(cache))
+            dx2 = plain(backward(np.array(dout), cache))
+        except nb.Raised as e:
+            got.append({"raised": [e.type, str(e) + getattr(e, "where", "")]})
+            continue
+        got.append({"dx": [dx1, dx2], "changed": changed, "cache_changed": cache_changed})
+    return got
 
 
 def forward_outputs(nb, scheme, x, p, train, seed):
@@ -164,7 +217,7 @@ def run(learner, k, scheme, shape, p, train=True, dtype="float64", zeros=0.1, tw
     r = learner.call(backward_case, USES, helpers=(plain, forward_fn), scheme=scheme, x=x,
                      x_twin=x_twin, dout=dout, p=p, train=train, seed=seed,
                      seed2=learner.seed(2000 + k) if twice else None)
-    r.update(x=x, x_twin=x_twin, dout=dout, scheme=scheme, p=p, train=train)
+    r.update(x=x, x_twin=x_twin, dout=dout, scheme=scheme, p=p, train=train, stem=learner.stem)
     return r
 
 
@@ -220,7 +273,7 @@ def check_dx(r, rtol=1e-6):
                        "cache: use it, never a division by x." if (x == 0).any() else
                        "At p = 0 nothing was dropped and dx = dout: is something divided by p?"
                        if p == 0 else ""))
-        assert False, f"{call} raised {msg}.{hint}"
+        assert False, raised_message(call, r["raised"], r["stem"]) + ("" if undefined_name(msg, r["stem"]) else hint)
     dx = as_array(r["dx"], x.shape, call)
     bad = ~np.isfinite(dx)
     if bad.any():
@@ -248,10 +301,11 @@ def check_dx(r, rtol=1e-6):
             f"{call} returned the forward's factors themselves ({what}), not dout times them: "
             "dx = dout · factor, element by element.")
     if not train:
-        f = median_ratio(s, np.ones(s.shape), known)
+        f, got = median_ratio(s, np.ones(s.shape), known), median_ratio(dx, dout)
+        rounded = ROUNDED if f and abs(got / f - 1) < 1e-3 else ""
         assert False, (
-            f"{call}: wrong eval-mode gradient — dx / dout = {ratio(median_ratio(dx, dout), p)}, "
-            f"but the forward multiplied every element by {ratio(f, p)}.{mode_hint}{note}")
+            f"{call}: wrong eval-mode gradient — dx / dout = {ratio(got, p, f)}, "
+            f"but the forward multiplied every element by {ratio(f, p, got)}.{rounded}{mode_hint}{note}")
     if np.array_equal(dx, dout):
         assert False, (
             f"{call} returned dout unchanged. The gradient of dropout is dout times the forward's "
@@ -265,6 +319,14 @@ def check_dx(r, rtol=1e-6):
             "dropped unit passed nothing forward, so it gets no gradient: multiply dout by the "
             f"mask stored in the cache.{note}")
     if (zero_dx[known] != dropped[known]).any():
+        at_x0 = known & kept & zero_dx & (x == 0)
+        if at_x0.any() and np.array_equal((zero_dx & ~at_x0)[known], dropped[known]):
+            assert False, (
+                f"{call}: dx is 0 at {int(at_x0.sum())} elements the forward kept, all of them where x "
+                f"is 0 (x has {int((x == 0).sum())} zeros here, as after a ReLU): the mask is read off "
+                "the output or off x (out != 0), where a kept element whose x is 0 looks dropped. Its "
+                "gradient is still dout times its factor, whatever x's value: keep the mask itself in "
+                f"the cache and use it.{note}")
         if "out2" in r and isinstance(r["out2"], np.ndarray) and r["out2"].shape == x.shape:
             later = (r["out2"] == 0) & (x != 0)
             if np.array_equal(zero_dx & (x != 0), later):
@@ -288,8 +350,10 @@ def check_dx(r, rtol=1e-6):
     f, r_exp = median_ratio(dx, dout, nz), median_ratio(dx, dout * want, nz)
     if abs(r_exp - 1) > rtol:
         wanted = median_ratio(want, np.ones(want.shape), nz)
-        msg = (f"{call}: dx / dout = {ratio(f, p)} on the kept elements, but the forward multiplied "
-               f"them by {ratio(wanted, p)}: dx is off by a factor {ratio(r_exp, p)}.")
+        msg = (f"{call}: dx / dout = {ratio(f, p, wanted)} on the kept elements, but the forward "
+               f"multiplied them by {ratio(wanted, p, f)}: dx is off by a factor {ratio(r_exp, p, 1.0)}.")
+        if abs(r_exp - 1) < 1e-3:
+            msg += ROUNDED
         name = factor_name(r_exp, p)
         if name == "1 − p" and factor_name(wanted, p) == "1/(1 − p)":
             msg += (" You forgot to divide by 1 − p: the forward scaled the kept elements, so "
@@ -304,9 +368,24 @@ def check_dx(r, rtol=1e-6):
                    f"factor (median dx / expected = {r_exp:.3f}).{note}")
 
 
+ROUNDED = (" The factor is right to 0.1 % but not to 1e-6: it was rounded on the way (stored as "
+           "float16? rounded to a few decimals?). Compute it in full precision.")
+
 FORWARD_FAILED = (
     "so dropout_backward could not be checked on its cache. Fix the forward in notebook 02 (its "
     "checks say what is wrong; the last check here lists what was seen) and paste it here again.")
+
+
+def name_first(cases):
+    """When a pasted forward raised NameError (a name this notebook does not define, such as
+    notebook 01's bernoulli_mask), the sentence that names it, to come first; else ''."""
+    for r in cases:
+        if "forward_raised" in r:
+            first = undefined_name(r["forward_raised"][1], r["stem"])
+            if first:
+                return (f"{first} (Your pasted forward pass raised {r['forward_raised'][1]}, so "
+                        "dropout_backward could not be checked on its cache.)")
+    return ""
 
 
 def grade_cases(cases, rtol=1e-6):
@@ -316,17 +395,17 @@ def grade_cases(cases, rtol=1e-6):
     for r in cases:
         graded[r["p"]] = check_dx(r, rtol) or graded.get(r["p"], False)
     missing = [p for p, ok in graded.items() if not ok]
-    assert not missing, (
+    assert not missing, name_first(cases) or (
         f"At p = {missing[0]} your pasted forward pass failed on every input of this check (it "
         "raised, returned NaN or a wrong shape, or its mask dropped nothing or everything), "
         + FORWARD_FAILED)
 
 
 # ---------------------------------------------------------------- checks
-@mark.points(3)
+@mark.points(2)
 def test_inverted_training(learner):
-    """inverted, training: dx = dout · mask / (1 − p), with the forward's own mask (p = 0.3, 0.75; x with zeros)"""
-    grade_cases([run(learner, 10 + k, "inverted", (200, 300), p) for k, p in enumerate((0.3, 0.75))])
+    """inverted, training: dx = dout · mask / (1 − p), with the forward's own mask (p = 0.3, 0.875; x with zeros)"""
+    grade_cases([run(learner, 10 + k, "inverted", (200, 300), p) for k, p in enumerate((0.3, 0.875))])
 
 
 @mark.points(2)
@@ -347,11 +426,11 @@ def test_uses_the_cache_it_is_given(learner):
     """uses the mask of the cache it is given, even after another forward call"""
     r = run(learner, 40, "inverted", (100, 200), 0.3, zeros=0, twice=True)
     s = forward_factor(r)
-    assert s is not None, (
+    assert s is not None, name_first([r]) or (
         "Your pasted forward pass failed here (it raised, returned NaN or a wrong shape, or its "
         "mask dropped nothing or everything), " + FORWARD_FAILED)
     call = backward_call(r) + " (then another forward call)"
-    assert "raised" not in r, f"{call} raised {r['raised'][1]}."
+    assert "raised" not in r, raised_message(call, r["raised"], learner.stem)
     dx = as_array(r["dx"], r["x"].shape, call)
     zero_dx, dropped = dx == 0, s == 0
     if np.array_equal(zero_dx, dropped):
@@ -376,6 +455,46 @@ def test_uses_the_cache_it_is_given(learner):
 
 
 @mark.points(1)
+def test_leaves_dout_and_cache_unchanged(learner):
+    """never modifies dout or the cache: both hold the same numbers after the call"""
+    cases = []
+    for k, (scheme, train) in enumerate((("inverted", True), ("classic", True), ("classic", False))):
+        x, _, dout = make_case(learner, 90 + k, (60, 80), zeros=0)
+        cases.append((scheme, x, dout, 0.3, train, learner.seed(4000 + k)))
+    got = learner.call(reuse_cases, USES, helpers=(plain, forward_fn), cases=cases)
+    graded = []
+    for (scheme, _x, dout, p, train, _), g in zip(cases, got):
+        g["stem"] = learner.stem
+        if "forward_raised" in g or "raised" in g:
+            continue        # what the forward or the backward raised is the other checks' business
+        graded.append(g)
+        call = f"dropout_backward(dout, cache) with the cache of {forward_str(scheme, p, train)}"
+        assert g["changed"] == 0, (
+            f"{call} modified dout in place: {g['changed']} of its {dout.size} elements changed (dout "
+            "multiplied in place, or dx made the same array as dout and then written into). The "
+            "caller still holds dout and may use it again — a gradient check, a layer whose output "
+            "goes to two places — so build dx as a new array and leave dout as it came.")
+        # a cache whose numbers changed in the call; dx of two calls is shown when it differs
+        # too (a backward that draws a new mask gives another dx without touching the cache: the
+        # checks on the forward's mask charge that)
+        dx1, dx2 = g["dx"]
+        differ = (int((~((dx1 == dx2) | (np.isnan(dx1) & np.isnan(dx2)))).sum())
+                  if isinstance(dx1, np.ndarray) and isinstance(dx2, np.ndarray)
+                  and dx1.shape == dx2.shape and dx1.dtype.kind == dx2.dtype.kind == "f" else 0)
+        assert not g["cache_changed"], (
+            f"{call} changed the cache it was given ({g['cache_changed']} of the arrays or numbers it "
+            "holds are different after the call: a cached mask scaled or multiplied in place?)"
+            + (f"; a second call on the same cache, with the same dout, then gives another dx ({differ} "
+               f"of {dx1.size} elements differ, median second / first = {median_ratio(dx2, dx1):.4g})"
+               if differ else "")
+            + ". A cache may be read more than once — a gradient check runs the backward pass again "
+            "on it — so read it, never write into it.")
+    assert graded, name_first(got) or (
+        "Your forward or backward pass raised on every input of this check, so it could not see "
+        "whether dout and the cache stay unchanged: the checks above say what failed.")
+
+
+@mark.points(1)
 def test_p_zero_and_one(learner):
     """training at p = 1 gives dx = 0 with no NaN or warning; at p = 0 dx = dout"""
     grade_cases([run(learner, 50 + k, scheme, (50, 60), p, zeros=0)
@@ -386,21 +505,22 @@ def test_p_zero_and_one(learner):
 @mark.points(1)
 def test_any_shape_and_float32(learner):
     """returns dx shaped like dout, finite, for any shape (1-D, 4-D) and for float32 arrays"""
-    graded = 0
+    graded, seen = 0, []
     for k, (shape, dtype) in enumerate((((7,), "float64"), ((2, 3, 4, 5), "float64"),
                                         ((30, 40), "float32"))):
         r = run(learner, 60 + k, "inverted", shape, 0.3, dtype=dtype, zeros=0)
+        seen.append(r)
         if forward_factor(r) is None:
             continue
         graded += 1
         call = f"{backward_call(r)} on {dtype} arrays of shape {shape}"
-        assert "raised" not in r, (
-            f"{call} raised {r['raised'][1]}. dout and the cache may have any number of "
+        assert "raised" not in r, raised_message(
+            call, r["raised"], learner.stem, "dout and the cache may have any number of "
             "dimensions: multiply whole arrays, with no assumption about rows and columns.")
         dx = as_array(r["dx"], shape, call)
         bad = int((~np.isfinite(dx)).sum())
         assert bad == 0, f"{call} has {bad} NaN or infinite values among {dx.size}."
-    assert graded, "Your pasted forward pass failed on every input of this check, " + FORWARD_FAILED
+    assert graded, name_first(seen) or "Your pasted forward pass failed on every input of this check, " + FORWARD_FAILED
 
 
 @mark.points(1)
@@ -418,10 +538,11 @@ def test_vectorised(learner):
                       shape=TIMING_N, p=p, seed=seed)
     assert_vectorised(own, ref, TIMING_CALLS, "dropout_backward(dout, cache)", "backward pass")
     # credited only for the computation the other checks see: a backward that applies the
-    # forward's factor on a small input must apply it on the timing input too
+    # forward's factor on a small input must apply it on the timing input too (after as many
+    # calls on one cache: a backward that changes its cache is charged by its own check)
     small_shape = (100, 200)
     out_s, dx_s = learner.call(timing, USES[:1], helpers=(forward_fn, plain), shape=small_shape, p=p, seed=seed,
-                               calls=1)
+                               calls=TIMING_CALLS)
     g = np.random.default_rng(seed)
     x_s, dout_s = g.uniform(1, 2, small_shape).astype(np.float32), g.standard_normal(small_shape).astype(np.float32)
     out_l, dx_l = learner_cpu.last_value
