@@ -11,6 +11,7 @@ then the submission's, and all of them are killed when its grading ends.
 """
 import ast
 import inspect
+import json
 import os
 import signal
 import subprocess
@@ -311,6 +312,160 @@ def hide_candidates(paths):
     return out
 
 
+# ---------------------------------------------------------------- the allowlist view
+VIEW_SCRIPT = Path(__file__).resolve().parent / "view.py"
+LEARNER_SIDE = ("learner.py", "codec.py", "procs.py")   # all of the grader the learner's process holds
+SYSTEM_LIB_DIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
+NO_NAMESPACES_ENV = "GRADER_NO_NAMESPACES"   # =1: as where no mount namespace can be made
+_PLAN = {}
+
+
+def _elf_interpreter(path):
+    """The program loader named in an ELF executable (PT_INTERP), or None."""
+    import struct
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if head[:4] != b"\x7fELF" or head[4] != 2:
+                return None
+            phoff, = struct.unpack_from("<Q", head, 32)
+            phentsize, phnum = struct.unpack_from("<HH", head, 54)
+            for i in range(phnum):
+                f.seek(phoff + i * phentsize)
+                ptype, _flags, offset, _va, _pa, filesz = struct.unpack("<IIQQQQ", f.read(40))
+                if ptype == 3:
+                    f.seek(offset)
+                    return f.read(filesz).rstrip(b"\0").decode()
+    except (OSError, struct.error, UnicodeDecodeError):
+        return None
+    return None
+
+
+def view_paths():
+    """What the learner's process may see, computed once: the interpreter and its loader, the
+    standard library, the system libraries this (NumPy-importing) process has mapped, and
+    the NumPy package.  Returns (paths, empty folders to lay over them, sys.path entries)."""
+    if _PLAN:
+        return _PLAN["paths"], _PLAN["empty"], _PLAN["path"], _PLAN["python"]
+    import ctypes  # noqa: F401 - its library is mapped, as in the learner's process
+    import sysconfig
+
+    import numpy
+    python = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix, "installed_base": sys.base_prefix,
+            "installed_platbase": sys.base_exec_prefix}
+    stdlib = {os.path.realpath(sysconfig.get_paths(vars=base)[k]) for k in ("stdlib", "platstdlib")}
+    numpy_dir = os.path.realpath(os.path.dirname(numpy.__file__))
+    site = os.path.dirname(numpy_dir)
+    paths = {python, numpy_dir, *stdlib}
+    if os.path.isdir(numpy_dir + ".libs"):
+        paths.add(numpy_dir + ".libs")
+    interp = _elf_interpreter(python)
+    if interp:
+        paths.add(interp)
+    if os.path.exists("/etc/ld.so.cache"):
+        paths.add("/etc/ld.so.cache")
+    with open("/proc/self/maps") as f:
+        mapped = {ln.split(None, 5)[5].strip() for ln in f if len(ln.split(None, 5)) == 6}
+    for m in mapped:
+        if not m.startswith("/") or ".so" not in os.path.basename(m) or not os.path.isfile(m):
+            continue
+        real = os.path.realpath(m)
+        if any(real.startswith(p + os.sep) for p in paths if os.path.isdir(p)):
+            continue
+        folder = os.path.dirname(real)
+        system = (folder in SYSTEM_LIB_DIRS or folder.startswith(tuple(d + "/" for d in SYSTEM_LIB_DIRS))) \
+            and "python" not in folder and "-packages" not in folder
+        paths.add(folder if system else real)   # a system library folder, or just the file
+    empty = sorted(os.path.join(d, sub) for d in stdlib for sub in ("site-packages", "dist-packages")
+                   if os.path.isdir(os.path.join(d, sub)))
+    _PLAN.update(paths=sorted(paths), empty=empty, path=[site], python=python)
+    return _PLAN["paths"], _PLAN["empty"], _PLAN["path"], _PLAN["python"]
+
+
+def stage_learner_side(folder):
+    """Copy the learner-side modules (and nothing else of the grader) into folder/lib."""
+    import shutil
+    lib = os.path.join(folder, "lib")
+    os.mkdir(lib, 0o755)
+    os.chmod(lib, 0o755)
+    for name in LEARNER_SIDE:
+        shutil.copyfile(LEARNER_SCRIPT.parent / name, os.path.join(lib, name))
+        os.chmod(os.path.join(lib, name), 0o644)
+    return lib
+
+
+def namespaces_wanted():
+    return os.environ.get(NO_NAMESPACES_ENV) != "1" and sys.platform.startswith("linux")
+
+
+class CpuGroup:
+    """A control group per submission (cgroup v1 cpuacct, or v2), made by the grader as root:
+    the learner's process enters it before anything else, so the CPU time of every process
+    and thread it ever starts is counted, reaped or not.  None where no hierarchy is writable."""
+
+    def __init__(self, path, kind):
+        self.path, self.kind = path, kind
+        self.procs = os.path.join(path, "cgroup.procs")
+        self.usage = os.path.join(path, "cpuacct.usage" if kind == "v1" else "cpu.stat")
+
+    @classmethod
+    def create(cls):
+        if os.environ.get("GRADER_NO_CGROUP") == "1" or not is_root():
+            return None
+        base = cls._hierarchy()
+        if base is None:
+            return None
+        path, kind = base
+        for _ in range(3):
+            name = f"dropout-grader-{os.getpid()}-{time.monotonic_ns()}"
+            try:
+                os.mkdir(os.path.join(path, name), 0o755)
+                group = cls(os.path.join(path, name), kind)
+                return group if os.path.exists(group.usage) else group.remove() or None
+            except FileExistsError:
+                continue
+            except OSError:
+                return None
+        return None
+
+    @staticmethod
+    def _hierarchy():
+        """(folder of our own control group, "v1"/"v2") for CPU accounting, or None."""
+        try:
+            with open("/proc/self/mountinfo") as f:
+                mounts = [ln.split() for ln in f]
+            with open("/proc/self/cgroup") as f:
+                ours = [ln.rstrip("\n").split(":", 2) for ln in f]
+        except OSError:
+            return None
+        for m in mounts:
+            sep = m.index("-")
+            fstype, opts = m[sep + 1], m[sep + 3].split(",") if len(m) > sep + 3 else []
+            if fstype == "cgroup" and "cpuacct" in opts:
+                rel = next((c[2] for c in ours if "cpuacct" in c[1].split(",")), None)
+                if rel is not None:
+                    return os.path.join(m[4], rel.lstrip("/")), "v1"
+        for m in mounts:
+            sep = m.index("-")
+            if m[sep + 1] == "cgroup2":
+                rel = next((c[2] for c in ours if c[0] == "0"), None)
+                if rel is not None:
+                    return os.path.join(m[4], rel.lstrip("/")), "v2"
+        return None
+
+    def remove(self):
+        """Remove the group once its processes are gone (they are killed before)."""
+        for _ in range(200):
+            try:
+                os.rmdir(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.005)
+
+
 # ---------------------------------------------------------------- a template to fork from
 class ZygoteServer:
     """A warm template process (grader/sandbox/learner.py --server) that forks each submission's
@@ -348,10 +503,12 @@ class ZygoteServer:
             self.dead = True
             return None
 
-    def spawn(self, cwd, err_fd):
-        """A _ServerProc whose stdin/stdout are pipes to us, or None if the template is gone."""
+    def spawn(self, cwd, err_fd, argv, env):
+        """A _ServerProc running argv whose stdin/stdout are pipes to us, or None if the
+        template is gone."""
         to_child, from_child = os.pipe(), os.pipe()
-        ans = self._ask({"op": "spawn", "cwd": cwd}, (to_child[0], from_child[1], err_fd))
+        ans = self._ask({"op": "spawn", "cwd": cwd, "argv": argv, "env": env},
+                        (to_child[0], from_child[1], err_fd))
         os.close(to_child[0])
         os.close(from_child[1])
         if not ans:
@@ -440,6 +597,7 @@ class Sandbox:
         self.start_error = None
         self.calls = 0
         self.tmp = None
+        self.cgroup = None
 
     # -- life cycle
     def spawn(self):
@@ -455,21 +613,19 @@ class Sandbox:
             os.chmod(self.tmp, 0o700)
         err = open(os.path.join(self.tmp, "child.err"), "wb")
         become_subreaper()
+        argv, env = self._command()
         if self.server is not None and self.server.alive():
-            self.proc = self.server.spawn(self.tmp, err.fileno())
+            self.proc = self.server.spawn(self.tmp, err.fileno(), argv, env)
         if self.proc is None:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", str(LEARNER_SCRIPT)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=self.tmp,
-                env=_scrubbed_env(self.tmp), start_new_session=True, close_fds=True)
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=self.tmp,
+                env=env, start_new_session=True, close_fds=True)
         err.close()
         self._in, self._out = self.proc.stdin.fileno(), self.proc.stdout.fileno()
         self._t_spawn = time.monotonic()
         lim = self.limits
         settings = {"uid": self.uid if self.drop else None, "dedicated": self.dedicated,
-                    "course": self.course, "unsandboxed": self.unsandboxed,
-                    "isolate": os.environ.get("GRADER_NO_NAMESPACES") != "1",
-                    "hide": hide_candidates(self.hide) if self.drop else [],
+                    "course": self.course if self.unsandboxed else None, "unsandboxed": self.unsandboxed,
                     "limits": {"mem": lim.mem, "output": lim.output, "seconds": lim.seconds,
                                "cell_seconds": lim.cell_seconds, "nproc": lim.nproc}}
         self._ipc_before = ipc.snapshot() if not self.dedicated else None
@@ -478,6 +634,31 @@ class Sandbox:
             codec.write_frame(self._in, codec.encode({"notebooks": self.notebooks}))
         except (BrokenPipeError, OSError):
             pass   # reported by start()
+
+    def _command(self):
+        """How the learner's process starts: as root, through the allowlist view (view.py,
+        then a fresh exec of learner.py inside it); otherwise learner.py, from a staged copy
+        of the learner-side modules; unsandboxed, the grader's own learner.py."""
+        env = _scrubbed_env(self.tmp)
+        if self.unsandboxed:
+            return [sys.executable, "-I", str(LEARNER_SCRIPT)], env
+        paths, empty, path, python = view_paths()
+        if not os.path.isdir(os.path.join(self.tmp, "lib")):
+            stage_learner_side(self.tmp)
+        lib = os.path.join(self.tmp, "lib")
+        if not (self.drop and is_root() and namespaces_wanted()):
+            why = "not root" if not (self.drop and is_root()) else f"{NO_NAMESPACES_ENV}=1"
+            return [python, "-I", "-S", os.path.join(lib, "learner.py"),
+                    json.dumps({"view": False, "why": why, "path": path})], env
+        if self.cgroup is None:
+            self.cgroup = CpuGroup.create()
+        root = os.path.join(self.tmp, "root")
+        os.makedirs(root, 0o700, exist_ok=True)
+        plan = {"python": python, "paths": paths, "empty": empty, "path": path, "lib": lib, "root": root,
+                "tmp_bytes": 64 << 20}
+        if self.cgroup is not None:
+            plan.update(cgroup_procs=self.cgroup.procs, cgroup_usage=self.cgroup.usage, cgroup_kind=self.cgroup.kind)
+        return [python, "-I", "-S", str(VIEW_SCRIPT), json.dumps(plan)], env
 
     def start(self):
         if self.summary is not None or self.start_error is not None:
@@ -544,6 +725,9 @@ class Sandbox:
                     pass
             self._kill()
             self.proc = None
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
         if self._lease is not None:
             self._lease.release()
             self._lease = None

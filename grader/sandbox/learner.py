@@ -7,6 +7,7 @@ probe function (source sent by the grader) run in a fork of this process, under 
 memory and output limits; the answer goes back as plain data (grader.codec).
 """
 import ast
+import json
 import os
 import re
 import signal
@@ -14,13 +15,20 @@ import sys
 import time
 import traceback
 
-COURSE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, COURSE_ROOT)  # holds grader/
-import numpy as np  # noqa: E402
+# Run as a script (the only way the grader runs it): the first argument says whether this
+# process is in the allowlist view (grader/sandbox/view.py) and where NumPy is.
+VIEW = json.loads(sys.argv[1]) if __name__ == "__main__" and len(sys.argv) == 2 else {"view": False}
+if __name__ == "__main__":
+    sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)), *VIEW.get("path", ())]
+import numpy as np  # noqa: E402 - the one package warmed for every learner
 import numpy.random  # noqa: E402,F401
 
-from grader.sandbox import codec  # noqa: E402
-from grader.sandbox.procs import children_of  # noqa: E402
+if __package__:
+    from grader.sandbox import codec
+    from grader.sandbox.procs import children_of
+else:   # a script: codec.py and procs.py are next to it (staged copies, in the view)
+    import codec
+    from procs import children_of
 
 try:
     import resource
@@ -428,107 +436,24 @@ def _setrlimit(which, value):
 
 
 # ---------------------------------------------------------------- isolation (before learner code)
-PREIMPORT_NEVER = {"antigravity", "this", "__hello__", "__phello__", "idlelib", "tkinter", "turtle",
-                   "turtledemo", "webbrowser", "pydoc", "ensurepip", "venv"}
-NUMPY_LAZY = ("testing", "polynomial", "fft", "ma", "typing", "ctypeslib", "strings", "char", "rec")
+# A fixed list, never one chosen by the learner's text: outside the view, a Python installation
+# under a private home (e.g. pyenv in /root) is unreadable once privileges are dropped.
+WARM = ("math", "random", "itertools", "functools", "collections", "operator", "copy", "statistics",
+        "fractions", "numbers", "dataclasses", "typing", "warnings", "pathlib", "json", "time",
+        "numpy.linalg", "numpy.fft", "numpy.polynomial", "numpy.ma", "numpy.testing", "numpy.lib.stride_tricks")
 
 
-IMPORT_LINE = re.compile(r"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import|import[ \t]+([\w., \t]+?))[ \t]*(?:#.*)?$",
-                         re.M)
-
-
-def preimport(notebooks):
-    """Import, while we may still read the whole Python installation, the standard-library and
-    NumPy modules the learner's cells mention (also inside functions): after privileges are
-    dropped, an installation under a private home (e.g. pyenv in /root) is unreadable.
-    The cells are only scanned as text here: they are parsed after the limits are set and
-    the privileges dropped (see main)."""
+def warm_fixed():
+    """Import the fixed list above (nothing the learner's cells name)."""
     import importlib
-    names = {"math", "random", "itertools", "functools", "collections", "operator", "copy",
-             "statistics", "fractions", "numbers", "dataclasses", "typing", "warnings", "pathlib"}
-    text = "\n".join(src for cells in notebooks.values() for src in cells)[:4 << 20]
-    for m in IMPORT_LINE.finditer(text):
-        if m.group(1):
-            names.add(m.group(1))
-        else:
-            names.update(part.split()[0] for part in m.group(2).split(",") if part.split())
-    names.update("numpy." + m for m in set(re.findall(r"\b(?:np|numpy)\.(\w+)", text)) & set(NUMPY_LAZY))
-    stdlib = getattr(sys, "stdlib_module_names", ())
-    for name in sorted(names)[:200]:
-        top = name.split(".")[0]
-        if top in PREIMPORT_NEVER or top == "grader":
-            continue
-        if not (top in stdlib or top == "numpy" or _in_course(top)):
-            continue
+    for name in WARM:
         try:
             importlib.import_module(name)
-        except BaseException:  # noqa: BLE001 - a learner's name that is not importable
+        except BaseException:  # noqa: BLE001 - a module missing from this installation
             pass
 
 
-def _in_course(top):
-    """Is `top` a package of the course itself (e.g. data/, next to grader/)?  Its code is the
-    instructor's, so it may be imported before privileges are dropped."""
-    import importlib.util
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return False
-    where = spec and (spec.origin or next(iter(spec.submodule_search_locations or []), None))
-    root = STATE.get("course") or COURSE_ROOT
-    return bool(where) and os.path.abspath(where).startswith(root + os.sep)
-
-
-SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")   # as in sandbox.py
-
-
-def _mount_tmpfs(libc, path, options, flags=0):
-    MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
-    return libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | flags,
-                      options.encode()) == 0
-
-
-def isolate(hide):
-    """As root: a private mount and network namespace (best effort: needs CAP_SYS_ADMIN).
-    Gives the learner no network, its own small /tmp, /var/tmp and /dev/shm (gone with it),
-    and empty read-only folders over the paths in `hide` (solutions, other submissions,
-    results).  Returns what was achieved."""
-    got = {"network": False, "private_tmp": False, "hidden": 0, "ipc": False}
-    try:
-        libc = _libc()
-    except OSError:
-        return got
-    CLONE_NEWNS, CLONE_NEWNET, MS_RDONLY, MS_REC, MS_PRIVATE, MS_BIND = 0x20000, 0x40000000, 1, 16384, 1 << 18, 4096
-    CLONE_NEWIPC = 0x08000000
-    got["ipc"] = libc.unshare(CLONE_NEWIPC) == 0   # SysV shared memory, semaphores, queues: private
-    if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
-        if libc.unshare(CLONE_NEWNET) == 0:
-            got["network"] = True
-        return got
-    got["network"] = True
-    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-        return got
-    ok = True
-    for d in SHARED_WRITABLE:
-        if os.path.isdir(d) and not os.path.islink(d):
-            ok = _mount_tmpfs(libc, d, "size=64m,nr_inodes=4096,mode=1777") and ok
-    got["private_tmp"] = ok and os.path.isdir("/tmp")
-    for path in hide:
-        try:
-            if os.path.islink(path) or not os.path.exists(path):
-                continue
-            if os.path.isdir(path):
-                done = _mount_tmpfs(libc, path, "size=4k,nr_inodes=1,mode=000", MS_RDONLY)
-            else:
-                done = libc.mount(b"/dev/null", os.fsencode(path), None, MS_BIND, None) == 0
-            got["hidden"] += bool(done)
-        except OSError:
-            pass
-    return got
-
-
-def drop_privileges(work, uid, gid):
-    os.chown(work, uid, gid)
+def drop_privileges(uid, gid):
     os.setgroups([])
     os.setgid(gid)
     os.setuid(uid)
@@ -543,45 +468,75 @@ def set_limits():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over the output limit: EFBIG, not death
 
 
-def harden(init):
-    """(As root) namespaces, a private working folder and an unprivileged uid; never
-    ptrace-able by the learner's forks.  Runs before any learner code is parsed.  Returns a
-    description of the isolation for the grader."""
-    set_limits()
-    info = {"uid": os.getuid(), "network": None, "private_tmp": False, "hidden": 0,
-            "sweep": "tree"}
+def no_new_privs():
     try:
         _libc().prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS: setuid programs gain nothing
     except (OSError, AttributeError):
         pass
-    _not_dumpable()
-    uid = init.get("uid")
-    work = os.getcwd()
-    if uid is None or os.geteuid() != 0:
-        STATE["work"] = work
-        return info
-    if init.get("isolate", True):
-        info.update(isolate(init.get("hide", ())))
-    if info["private_tmp"]:
-        work = "/tmp/work"
-        os.mkdir(work, 0o700)
-    os.chdir(work)
+
+
+def working_folder(uid):
+    """Where learner code may write: /tmp/work in the view (a private tmpfs); otherwise a
+    folder `work` inside the grader's scratch folder, the only thing chown'ed to the learner's
+    uid (the scratch folder itself stays the grader's: no clean-up of that uid touches it)."""
+    work = "/tmp/work" if VIEW.get("view") else os.path.join(os.getcwd(), "work")
+    os.mkdir(work, 0o700)
+    if uid is not None:
+        os.chown(work, uid, uid if uid != 65534 else _nogroup())
+    return work
+
+
+def drop(uid):
+    """To the leased uid (or `nobody` when it cannot be used)."""
     for candidate in dict.fromkeys([int(uid), 65534]):
         try:
-            drop_privileges(work, candidate, candidate if candidate != 65534 else _nogroup())
-            break
+            drop_privileges(candidate, candidate if candidate != 65534 else _nogroup())
+            return
         except OSError:
             if candidate == 65534:
                 raise
+
+
+def harden(init):
+    """Limits, no new privileges, a working folder, an unprivileged uid; never ptrace-able by
+    the learner's forks.  Runs before any learner cell is read.  Returns a description of the
+    isolation for the grader."""
+    set_limits()
+    no_new_privs()
+    _not_dumpable()
+    view = bool(VIEW.get("view"))
+    info = {"uid": os.getuid(), "view": view, "network": view, "private_tmp": view, "ipc": view,
+            "pid": view, "hidden": 0, "sweep": "tree",
+            "cpu": "cgroup" if VIEW.get("cgroup_fd") is not None else "no process creation in timed calls"}
+    if VIEW.get("why"):
+        info["why_no_view"] = VIEW["why"]
+    uid = init.get("uid")
+    root = uid is not None and os.geteuid() == 0
+    STATE["work"] = working_folder(int(uid) if root else None) if (root or view) else os.getcwd()
+    os.chdir(STATE["work"])
+    if not root:
+        return info
+    if not view:
+        warm_fixed()   # the installation may be unreadable by the learner's uid
+    drop(uid)
+    _set_pdeathsig()   # a change of uid clears it
     info["uid"] = os.getuid()
     _not_dumpable()   # a change of uid may reset it
-    STATE["work"] = work
     if init.get("dedicated") and os.getuid() == int(uid) != 65534:
         STATE["sweep_uid"] = True
         info["sweep"] = "uid"
         _setrlimit(resource.RLIMIT_NPROC, int(LIMITS.get("nproc", 128)))
         reap_all()   # leftovers of a grader that crashed while using this uid
     return info
+
+
+def _set_pdeathsig():
+    """Process 1 of the view ends with the process that started it."""
+    if VIEW.get("view"):
+        try:
+            _libc().prctl(1, 9, 0, 0, 0)   # PR_SET_PDEATHSIG, SIGKILL
+        except (OSError, AttributeError):
+            pass
 
 
 def _not_dumpable():
@@ -606,7 +561,7 @@ def run_probe(req, notebooks):
     """Body of the forked process: limits, capture, run the probe, answer."""
     rd, wr = req["_pipe"]
     os.close(rd)
-    for fd in STATE["proto"]:
+    for fd in (*STATE["proto"], VIEW.get("cgroup_fd")):
         try:
             os.close(fd)   # the learner's code never talks to the grader directly
         except OSError:
@@ -618,6 +573,8 @@ def run_probe(req, notebooks):
     mem = int(req.get("mem") or LIMITS["mem"])
     _setrlimit(resource.RLIMIT_AS, mem)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if req.get("timed") and VIEW.get("cgroup_fd") is None:
+        no_new_processes()
     cap = os.open(os.path.join(STATE["work"], "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(cap, 1)
     os.dup2(cap, 2)
@@ -689,8 +646,7 @@ def serve_call(req, notebooks):
     rd, wr = os.pipe()
     req["_pipe"] = (rd, wr)
     t0 = time.monotonic()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu0 = before.ru_utime + before.ru_stime
+    cpu0 = cpu_clock()
     pid = os.fork()
     if pid == 0:
         try:
@@ -719,14 +675,57 @@ def serve_call(req, notebooks):
         info["exit"] = status
     info["seconds"] = time.monotonic() - t0
     finish_call(pid)   # the fork and everything it started are gone (and reaped) ...
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)   # ... so their CPU time is counted here
-    info["cpu"] = used.ru_utime + used.ru_stime - cpu0
+    info["cpu"] = cpu_clock() - cpu0   # ... so their CPU time is all counted here
     try:
         info["output_bytes"] = os.path.getsize(os.path.join(STATE["work"], "output.txt"))
     except OSError:
         info["output_bytes"] = 0
     info["pid"] = pid
     return info
+
+
+def _cgroup_seconds(fd):
+    """CPU seconds of every process that was ever in the submission's control group."""
+    os.lseek(fd, 0, 0)
+    text = os.read(fd, 4096).decode()
+    if VIEW.get("cgroup") == "v2":
+        return int(text.split("usage_usec", 1)[1].split()[0]) / 1e6
+    return int(text.split()[0]) / 1e9
+
+
+def cpu_clock():
+    """CPU seconds used by the processes this one started.  With a control group: the group's
+    total minus this process's own, so every process and thread a call started counts, reaped
+    or not (children whose SIGCHLD is ignored included).  Without one, timed calls may not
+    start processes (run_probe), and the reaped children's rusage is exact."""
+    fd = VIEW.get("cgroup_fd")
+    if fd is not None:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        return _cgroup_seconds(fd) - (me.ru_utime + me.ru_stime)
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _tasks_of(uid):
+    """Processes and threads of uid (what RLIMIT_NPROC counts)."""
+    n = 0
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.stat(f"/proc/{d}").st_uid != uid:
+                    continue
+                with open(f"/proc/{d}/status") as f:
+                    n += next(int(ln.split()[1]) for ln in f if ln.startswith("Threads:"))
+            except (OSError, StopIteration, ValueError):
+                pass
+    return n
+
+
+def no_new_processes():
+    """A timed call without a control group: RLIMIT_NPROC at what the uid runs now, so the call
+    can start no process or thread whose CPU time would escape the measurement."""
+    if os.getuid() != 0:
+        _setrlimit(resource.RLIMIT_NPROC, max(_tasks_of(os.getuid()), 1))
 
 
 def finish_call(pid):
@@ -758,12 +757,14 @@ def warm_up():
 
 
 def serve_zygotes(sock_fd):
-    """A template (batch grading): Python and NumPy are loaded and warm once; each submission's
-    learner process is a fork of this one, which costs milliseconds instead of a fresh
-    interpreter.  It runs no learner code itself.  Requests come on a Unix socket, one codec
+    """A process starter (batch grading): each submission's learner process is a fork of this
+    one that at once execs a fresh interpreter (grader/sandbox/view.py, then learner.py): never
+    a fork of a process that read anything.  It runs no learner code itself; orphans of a dead
+    learner process re-parent here and are killed here.  Requests come on a Unix socket, one codec
     message each (the same wire format as everywhere), with the new process's pipes as passed
     file descriptors:
-      {"op": "spawn", "cwd": folder} + [stdin, stdout, stderr] -> {"pid": pid}
+      {"op": "spawn", "cwd": folder, "argv": [...], "env": {...}} + [stdin, stdout, stderr]
+                                                              -> {"pid": pid}
       {"op": "wait", "pid": pid, "timeout": s}                -> {"status": int or None}
       {"op": "kill"}  kill every process forked (and re-parented here) -> {"ok": true}"""
     import socket
@@ -807,8 +808,7 @@ def serve_zygotes(sock_fd):
                         os.dup2(fd, i)
                         os.close(fd)
                     os.chdir(req["cwd"])
-                    os.environ.update(HOME=req["cwd"], TMPDIR=req["cwd"])
-                    main(warm=False)
+                    os.execve(req["argv"][0], req["argv"], req["env"])   # a fresh process image
                 finally:
                     os._exit(0)
             for fd in fds:
@@ -855,22 +855,18 @@ def main(warm=True):
     settings = codec.decode(frame)
     LIMITS.update(settings.get("limits", {}))
     unsandboxed = bool(settings.get("unsandboxed"))
-    if settings.get("course"):   # the course's own packages (data/) are importable by the cells
-        STATE["course"] = os.path.abspath(settings["course"])
-        sys.path.insert(0, STATE["course"])
-    if not unsandboxed:
-        set_limits()             # before the learner's cells are even read
+    if unsandboxed:   # self-study on the learner's own machine: the course's packages are importable
+        if settings.get("course"):
+            sys.path.insert(0, os.path.abspath(settings["course"]))
+        isolation, STATE["work"] = {"uid": os.getuid() if hasattr(os, "getuid") else None,
+                                    "unsandboxed": True}, os.getcwd()
+    else:
+        isolation = harden(settings)   # limits, no new privileges, the learner's uid: before any cell is read
     frame = codec.read_frame(proto_in)
     if frame is None:
         return
     notebooks = codec.decode(frame)["notebooks"]
     del frame
-    preimport(notebooks)         # a text scan; the cells are not parsed yet
-    if unsandboxed:
-        isolation, STATE["work"] = {"uid": os.getuid() if hasattr(os, "getuid") else None,
-                                    "unsandboxed": True}, os.getcwd()
-    else:
-        isolation = harden(settings)  # namespaces, an unprivileged uid
     snapshot_modules()
     summary = {}
     for stem, cells in notebooks.items():
@@ -900,7 +896,6 @@ def main(warm=True):
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--server":
-        warm_up()   # the template holds Python and NumPy, warm; nothing of the course
         serve_zygotes(int(sys.argv[2]))
     else:
         main()
