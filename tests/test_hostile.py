@@ -43,14 +43,16 @@ def with_body(body, tail="    rng = np.random.default_rng() if rng is None else 
 
 WRONG_TAIL = "    return np.ones(shape, dtype=bool)\n"   # the same answers as ALL_KEPT
 
-DETACH = f"""    import os
+# background processes are Python itself: the learner's view holds no other program
+SLEEP = '"-I", "-S", "-c", "import time; time.sleep(600)"'
+DETACH = f"""    import os, sys
     if globals().get("detached"):             # once per call into the learner's process
         return rng.random(shape) >= p if rng is not None else np.random.default_rng().random(shape) >= p
     globals()["detached"] = True
     if os.fork() == 0:
         os.setsid()
         if os.fork() == 0:
-            os.execv("/bin/sleep", ["{MARK}-detached", "600"])
+            os.execv(sys.executable, ["{MARK}-detached", {SLEEP}])
         os._exit(0)
     if os.fork() == 0:                       # a plain Python loop, never exec'd
         os.setsid()
@@ -60,15 +62,15 @@ DETACH = f"""    import os
                 time.sleep(0.05)
         os._exit(0)
     import subprocess
-    subprocess.Popen(["{MARK}-child", "600"], executable="/bin/sleep")
+    subprocess.Popen(["{MARK}-child", {SLEEP}], executable=sys.executable)
 """
 
 LOAD_TIME_DAEMON = f"""class Daemon:
-    import os
+    import os, sys
     if os.fork() == 0:
         os.setsid()
         if os.fork() == 0:
-            os.execv("/bin/sleep", ["{MARK}-load", "600"])
+            os.execv(sys.executable, ["{MARK}-load", {SLEEP}])
         os._exit(0)
 """
 

@@ -55,7 +55,8 @@ class Limits:
 
 class LearnerError(Exception):
     """Learner code misbehaved: kind is one of not_found, not_implemented, broken, raised,
-    contract, timeout, crash, exit, memory, output, skipped."""
+    contract, timeout, crash, exit, memory, output, skipped, interrupted (killed from outside,
+    twice: not the learner's doing; the submission should be graded again)."""
 
     def __init__(self, kind, function, message):
         super().__init__(message)
@@ -371,8 +372,8 @@ def view_paths():
         if not m.startswith("/") or ".so" not in os.path.basename(m) or not os.path.isfile(m):
             continue
         real = os.path.realpath(m)
-        if any(real.startswith(p + os.sep) for p in paths if os.path.isdir(p)):
-            continue
+        if any(real.startswith(p + os.sep) for p in paths if os.path.isdir(p)) or "-packages/" in real:
+            continue   # granted already, or another package this process happens to have loaded
         folder = os.path.dirname(real)
         system = (folder in SYSTEM_LIB_DIRS or folder.startswith(tuple(d + "/" for d in SYSTEM_LIB_DIRS))) \
             and "python" not in folder and "-packages" not in folder
@@ -464,6 +465,67 @@ class CpuGroup:
                 return
             except OSError:
                 time.sleep(0.005)
+
+
+def _every_path(roots, limit=200000):
+    """Every path under roots (found with this process's rights), up to limit."""
+    out = []
+    for root in roots:
+        for d, _dirs, files in os.walk(root):
+            out.append(d)
+            out.extend(os.path.join(d, f) for f in files)
+            if len(out) > limit:
+                return out
+    return out
+
+
+def _first_readable(paths):
+    """The first of paths this process can read (a file it can open, a folder it can list)."""
+    for p in paths:
+        try:
+            if os.path.isdir(p) and not os.path.islink(p):
+                os.listdir(p)
+            else:
+                os.close(os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)))
+            return p
+        except OSError:
+            continue
+    return None
+
+
+def readable_by(uid, roots):
+    """Where no view can be built: one line saying which of roots (course, submissions,
+    results) learner code running as uid could read, with the command that fixes it; None
+    when it can read none of them.  Checked as that uid (a forked helper), not by reading
+    permission bits."""
+    roots = [Path(r).resolve() for r in roots if r and Path(r).exists()]
+    if not roots:
+        return None
+    paths = _every_path(roots)
+    if uid == os.getuid():
+        found = _first_readable(paths)
+        return None if found is None else (
+            f"learner code would run as you (uid {uid}) and could read {found}: grade others' work as "
+            "root (e.g. sudo), where it runs as a uid of its own in a view of only Python and NumPy")
+    rd, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(rd)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            os.write(wr, (_first_readable(paths) or "").encode(errors="replace")[:4000])
+        finally:
+            os._exit(0)
+    os.close(wr)
+    with os.fdopen(rd, "rb") as f:
+        found = f.read().decode(errors="replace")
+    os.waitpid(pid, 0)
+    if not found:
+        return None
+    top = next((r for r in roots if found == str(r) or found.startswith(str(r) + os.sep)), roots[0])
+    return f"learner code would run as uid {uid} and could read {found}; make it private first: chmod -R go-rwx {top}"
 
 
 # ---------------------------------------------------------------- a template to fork from
@@ -593,7 +655,8 @@ class Sandbox:
         self.proc = None
         self.summary = None
         self.isolation = None
-        self.broken = {}          # function -> LearnerError that stops further calls
+        self.broken = {}          # (notebook, function) -> LearnerError that stops further calls
+        self.retries = 2          # calls re-run after the learner's process was killed
         self.start_error = None
         self.calls = 0
         self.tmp = None
@@ -675,9 +738,19 @@ class Sandbox:
             self._kill()
             self.start_error = ("timeout", f"loading your notebook took more than {lim.start_seconds:g} s")
         except (EOFError, BrokenPipeError, codec.CodecError):
+            status = self._exit_status()
+            detail = self._child_err()
             self._kill()
-            self.start_error = ("crash", "the process that loads your notebook ended before it was ready"
-                                + self._child_err())
+            # no learner code runs before the process is ready: killed by a signal, it was from outside
+            if status is not None and status < 0:
+                if self.retries > 0:
+                    self.retries -= 1
+                    self.proc = None
+                    return self.start()
+                self.start_error = ("interrupted", INTERRUPTED)
+            else:
+                self.start_error = ("crash", "the process that loads your notebook ended before it was ready"
+                                    + detail)
         return self.summary
 
     def _restart(self):
@@ -752,34 +825,59 @@ class Sandbox:
 
     def call(self, stem, probe, uses=(), timeout=None, mem=None, helpers=(), cpu=False, **kwargs):
         """Run probe(nb, **kwargs) in a fresh fork of the learner's process; return its value
-        (with cpu=True: (value, CPU seconds of the fork and all it started), measured by the
-        process that forked it, in which learner code never runs).
+        (with cpu=True: (value, CPU seconds of the fork and all it started, counted by the
+        submission's control group or with process creation refused: see learner.cpu_clock)).
 
         uses: the learner names the probe calls, so that one that hung or crashed before
-        is reported at once instead of costing another time-out.
+        in this notebook is reported at once instead of costing another time-out.
         helpers: further trusted functions the probe calls (their source is sent along:
         a probe sees only these, numpy as np, and the names in learner.PROBE_GLOBALS).
+
+        A learner process killed from outside (a signal it did not send: the machine's
+        out-of-memory killer, an operator) is re-run once; killed again, the call fails with
+        kind "interrupted" (INTERRUPTED), which is not the learner's doing.
         """
         for name in uses:
-            if name in self.broken:
-                first = self.broken[name]
+            if (stem, name) in self.broken:
+                first = self.broken[(stem, name)]
                 raise LearnerError(first.kind, name, f"not run: {first.message}")
-        if self.proc is None and self.summary is not None:
-            self._restart()
-        self.start()
-        if self.start_error:
-            raise LearnerError(self.start_error[0], uses[0] if uses else "", self.start_error[1])
         for f in (probe, *helpers):
             if f not in SOURCES:
                 SOURCES[f] = probe_source(f)
         seconds = float(timeout or self.limits.seconds)
         req = {"op": "call", "stem": stem, "probe_src": "\n\n".join(SOURCES[f] for f in (*helpers, probe)),
                "probe_name": probe.__name__, "kwargs": kwargs, "timeout": seconds,
-               "mem": int(mem or self.limits.mem), "uses": list(uses)}
-        self.calls += 1
+               "mem": int(mem or self.limits.mem), "uses": list(uses), "timed": bool(cpu)}
         what = ", ".join(uses) or "your code"
+        who = uses[0] if uses else ""
+        for attempt in (1, 2):
+            try:
+                head, body = self._ask(req, seconds, who)
+            except _Killed as killed:
+                if attempt == 1 and self.retries > 0:
+                    self.retries -= 1
+                    continue
+                err = (LearnerError("interrupted", who, INTERRUPTED) if killed.outside else
+                       LearnerError("crash", who, f"{what} stopped the learner's process from answering "
+                                    "(did it kill its parent process?)" + killed.detail))
+                self._mark(stem, uses, err)
+                raise err from None
+            if not body and head["exit_signal"] == signal.SIGKILL and attempt == 1 and self.retries > 0:
+                self.retries -= 1   # killed, not by its time limit: perhaps from outside; once more
+                continue
+            return self._answer(stem, head, body, uses, what, seconds, cpu)
+
+    def _ask(self, req, seconds, who):
+        """Send one call; (head, body) of its answer.  _Killed when the learner's process died."""
+        if self.proc is None and self.summary is not None:
+            self._restart()
+        self.start()
+        if self.start_error:
+            raise LearnerError(self.start_error[0], who, self.start_error[1])
+        self.calls += 1
+        frame = codec.encode(req)   # the grader's own request: a CodecError here is a grader bug
         try:
-            codec.write_frame(self._in, codec.encode(req))
+            codec.write_frame(self._in, frame)
             deadline = time.monotonic() + seconds + 10
             head = codec.read_frame(self._out, deadline=deadline)
             body = codec.read_frame(self._out, deadline=deadline)
@@ -789,27 +887,40 @@ class Sandbox:
             if not isinstance(head, dict) or not {"timed_out", "oversize", "exit"} <= set(head):
                 raise codec.CodecError("not an answer")
         except (TimeoutError, EOFError, OSError, codec.CodecError):
+            status = self._exit_status()
+            detail = self._child_err()
             self._kill()
             self.proc = None
-            err = LearnerError("crash", uses[0] if uses else "",
-                               f"{what} stopped the learner's process from answering (did it kill "
-                               "its parent process?)" + self._child_err())
-            self._mark(uses, err)
-            raise err from None
+            # process 1 of a pid namespace cannot be signalled from inside it: killed by a
+            # signal, the view's learner process was killed from outside
+            outside = bool((self.isolation or {}).get("pid")) and status is not None and status < 0
+            raise _Killed(outside, detail) from None
+        status = head["exit"]
+        head["exit_signal"] = os.WTERMSIG(status) if isinstance(status, int) and os.WIFSIGNALED(status) \
+            and not head["timed_out"] and not head["oversize"] else None
+        return head, body
+
+    def _exit_status(self):
+        """The learner's process's return code (negative: a signal) if it ends within 0.5 s."""
+        try:
+            return self.proc.wait(timeout=0.5)
+        except (subprocess.TimeoutExpired, OSError, ValueError):
+            return None
+
+    def _answer(self, stem, head, body, uses, what, seconds, cpu):
+        """The call's value, or the LearnerError its answer stands for.  Everything here came
+        from the learner's process: a forged or malformed answer is the learner's problem."""
+        who = uses[0] if uses else ""
         if head["timed_out"]:
-            err = LearnerError("timeout", uses[0] if uses else "",
-                               f"{what} did not finish within {seconds:g} s — an endless loop, "
+            err = LearnerError("timeout", who, f"{what} did not finish within {seconds:g} s — an endless loop, "
                                "or a Python loop over every element?")
-            self._mark(uses, err)
+            self._mark(stem, uses, err)
             raise err
         if head["oversize"]:
-            raise LearnerError("contract", uses[0] if uses else "",
-                               f"{what} returned more data than the grader reads "
+            raise LearnerError("contract", who, f"{what} returned more data than the grader reads "
                                f"({codec.MAX_FRAME // 2**20} MiB)")
         if not body:
-            status = head["exit"]
-            if not isinstance(status, int):
-                status = 0
+            status = head["exit"] if isinstance(head["exit"], int) else 0
             if os.WIFSIGNALED(status):
                 sig = os.WTERMSIG(status)
                 name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
@@ -818,22 +929,41 @@ class Sandbox:
             else:
                 msg = f"{what} ended the process with exit status {os.WEXITSTATUS(status)} " \
                       "(os._exit or a crash); a function should return or raise"
-            err = LearnerError("crash", uses[0] if uses else "", msg)
-            self._mark(uses, err)
+            err = LearnerError("crash", who, msg)
+            self._mark(stem, uses, err)
             raise err
         try:
             ans = codec.decode(body)
             status = ans["status"]
         except (codec.CodecError, TypeError, KeyError):
-            raise LearnerError("contract", uses[0] if uses else "",
-                               f"{what} sent an answer the grader cannot read") from None
+            raise LearnerError("contract", who, f"{what} sent an answer the grader cannot read") from None
         if status == "ok":
             return (ans.get("value"), float(head.get("cpu") or 0.0)) if cpu else ans.get("value")
         if status == "learner":
             raise LearnerError(str(ans.get("kind", "raised")), str(ans.get("function", "")),
                                str(ans.get("message", "")))
-        raise GraderBug(f"{probe.__name__}: {ans.get('message')}\n{ans.get('traceback', '')}")
+        # "probe_error" (the check could not use what the learner's code gave it) or anything
+        # forged: told in the learner's terms, never as the grader's own failure
+        detail = str(ans.get("message", ""))[:300] if isinstance(ans, dict) else ""
+        raise LearnerError("contract", who, f"the check could not use what {what} gave it"
+                           + (f" ({detail})" if detail else "") + "; follow the exercise's contract "
+                           "(argument and return types, shapes)")
 
-    def _mark(self, uses, err):
+    def _mark(self, stem, uses, err):
+        """A function that hung or crashed is not called again in this notebook (only: the
+        same name in another notebook is another function, and a score must not depend on
+        which notebooks are graded together)."""
         for name in uses:
-            self.broken.setdefault(name, err)
+            self.broken.setdefault((stem, name), err)
+
+
+INTERRUPTED = ("grading was interrupted (not your code): the learner's process was killed from outside "
+               "again after a re-run; grade this submission again")
+
+
+class _Killed(Exception):
+    """The learner's process died while answering; outside: it was killed from outside."""
+
+    def __init__(self, outside, detail):
+        super().__init__(detail)
+        self.outside, self.detail = outside, detail

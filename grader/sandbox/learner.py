@@ -514,6 +514,7 @@ def harden(init):
     root = uid is not None and os.geteuid() == 0
     STATE["work"] = working_folder(int(uid) if root else None) if (root or view) else os.getcwd()
     os.chdir(STATE["work"])
+    STATE["work_fd"] = os.open(".", os.O_RDONLY | os.O_DIRECTORY)   # reachable whatever its parents' modes
     if not root:
         return info
     if not view:
@@ -561,7 +562,7 @@ def run_probe(req, notebooks):
     """Body of the forked process: limits, capture, run the probe, answer."""
     rd, wr = req["_pipe"]
     os.close(rd)
-    for fd in (*STATE["proto"], VIEW.get("cgroup_fd")):
+    for fd in (*STATE["proto"], *([VIEW["cgroup_fd"]] if VIEW.get("cgroup_fd") is not None else [])):
         try:
             os.close(fd)   # the learner's code never talks to the grader directly
         except OSError:
@@ -575,7 +576,8 @@ def run_probe(req, notebooks):
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     if req.get("timed") and VIEW.get("cgroup_fd") is None:
         no_new_processes()
-    cap = os.open(os.path.join(STATE["work"], "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    cap = os.open("output.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600, dir_fd=STATE["work_fd"])
+    os.close(STATE["work_fd"])
     os.dup2(cap, 1)
     os.dup2(cap, 2)
     os.close(cap)
@@ -651,6 +653,8 @@ def serve_call(req, notebooks):
     if pid == 0:
         try:
             run_probe(req, notebooks)
+        except BaseException:  # noqa: BLE001
+            pass
         finally:
             os._exit(70)
     os.close(wr)
@@ -677,7 +681,7 @@ def serve_call(req, notebooks):
     finish_call(pid)   # the fork and everything it started are gone (and reaped) ...
     info["cpu"] = cpu_clock() - cpu0   # ... so their CPU time is all counted here
     try:
-        info["output_bytes"] = os.path.getsize(os.path.join(STATE["work"], "output.txt"))
+        info["output_bytes"] = os.stat("output.txt", dir_fd=STATE["work_fd"]).st_size
     except OSError:
         info["output_bytes"] = 0
     info["pid"] = pid
@@ -858,6 +862,7 @@ def main(warm=True):
     if unsandboxed:   # self-study on the learner's own machine: the course's packages are importable
         if settings.get("course"):
             sys.path.insert(0, os.path.abspath(settings["course"]))
+        STATE["work_fd"] = None
         isolation, STATE["work"] = {"uid": os.getuid() if hasattr(os, "getuid") else None,
                                     "unsandboxed": True}, os.getcwd()
     else:
