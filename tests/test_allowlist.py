@@ -373,3 +373,52 @@ def test_every_path_of_the_view_exists_and_none_is_the_course():
     assert not [p for p in paths if p.startswith(str(ROOT))]
     numpy_site = path[0]
     assert not [p for p in paths if p.startswith(numpy_site + "/") and not Path(p).name.startswith("numpy")]
+
+
+def key_probe(nb, add):
+    """Add a key to the uid's own keyring (add) or look for it: the serial, or an errno."""
+    import ctypes
+    import os
+    nr = {"x86_64": (248, 250), "aarch64": (217, 219)}.get(os.uname().machine)
+    if nr is None:
+        return "no syscall numbers"
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    if add:
+        got = libc.syscall(nr[0], b"user", b"left-by-a-learner", b"answers", 7, -4)   # add_key to @u
+    else:
+        got = libc.syscall(nr[1], 10, -4, b"user", b"left-by-a-learner", 0)           # KEYCTL_SEARCH @u
+    return int(got) if got >= 0 else -ctypes.get_errno()
+
+
+@pytest.mark.skipif(not ROOTED, reason="a uid of the learner's own is leased only as root")
+def test_a_key_left_in_the_uids_keyring_is_gone_for_the_next_submission():
+    lease = host.UidLease.acquire()
+    if lease is None:
+        pytest.skip("no uid to lease")
+    try:
+        with Sandbox({"01_bernoulli_mask": ["x = 1"]}, uid=lease.uid) as sb:
+            added = sb.call("01_bernoulli_mask", key_probe, add=True)
+            if not isinstance(added, int) or added < 0:
+                pytest.skip(f"no kernel keyrings here ({added})")
+            assert sb.call("01_bernoulli_mask", key_probe, add=False) == added   # it outlives its call
+        with Sandbox({"01_bernoulli_mask": ["x = 1"]}, uid=lease.uid) as sb:
+            assert sb.call("01_bernoulli_mask", key_probe, add=False) < 0        # not its submission
+    finally:
+        lease.release()
+
+
+@pytest.mark.skipif(not ROOTED, reason="the learner's uid differs from the grader's only as root")
+def test_without_a_view_a_killed_learner_process_leaves_the_graders_scratch_folder_alone(monkeypatch):
+    monkeypatch.setenv(host.NO_NAMESPACES_ENV, "1")
+    with Sandbox({"01_bernoulli_mask": ["def f(x):\n    return x"]}) as sb:
+        assert sb.call("01_bernoulli_mask", pid_probe) > 1 and not sb.isolation["view"]
+        os.kill(sb.proc.pid, signal.SIGKILL)
+        assert sb.call("01_bernoulli_mask", call_f_probe, uses=("f",)) == 1   # run again
+        sb.retries = 0
+        os.kill(sb.proc.pid, signal.SIGKILL)
+        with pytest.raises(LearnerError) as e:   # without a pid namespace, not known to be from outside
+            sb.call("01_bernoulli_mask", pid_probe, uses=("f",))
+        assert e.value.kind == "crash"
+        assert os.path.isdir(sb.tmp) and os.stat(sb.tmp).st_uid == 0
+        assert sb.call("01_bernoulli_mask", call_f_probe, uses=("g",)) == 1   # a new learner process

@@ -190,7 +190,30 @@ def kill_uid(uid, patience=5.0):
         time.sleep(0.002)
 
 
-SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")   # as in learner.py
+def clear_keyrings(uid):
+    """Empty the kernel keyrings that belong to uid itself (its user keyring and user session
+    keyring outlive its processes; the next submission graded with that uid could read them):
+    a helper becomes uid and calls keyctl(KEYCTL_CLEAR) on both."""
+    if not _leased(uid):
+        return
+    pid = os.fork()
+    if pid == 0:
+        try:
+            import ctypes
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            from grader.sandbox.view import NR
+            libc = ctypes.CDLL(None, use_errno=True)
+            for ring in (-4, -5):        # KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING
+                libc.syscall(NR["keyctl"], 7, ring)   # KEYCTL_CLEAR
+        except BaseException:  # noqa: BLE001
+            pass
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")   # mqueue: POSIX message queues
 
 
 def scrub_files(uid):
@@ -264,6 +287,7 @@ class UidLease:
                 os.close(fd)
                 continue
             kill_uid(uid)   # leftovers of a grader that died holding this uid
+            clear_keyrings(uid)
             return cls(uid, fd)
         return None
 
@@ -271,6 +295,7 @@ class UidLease:
         if self._fd is not None:
             kill_uid(self.uid)
             scrub_files(self.uid)
+            clear_keyrings(self.uid)
             os.close(self._fd)
             self._fd = None
 
@@ -773,6 +798,7 @@ class Sandbox:
         end_process(self.proc)
         if self.dedicated:
             kill_uid(self.uid)
+            clear_keyrings(self.uid)   # keyrings belong to the uid, not to a namespace
             if not (self.isolation or {}).get("private_tmp"):
                 scrub_files(self.uid)   # the next submission with this uid must not find them
             if not (self.isolation or {}).get("ipc"):

@@ -479,8 +479,12 @@ def working_folder(uid):
     """Where learner code may write: /tmp/work in the view (a private tmpfs); otherwise a
     folder `work` inside the grader's scratch folder, the only thing chown'ed to the learner's
     uid (the scratch folder itself stays the grader's: no clean-up of that uid touches it)."""
-    work = "/tmp/work" if VIEW.get("view") else os.path.join(os.getcwd(), "work")
-    os.mkdir(work, 0o700)
+    if VIEW.get("view"):
+        work = "/tmp/work"
+        os.mkdir(work, 0o700)
+    else:   # a new one per learner process (a restarted one finds its predecessor's)
+        import tempfile
+        work = tempfile.mkdtemp(prefix="work-", dir=os.getcwd())
     if uid is not None:
         os.chown(work, uid, uid if uid != 65534 else _nogroup())
     return work
@@ -520,6 +524,7 @@ def harden(init):
     if not view:
         warm_fixed()   # the installation may be unreadable by the learner's uid
     drop(uid)
+    _new_session_keyring()
     _set_pdeathsig()   # a change of uid clears it
     info["uid"] = os.getuid()
     _not_dumpable()   # a change of uid may reset it
@@ -529,6 +534,17 @@ def harden(init):
         _setrlimit(resource.RLIMIT_NPROC, int(LIMITS.get("nproc", 128)))
         reap_all()   # leftovers of a grader that crashed while using this uid
     return info
+
+
+def _new_session_keyring():
+    """An empty anonymous session keyring: the grader's (inherited, and possessed by whoever
+    holds it) is no longer this process's, and nothing learner code adds to it outlives it."""
+    nr = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)
+    if nr is not None:
+        try:
+            _libc().syscall(nr, 1, None)   # KEYCTL_JOIN_SESSION_KEYRING, no name: a new one
+        except (OSError, AttributeError):
+            pass
 
 
 def _set_pdeathsig():
