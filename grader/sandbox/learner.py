@@ -443,6 +443,36 @@ WARM = ("math", "random", "itertools", "functools", "collections", "operator", "
         "numpy.linalg", "numpy.fft", "numpy.polynomial", "numpy.ma", "numpy.testing", "numpy.lib.stride_tricks")
 
 
+NEVER_WARM = {"antigravity", "this", "__hello__", "__phello__", "idlelib", "tkinter", "turtle", "turtledemo",
+              "webbrowser", "pydoc", "ensurepip", "venv", "readline", "rlcompleter", "pty", "tty", "curses"}
+
+
+def warm_named(notebooks):
+    """After the limits, the drop and the view: import the standard-library and NumPy modules
+    the cells' import statements name (parsed, not scanned), so that each call's fork finds
+    them loaded.  Only modules of the installation: nothing of the course is there."""
+    import importlib
+    stdlib = getattr(sys, "stdlib_module_names", ())
+    names = set()
+    for cells in notebooks.values():
+        for idx, src in enumerate(cells, start=1):
+            prepared = prepare_cell(idx, src)
+            if prepared[0] != "ok":
+                continue
+            for node, _names, _code in prepared[1]:
+                if isinstance(node, ast.Import):
+                    names.update(a.name for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    names.add(node.module)
+    for name in sorted(names)[:100]:
+        top = name.split(".")[0]
+        if (top in stdlib or top == "numpy") and top not in NEVER_WARM:
+            try:
+                importlib.import_module(name)
+            except BaseException:  # noqa: BLE001
+                pass
+
+
 def warm_fixed():
     """Import the fixed list above (nothing the learner's cells name)."""
     import importlib
@@ -897,6 +927,8 @@ def main(warm=True):
             if prepared[0] == "error":
                 problems.update(dict.fromkeys(prepared[2], prepared[1]))
         summary[stem] = {"problems": problems}
+    if not unsandboxed and (VIEW.get("view") or os.getuid() != 0):
+        warm_named(notebooks)   # as the learner's uid, in its view: never before
     codec.write_frame(proto_out, codec.encode({"status": "ready", "notebooks": summary,
                                                "uid": os.getuid(), "isolation": isolation}))
     while True:
