@@ -422,3 +422,33 @@ def test_without_a_view_a_killed_learner_process_leaves_the_graders_scratch_fold
         assert e.value.kind == "crash"
         assert os.path.isdir(sb.tmp) and os.stat(sb.tmp).st_uid == 0
         assert sb.call("01_bernoulli_mask", call_f_probe, uses=("g",)) == 1   # a new learner process
+
+
+def proxy_probe(nb, n):
+    """What learner code can learn from a proxy: its closure, its globals' names; and what
+    calling it does (the Generator it is given comes back advanced as on the grader's side)."""
+    import numpy as np
+    f = nb.proxy("layer")
+    rng = np.random.default_rng(3)
+    outs = [f(np.arange(3.0), rng=rng) for _ in range(n)]
+    return {"out": outs[-1], "after": rng.random(), "closure": [c.cell_contents for c in f.__closure__ or ()],
+            "defaults": f.__defaults__, "kwdefaults": f.__kwdefaults__}
+
+
+def test_a_proxy_holds_nothing_but_its_name_and_each_call_is_counted_on_the_graders_side():
+    import numpy as np
+    secret = np.array([7.0, 8.0, 9.0])
+    calls = []
+
+    def layer(x, rng=None):   # grader-side: holds the secret, counts its calls
+        calls.append(1)
+        return x * secret + rng.random()
+
+    with Sandbox({"01_bernoulli_mask": ["x = 1"]}) as sb:
+        got = sb.call("01_bernoulli_mask", proxy_probe, callbacks={"layer": layer}, n=3)
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        want = np.arange(3.0) * secret + rng.random()
+    assert np.array_equal(got["out"], want) and got["after"] == rng.random()
+    assert got["closure"] == ["layer"] and got["defaults"] is None and got["kwdefaults"] is None
+    assert len(calls) == 3

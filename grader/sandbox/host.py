@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from grader.config import DEFAULT
 from grader.sandbox import codec, ipc
 from grader.sandbox.procs import children_of, pids_of_uid
@@ -849,7 +851,8 @@ class Sandbox:
             return {}
         return self.summary["notebooks"].get(stem, {}).get("defined", {})
 
-    def call(self, stem, probe, uses=(), timeout=None, mem=None, helpers=(), cpu=False, **kwargs):
+    def call(self, stem, probe, uses=(), timeout=None, mem=None, helpers=(), cpu=False, callbacks=None,
+             **kwargs):
         """Run probe(nb, **kwargs) in a fresh fork of the learner's process; return its value
         (with cpu=True: (value, CPU seconds of the fork and all it started, counted by the
         submission's control group or with process creation refused: see learner.cpu_clock)).
@@ -858,6 +861,11 @@ class Sandbox:
         in this notebook is reported at once instead of costing another time-out.
         helpers: further trusted functions the probe calls (their source is sent along:
         a probe sees only these, numpy as np, and the names in learner.PROBE_GLOBALS).
+
+        callbacks: {name: grader-side callable}: the probe's nb.proxy(name) is a function
+        whose every call runs that callable here, on what it was given (plain data; a NumPy
+        Generator travels as its state and comes back advanced), so what the learner's code
+        receives holds no state it could introspect; the callable may count its calls.
 
         A learner process killed from outside (a signal it did not send: the machine's
         out-of-memory killer, an operator) is re-run once; killed again, the call fails with
@@ -873,7 +881,9 @@ class Sandbox:
         seconds = float(timeout or self.limits.seconds)
         req = {"op": "call", "stem": stem, "probe_src": "\n\n".join(SOURCES[f] for f in (*helpers, probe)),
                "probe_name": probe.__name__, "kwargs": kwargs, "timeout": seconds,
-               "mem": int(mem or self.limits.mem), "uses": list(uses), "timed": bool(cpu)}
+               "mem": int(mem or self.limits.mem), "uses": list(uses), "timed": bool(cpu),
+               "callbacks": bool(callbacks)}
+        self._callbacks = callbacks or {}
         what = ", ".join(uses) or "your code"
         who = uses[0] if uses else ""
         for attempt in (1, 2):
@@ -905,11 +915,15 @@ class Sandbox:
         try:
             codec.write_frame(self._in, frame)
             deadline = time.monotonic() + seconds + 10
-            head = codec.read_frame(self._out, deadline=deadline)
-            body = codec.read_frame(self._out, deadline=deadline)
-            if head is None or body is None:
-                raise EOFError
-            head = codec.decode(head)
+            while True:
+                head = codec.read_frame(self._out, deadline=deadline)
+                body = codec.read_frame(self._out, deadline=deadline)
+                if head is None or body is None:
+                    raise EOFError
+                head = codec.decode(head)
+                if not (isinstance(head, dict) and head.get("callback")):
+                    break
+                codec.write_frame(self._in, run_callback(self._callbacks, body))
             if not isinstance(head, dict) or not {"timed_out", "oversize", "exit"} <= set(head):
                 raise codec.CodecError("not an answer")
         except (TimeoutError, EOFError, OSError, codec.CodecError):
@@ -981,6 +995,41 @@ class Sandbox:
         which notebooks are graded together)."""
         for name in uses:
             self.broken.setdefault((stem, name), err)
+
+
+GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def _from_wire(v, gens):
+    if isinstance(v, dict) and set(v) == {"__generator__"} and isinstance(v["__generator__"], dict):
+        kind = v["__generator__"].get("bit_generator")
+        if kind not in GENERATORS:
+            raise TypeError(f"a generator of unknown kind {str(kind)[:40]!r}")
+        bits = getattr(np.random, kind)()
+        bits.state = v["__generator__"]
+        gens.append(np.random.Generator(bits))
+        return gens[-1]
+    if type(v) in (list, tuple):
+        return type(v)(_from_wire(x, gens) for x in v)
+    if type(v) is dict:
+        return {k: _from_wire(x, gens) for k, x in v.items()}
+    return v
+
+
+def run_callback(callbacks, frame):
+    """One call of a probe's proxy, run here; the encoded reply.  Everything in the request is
+    the learner's: a bad one is answered with an error the learner's code sees."""
+    gens = []
+    try:
+        msg = codec.decode(frame)
+        fn = callbacks[str(msg["name"])]
+        args = _from_wire(msg["args"], gens)
+        kwargs = {str(k): x for k, x in _from_wire(msg["kwargs"], gens).items()}
+        value = fn(*args, **kwargs)
+        return codec.encode({"value": value, "states": [g.bit_generator.state for g in gens]})
+    except Exception as e:  # noqa: BLE001 - what a wrong argument makes the grader-side object raise
+        return codec.encode({"error": type(e).__name__, "message": str(e)[:300],
+                             "states": [g.bit_generator.state for g in gens]})
 
 
 INTERRUPTED = ("grading was interrupted (not your code): the learner's process was killed from outside "

@@ -313,7 +313,61 @@ class Notebook:
         return lambda *a, **k: self.run(name, f, *a, **k)
 
 
+    def proxy(self, name):
+        """A function whose every call is a round trip to the grader, where the object it
+        stands for lives (Sandbox.call's callbacks): it holds nothing learner code could read
+        but its name."""
+        return _proxy(name)
+
+
 Notebook.Raised, Notebook.Failure = LearnerRaised, LearnerFailure
+
+
+# ---------------------------------------------------------------- call-backs to the grader
+CALLBACK_LIMIT = 64 * 2**20   # bytes of one call-back request or reply
+
+
+def _proxy(name):
+    def proxy(*args, **kwargs):
+        return _round_trip(name, args, kwargs)
+    proxy.__name__ = proxy.__qualname__ = str(name)
+    return proxy
+
+
+def _to_wire(v, gens):
+    """A learner value as plain data; a NumPy Generator travels as its state (and gets the
+    state the grader's side left it in back)."""
+    if isinstance(v, np.random.Generator):
+        gens.append(v)
+        return {"__generator__": v.bit_generator.state}
+    if type(v) in (list, tuple):
+        return type(v)(_to_wire(x, gens) for x in v)
+    if type(v) is dict:
+        return {k: _to_wire(x, gens) for k, x in v.items()}
+    return v
+
+
+def _round_trip(name, args, kwargs):
+    up, down = STATE["cb"] or (STATE["proto"][1], STATE["proto"][0])   # unsandboxed: straight to the grader
+    gens = []
+    try:
+        msg = codec.encode({"name": name, "args": _to_wire(list(args), gens), "kwargs": _to_wire(dict(kwargs), gens)})
+    except codec.CodecError as e:
+        raise TypeError(f"{name}() got a value it cannot take: {e}") from None
+    if STATE["cb"] is None:
+        codec.write_frame(up, codec.encode({"callback": True}))
+    codec.write_frame(up, msg)
+    frame = codec.read_frame(down, limit=CALLBACK_LIMIT)
+    if frame is None:
+        raise RuntimeError(f"{name}() got no answer")
+    reply = codec.decode(frame)
+    for g, state in zip(gens, reply.get("states", ())):
+        g.bit_generator.state = state
+    if "error" in reply:
+        cls = {"TypeError": TypeError, "ValueError": ValueError, "IndexError": IndexError,
+               "KeyError": KeyError, "AttributeError": AttributeError}.get(reply["error"], RuntimeError)
+        raise cls(reply.get("message", ""))
+    return reply.get("value")
 
 
 def expect_pair(value, name, what="(out, cache)"):
@@ -332,7 +386,7 @@ def _type_name(v):
 LIMITS = {}   # from the grader's settings (grader.config), the first frame read
 PROBE_GLOBALS = {"np": np, "__builtins__": __builtins__}   # all a probe gets besides its arguments
 CODE = {}   # probe source -> code object
-STATE = {"proto": (), "sweep_uid": False, "work": None, "pristine": (), "answer_path": (), "builtins": ()}
+STATE = {"proto": (), "cb": None, "sweep_uid": False, "work": None, "pristine": (), "answer_path": (), "builtins": ()}
 
 
 def _private(mod, depth=1):
@@ -608,6 +662,11 @@ def run_probe(req, notebooks):
     """Body of the forked process: limits, capture, run the probe, answer."""
     rd, wr = req["_pipe"]
     os.close(rd)
+    if req.get("_cb"):
+        mine, theirs = req["_cb"]
+        for fd in theirs:
+            os.close(fd)
+        STATE["cb"] = mine
     for fd in (*STATE["proto"], *([VIEW["cgroup_fd"]] if VIEW.get("cgroup_fd") is not None else [])):
         try:
             os.close(fd)   # the learner's code never talks to the grader directly
@@ -693,6 +752,9 @@ def serve_call(req, notebooks):
     req["_code"] = CODE[src]
     rd, wr = os.pipe()
     req["_pipe"] = (rd, wr)
+    if req.get("callbacks"):
+        (up_r, up_w), (down_r, down_w) = os.pipe(), os.pipe()
+        req["_cb"] = ((up_w, down_r), (up_r, down_w))   # (the fork's ends, ours)
     t0 = time.monotonic()
     cpu0 = cpu_clock()
     pid = os.fork()
@@ -704,15 +766,22 @@ def serve_call(req, notebooks):
         finally:
             os._exit(70)
     os.close(wr)
+    cb = None
+    if req.get("_cb"):
+        for fd in req["_cb"][0]:
+            os.close(fd)
+        cb = req["_cb"][1]
     info = {"timed_out": False, "exit": None, "frame": b"", "oversize": False}
     try:
-        frame = codec.read_frame(rd, deadline=t0 + seconds)
+        frame = await_answer(rd, cb, t0 + seconds)
         info["frame"] = frame or b""
     except TimeoutError:
         info["timed_out"] = True
     except codec.CodecError:
         info["oversize"] = True
     os.close(rd)
+    for fd in cb or ():
+        os.close(fd)
     if info["timed_out"] or info["oversize"]:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -732,6 +801,46 @@ def serve_call(req, notebooks):
         info["output_bytes"] = 0
     info["pid"] = pid
     return info
+
+
+def await_answer(rd, cb, deadline):
+    """The call's answer frame; meanwhile each call-back the fork sends (on cb) goes to the
+    grader, whose reply goes back to the fork."""
+    import select
+    while cb is not None:
+        ready = select.select([rd, cb[0]], [], [], max(0.0, deadline - time.monotonic()))[0]
+        if not ready:
+            raise TimeoutError
+        if rd in ready:
+            break
+        frame = codec.read_frame(cb[0], deadline=deadline, limit=CALLBACK_LIMIT)
+        if frame is None:
+            break
+        proto_in, proto_out = STATE["proto"]
+        codec.write_frame(proto_out, codec.encode({"callback": True}))
+        codec.write_frame(proto_out, frame)
+        reply = codec.read_frame(proto_in, limit=CALLBACK_LIMIT)
+        if reply is None:
+            raise TimeoutError
+        _write_before(cb[1], reply, deadline)
+    return codec.read_frame(rd, deadline=deadline)
+
+
+def _write_before(fd, frame, deadline):
+    """A frame to the fork, which may not be reading: TimeoutError at the deadline."""
+    import select
+    import struct
+    os.set_blocking(fd, False)
+    view = memoryview(struct.pack(">Q", len(frame)) + bytes(frame))
+    while view:
+        if not select.select([], [fd], [], max(0.0, deadline - time.monotonic()))[1]:
+            raise TimeoutError
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            continue
+        except BrokenPipeError:
+            return
 
 
 def _cgroup_seconds(fd):
