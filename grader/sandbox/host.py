@@ -165,6 +165,32 @@ def _leased(uid):
     return uid is not None and uid != UNPRIVILEGED_UID and is_root()
 
 
+def as_uid(uid, action):
+    """Run action() in a forked helper that has become uid (no groups); its bytes result
+    (at most 4000) comes back; nothing when it fails."""
+    rd, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(rd)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            os.write(wr, (action() or b"")[:4000])
+        except BaseException:  # noqa: BLE001
+            pass
+        os._exit(0)
+    os.close(wr)
+    with os.fdopen(rd, "rb") as f:
+        out = f.read()
+    os.waitpid(pid, 0)
+    return out
+
+
+def _kill_all_of_mine():
+    os.kill(-1, signal.SIGKILL)
+
+
 def kill_uid(uid, patience=5.0):
     """Kill every process of uid (a uid leased for learner code, never a shared one):
     a helper becomes that uid and calls kill(-1), which in one atomic sweep reaches every
@@ -178,41 +204,25 @@ def kill_uid(uid, patience=5.0):
             return True
         if time.monotonic() > end:
             return False
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
-                os.kill(-1, signal.SIGKILL)
-            except BaseException:  # noqa: BLE001
-                pass
-            os._exit(0)
-        os.waitpid(pid, 0)
+        as_uid(uid, _kill_all_of_mine)
         time.sleep(0.002)
+
+
+def _clear_my_keyrings():
+    import ctypes
+
+    from grader.sandbox.view import NR
+    libc = ctypes.CDLL(None, use_errno=True)
+    for ring in (-4, -5):        # KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING
+        libc.syscall(NR["keyctl"], 7, ring)   # KEYCTL_CLEAR
 
 
 def clear_keyrings(uid):
     """Empty the kernel keyrings that belong to uid itself (its user keyring and user session
     keyring outlive its processes; the next submission graded with that uid could read them):
     a helper becomes uid and calls keyctl(KEYCTL_CLEAR) on both."""
-    if not _leased(uid):
-        return
-    pid = os.fork()
-    if pid == 0:
-        try:
-            import ctypes
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            from grader.sandbox.view import NR
-            libc = ctypes.CDLL(None, use_errno=True)
-            for ring in (-4, -5):        # KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING
-                libc.syscall(NR["keyctl"], 7, ring)   # KEYCTL_CLEAR
-        except BaseException:  # noqa: BLE001
-            pass
-        os._exit(0)
-    os.waitpid(pid, 0)
+    if _leased(uid):
+        as_uid(uid, _clear_my_keyrings)
 
 
 SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")   # mqueue: POSIX message queues
@@ -303,8 +313,9 @@ class UidLease:
 
 
 def default_hide(course=None):
-    """What a learner's process never needs to see: the reference solutions and, on
-    Gradescope, the results folder, the submission and its metadata (earlier scores)."""
+    """What a learner's process must never see (it is never in the allowlist view; without a
+    view, readable_by checks that the learner's uid cannot read it): the reference solutions
+    and, on Gradescope, the results folder, the submission and its metadata (earlier scores)."""
     from grader.config import course_root
     try:
         course = Path(course) if course else course_root()
@@ -313,31 +324,6 @@ def default_hide(course=None):
         solutions = []
     return solutions + ["/autograder/results", "/autograder/submission",
                         "/autograder/submission_metadata.json"]
-
-
-def hide_candidates(paths):
-    """Of `paths`, those the learner's process may be kept from seeing: never a folder the
-    Python installation, NumPy or the grader package live in (they are needed after the
-    privileges are dropped)."""
-    import importlib.util
-    needed = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent,
-              PACKAGE_ROOT / "grader"]
-    spec = importlib.util.find_spec("numpy")
-    if spec and spec.origin:
-        needed.append(Path(spec.origin).resolve().parent)
-    out = []
-    for p in paths:
-        try:
-            p = Path(p).resolve()
-        except (OSError, RuntimeError):
-            continue
-        if p == Path(p.anchor) or not p.exists():
-            continue
-        if any(n == p or p in n.parents for n in needed):
-            continue
-        if str(p) not in out:
-            out.append(str(p))
-    return out
 
 
 # ---------------------------------------------------------------- the allowlist view
@@ -529,26 +515,12 @@ def readable_by(uid, roots):
     if not roots:
         return None
     paths = _every_path(roots)
-    if uid == os.getuid():
+    if uid == os.getuid() or os.geteuid() != 0:
         found = _first_readable(paths)
         return None if found is None else (
             f"learner code would run as you (uid {uid}) and could read {found}: grade others' work as "
             "root (e.g. sudo), where it runs as a uid of its own in a view of only Python and NumPy")
-    rd, wr = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(rd)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            os.write(wr, (_first_readable(paths) or "").encode(errors="replace")[:4000])
-        finally:
-            os._exit(0)
-    os.close(wr)
-    with os.fdopen(rd, "rb") as f:
-        found = f.read().decode(errors="replace")
-    os.waitpid(pid, 0)
+    found = as_uid(uid, lambda: (_first_readable(paths) or "").encode(errors="replace")).decode(errors="replace")
     if not found:
         return None
     top = next((r for r in roots if found == str(r) or found.startswith(str(r) + os.sep)), roots[0])
@@ -557,9 +529,10 @@ def readable_by(uid, roots):
 
 # ---------------------------------------------------------------- a template to fork from
 class ZygoteServer:
-    """A warm template process (grader/sandbox/learner.py --server) that forks each submission's
-    learner process, for batch grading: saves an interpreter start and NumPy's import
-    (about 0.2 s of CPU) per submission.  One per worker, serving one sandbox at a time."""
+    """A process starter for batch grading (grader/sandbox/learner.py --server): forks each
+    submission's learner process, which at once execs a fresh interpreter (the view, then
+    learner.py), and adopts and kills the orphans of a dead one.  One per worker, serving one
+    sandbox at a time."""
 
     def __init__(self):
         import socket
@@ -656,9 +629,10 @@ class Sandbox:
 
     uid: run learner code as this uid (the grader must be root); dedicated=True says no
     other process uses it, so it may be swept with kill(-1).  Without uid, a root grader
-    leases one (UidLease) or falls back to `nobody`.  hide: paths the learner's process
-    should not see (where namespaces are available).  server: a ZygoteServer to fork the
-    learner's process from (batch grading) instead of starting a new interpreter."""
+    leases one (UidLease) or falls back to `nobody`.  As root the learner's process lives in
+    the allowlist view (view.py); hide: paths it must not see, kept for readable_by where no
+    view can be built.  server: a ZygoteServer to start the learner's process from (batch
+    grading)."""
 
     def __init__(self, notebooks, limits=None, drop_privileges=None, uid=None, hide=(), server=None,
                  course=None, unsandboxed=False):
