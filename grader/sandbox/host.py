@@ -379,8 +379,11 @@ def view_paths():
         paths.add(interp)
     if os.path.exists("/etc/ld.so.cache"):
         paths.add("/etc/ld.so.cache")
-    with open("/proc/self/maps") as f:
-        mapped = {ln.split(None, 5)[5].strip() for ln in f if len(ln.split(None, 5)) == 6}
+    try:
+        with open("/proc/self/maps") as f:
+            mapped = {ln.split(None, 5)[5].strip() for ln in f if len(ln.split(None, 5)) == 6}
+    except OSError:   # no /proc (macOS): no view either
+        mapped = set()
     for m in mapped:
         if not m.startswith("/") or ".so" not in os.path.basename(m) or not os.path.isfile(m):
             continue
