@@ -452,3 +452,28 @@ def test_a_proxy_holds_nothing_but_its_name_and_each_call_is_counted_on_the_grad
     assert np.array_equal(got["out"], want) and got["after"] == rng.random()
     assert got["closure"] == ["layer"] and got["defaults"] is None and got["kwdefaults"] is None
     assert len(calls) == 3
+
+
+def signal_one_probe(nb):
+    """Learner code sends every kind of signal to the process that serves its calls."""
+    import os
+    import signal
+    import time
+    sent = []
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGSTOP, signal.SIGKILL):
+        try:
+            os.kill(1, sig)
+            sent.append(int(sig))
+        except OSError:
+            pass
+    time.sleep(0.2)
+    return sent
+
+
+@pytest.mark.skipif(not ROOTED, reason="the view's learner process is process 1 of a pid namespace only as root")
+def test_learner_code_cannot_signal_the_process_that_serves_its_calls():
+    with Sandbox({"01_bernoulli_mask": ["def f(x):\n    return x"]}) as sb:
+        _view_or_skip(sb)
+        assert len(sb.call("01_bernoulli_mask", signal_one_probe)) == 5     # sent, and ignored:
+        assert sb.call("01_bernoulli_mask", call_f_probe, uses=("f",)) == 1
+        assert sb.retries == 2                                               # nothing was restarted

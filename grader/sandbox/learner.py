@@ -663,6 +663,7 @@ def run_probe(req, notebooks):
     """Body of the forked process: limits, capture, run the probe, answer."""
     rd, wr = req["_pipe"]
     os.close(rd)
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # as in any Python program
     if req.get("_cb"):
         mine, theirs = req["_cb"]
         for fd in theirs:
@@ -996,6 +997,8 @@ def main(warm=True):
     os.dup2(devnull, 1)
     if resource is not None:
         _set_subreaper()
+    if VIEW.get("view"):   # process 1 of its pid namespace: with no handler, no signal from inside reaches it
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     frame = codec.read_frame(proto_in, limit=1 << 16)   # the settings: small, read first
     if frame is None:
         return
