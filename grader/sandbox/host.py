@@ -434,6 +434,7 @@ class CpuGroup:
         if base is None:
             return None
         path, kind = base
+        cls._sweep(path)
         for _ in range(3):
             name = f"dropout-grader-{os.getpid()}-{time.monotonic_ns()}"
             try:
@@ -470,6 +471,21 @@ class CpuGroup:
                 if rel is not None:
                     return os.path.join(m[4], rel.lstrip("/")), "v2"
         return None
+
+    @staticmethod
+    def _sweep(path):
+        """Remove the empty groups of graders that ended without removing theirs (killed)."""
+        try:
+            names = [n for n in os.listdir(path) if n.startswith("dropout-grader-")]
+        except OSError:
+            return
+        for name in names:
+            owner = name.split("-")[2]
+            if owner.isdigit() and int(owner) != os.getpid() and not os.path.exists(f"/proc/{owner}"):
+                try:
+                    os.rmdir(os.path.join(path, name))   # fails while it holds a process: kept
+                except OSError:
+                    pass
 
     def remove(self):
         """Remove the group once its processes are gone (they are killed before)."""
