@@ -100,7 +100,7 @@ class InProcessSandbox:
         if not hasattr(signal, "setitimer"):   # a browser kernel: no timers for the definitions
             lm.signal = _NoTimers()
         info = lm.serve_unsandboxed(req, self.notebooks)
-        return answer_value(info["frame"], probe, uses, float(info.get("seconds") or 0.0) if cpu else None)
+        return answer_value(info["frame"], uses, float(info.get("seconds") or 0.0) if cpu else None)
 
     def close(self):
         return None

@@ -43,14 +43,19 @@ def with_body(body, tail="    rng = np.random.default_rng() if rng is None else 
 
 WRONG_TAIL = "    return np.ones(shape, dtype=bool)\n"   # the same answers as ALL_KEPT
 
-DETACH = f"""    import os
+# A program to leave running: in the learner's view the only one is Python itself; without a
+# view, a Python installed in a private home (pyenv in /root) cannot be run by the learner's uid
+SLEEPER = ('prog, args = (sys.executable, ["-I", "-S", "-c", "import time; time.sleep(600)"]) '
+           'if os.access(sys.executable, os.X_OK) else ("/bin/sleep", ["600"])')
+DETACH = f"""    import os, sys
+    {SLEEPER}
     if globals().get("detached"):             # once per call into the learner's process
         return rng.random(shape) >= p if rng is not None else np.random.default_rng().random(shape) >= p
     globals()["detached"] = True
     if os.fork() == 0:
         os.setsid()
         if os.fork() == 0:
-            os.execv("/bin/sleep", ["{MARK}-detached", "600"])
+            os.execv(prog, ["{MARK}-detached", *args])
         os._exit(0)
     if os.fork() == 0:                       # a plain Python loop, never exec'd
         os.setsid()
@@ -60,15 +65,16 @@ DETACH = f"""    import os
                 time.sleep(0.05)
         os._exit(0)
     import subprocess
-    subprocess.Popen(["{MARK}-child", "600"], executable="/bin/sleep")
+    subprocess.Popen(["{MARK}-child", *args], executable=prog)
 """
 
 LOAD_TIME_DAEMON = f"""class Daemon:
-    import os
+    import os, sys
+    {SLEEPER}
     if os.fork() == 0:
         os.setsid()
         if os.fork() == 0:
-            os.execv("/bin/sleep", ["{MARK}-load", "600"])
+            os.execv(prog, ["{MARK}-load", *args])
         os._exit(0)
 """
 

@@ -1,5 +1,7 @@
 """Where learner code runs.
 
+- view.py     as root: new namespaces and an empty root holding only Python, NumPy and the
+              learner-side modules (an allowlist), then a fresh exec of learner.py in it
 - learner.py  the learner's process: run as a script, never imported by the grader; sets its
               limits, drops privileges, parses the cells, and answers each call from a fork
               that loads the learner's definitions and runs one probe

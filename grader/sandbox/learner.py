@@ -1,5 +1,6 @@
-"""The learner's side of the sandbox.  Run as a script by grader.sandbox.host, never
-imported by the grader's own process.
+"""The learner's side of the sandbox.  Run as a script by grader.sandbox.host (as root, from a
+staged copy inside the allowlist view that grader/sandbox/view.py builds), never imported by
+the grader's own process.  It imports NumPy, codec.py and procs.py, nothing else of the grader.
 
 It loads the learner's definitions (only: imports, def, class, simple constants) from
 each notebook into a namespace of its own, then serves calls.  Each call is a trusted
@@ -7,6 +8,7 @@ probe function (source sent by the grader) run in a fork of this process, under 
 memory and output limits; the answer goes back as plain data (grader.codec).
 """
 import ast
+import json
 import os
 import re
 import signal
@@ -14,13 +16,20 @@ import sys
 import time
 import traceback
 
-COURSE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, COURSE_ROOT)  # holds grader/
-import numpy as np  # noqa: E402
+# Run as a script (the only way the grader runs it): the first argument says whether this
+# process is in the allowlist view (grader/sandbox/view.py) and where NumPy is.
+VIEW = json.loads(sys.argv[1]) if __name__ == "__main__" and len(sys.argv) == 2 else {"view": False}
+if __name__ == "__main__":
+    sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)), *VIEW.get("path", ())]
+import numpy as np  # noqa: E402 - the one package warmed for every learner
 import numpy.random  # noqa: E402,F401
 
-from grader.sandbox import codec  # noqa: E402
-from grader.sandbox.procs import children_of  # noqa: E402
+if __package__:
+    from grader.sandbox import codec
+    from grader.sandbox.procs import children_of
+else:   # a script: codec.py and procs.py are next to it (staged copies, in the view)
+    import codec
+    from procs import children_of
 
 try:
     import resource
@@ -132,6 +141,16 @@ def _alarm(signum, frame):
 CELLS = {}   # (cell number, source) -> prepare_cell(...): parsed and compiled once, in main
 
 
+# [ \t] where \s would also match newlines: with \s, a run of blank lines is tried again from
+# every line it holds (quadratic); this pattern is linear in the cell's length
+_DEFINED = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)", re.M)
+
+
+def _defined_names(src):
+    """Names a cell that cannot be loaded defines, to say which of them it took down."""
+    return _DEFINED.findall(src)
+
+
 def prepare_cell(idx, src):
     """A cell's definitions, parsed and compiled (cached: in batch grading the template
     prepares the course's own cells once, and every learner process forked from it reuses
@@ -146,7 +165,7 @@ def prepare_cell(idx, src):
             line = getattr(e, "lineno", None)
             msg = f"{type(e).__name__} in cell {idx}" + (f", line {line}" if line else "") + \
                 f": {getattr(e, 'msg', None) or e}"
-            CELLS[key] = ("error", msg, re.findall(r"^\s*(?:async\s+)?(?:def|class)\s+(\w+)", clean, re.M))
+            CELLS[key] = ("error", msg, _defined_names(clean))
         else:
             try:
                 CELLS[key] = ("ok", [(node, names, compile(ast.Module(body=[node], type_ignores=[]),
@@ -154,7 +173,7 @@ def prepare_cell(idx, src):
                                      for node, names in definitions(tree)])
             except (SyntaxError, ValueError, MemoryError, RecursionError) as e:
                 CELLS[key] = ("error", f"{type(e).__name__} in cell {idx}: {_short(e)}",
-                              re.findall(r"^\s*(?:async\s+)?(?:def|class)\s+(\w+)", clean, re.M))
+                              _defined_names(clean))
     return CELLS[key]
 
 
@@ -305,7 +324,61 @@ class Notebook:
         return lambda *a, **k: self.run(name, f, *a, **k)
 
 
+    def proxy(self, name):
+        """A function whose every call is a round trip to the grader, where the object it
+        stands for lives (Sandbox.call's callbacks): it holds nothing learner code could read
+        but its name."""
+        return _proxy(name)
+
+
 Notebook.Raised, Notebook.Failure = LearnerRaised, LearnerFailure
+
+
+# ---------------------------------------------------------------- call-backs to the grader
+CALLBACK_LIMIT = 64 * 2**20   # bytes of one call-back request or reply
+
+
+def _proxy(name):
+    def proxy(*args, **kwargs):
+        return _round_trip(name, args, kwargs)
+    proxy.__name__ = proxy.__qualname__ = str(name)
+    return proxy
+
+
+def _to_wire(v, gens):
+    """A learner value as plain data; a NumPy Generator travels as its state (and gets the
+    state the grader's side left it in back)."""
+    if isinstance(v, np.random.Generator):
+        gens.append(v)
+        return {"__generator__": v.bit_generator.state}
+    if type(v) in (list, tuple):
+        return type(v)(_to_wire(x, gens) for x in v)
+    if type(v) is dict:
+        return {k: _to_wire(x, gens) for k, x in v.items()}
+    return v
+
+
+def _round_trip(name, args, kwargs):
+    up, down = STATE["cb"] or (STATE["proto"][1], STATE["proto"][0])   # unsandboxed: straight to the grader
+    gens = []
+    try:
+        msg = codec.encode({"name": name, "args": _to_wire(list(args), gens), "kwargs": _to_wire(dict(kwargs), gens)})
+    except codec.CodecError as e:
+        raise TypeError(f"{name}() got a value it cannot take: {e}") from None
+    if STATE["cb"] is None:
+        codec.write_frame(up, codec.encode({"callback": True}))
+    codec.write_frame(up, msg)
+    frame = codec.read_frame(down, limit=CALLBACK_LIMIT)
+    if frame is None:
+        raise RuntimeError(f"{name}() got no answer")
+    reply = codec.decode(frame)
+    for g, state in zip(gens, reply.get("states", ())):
+        g.bit_generator.state = state
+    if "error" in reply:
+        cls = {"TypeError": TypeError, "ValueError": ValueError, "IndexError": IndexError,
+               "KeyError": KeyError, "AttributeError": AttributeError}.get(reply["error"], RuntimeError)
+        raise cls(reply.get("message", ""))
+    return reply.get("value")
 
 
 def expect_pair(value, name, what="(out, cache)"):
@@ -324,7 +397,7 @@ def _type_name(v):
 LIMITS = {}   # from the grader's settings (grader.config), the first frame read
 PROBE_GLOBALS = {"np": np, "__builtins__": __builtins__}   # all a probe gets besides its arguments
 CODE = {}   # probe source -> code object
-STATE = {"proto": (), "sweep_uid": False, "work": None, "pristine": (), "answer_path": (), "builtins": ()}
+STATE = {"proto": (), "cb": None, "sweep_uid": False, "work": None, "pristine": (), "answer_path": (), "builtins": ()}
 
 
 def _private(mod, depth=1):
@@ -428,107 +501,54 @@ def _setrlimit(which, value):
 
 
 # ---------------------------------------------------------------- isolation (before learner code)
-PREIMPORT_NEVER = {"antigravity", "this", "__hello__", "__phello__", "idlelib", "tkinter", "turtle",
-                   "turtledemo", "webbrowser", "pydoc", "ensurepip", "venv"}
-NUMPY_LAZY = ("testing", "polynomial", "fft", "ma", "typing", "ctypeslib", "strings", "char", "rec")
+# A fixed list, never one chosen by the learner's text: outside the view, a Python installation
+# under a private home (e.g. pyenv in /root) is unreadable once privileges are dropped.
+WARM = ("math", "random", "itertools", "functools", "collections", "operator", "copy", "statistics",
+        "fractions", "numbers", "dataclasses", "typing", "warnings", "pathlib", "json", "time",
+        "numpy.linalg", "numpy.fft", "numpy.polynomial", "numpy.ma", "numpy.testing", "numpy.lib.stride_tricks")
 
 
-IMPORT_LINE = re.compile(r"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import|import[ \t]+([\w., \t]+?))[ \t]*(?:#.*)?$",
-                         re.M)
+NEVER_WARM = {"antigravity", "this", "__hello__", "__phello__", "idlelib", "tkinter", "turtle", "turtledemo",
+              "webbrowser", "pydoc", "ensurepip", "venv", "readline", "rlcompleter", "pty", "tty", "curses"}
 
 
-def preimport(notebooks):
-    """Import, while we may still read the whole Python installation, the standard-library and
-    NumPy modules the learner's cells mention (also inside functions): after privileges are
-    dropped, an installation under a private home (e.g. pyenv in /root) is unreadable.
-    The cells are only scanned as text here: they are parsed after the limits are set and
-    the privileges dropped (see main)."""
+def warm_named(notebooks):
+    """After the limits, the drop and the view: import the standard-library and NumPy modules
+    the cells' import statements name (parsed, not scanned), so that each call's fork finds
+    them loaded.  Only modules of the installation: nothing of the course is there."""
     import importlib
-    names = {"math", "random", "itertools", "functools", "collections", "operator", "copy",
-             "statistics", "fractions", "numbers", "dataclasses", "typing", "warnings", "pathlib"}
-    text = "\n".join(src for cells in notebooks.values() for src in cells)[:4 << 20]
-    for m in IMPORT_LINE.finditer(text):
-        if m.group(1):
-            names.add(m.group(1))
-        else:
-            names.update(part.split()[0] for part in m.group(2).split(",") if part.split())
-    names.update("numpy." + m for m in set(re.findall(r"\b(?:np|numpy)\.(\w+)", text)) & set(NUMPY_LAZY))
     stdlib = getattr(sys, "stdlib_module_names", ())
-    for name in sorted(names)[:200]:
+    names = set()
+    for cells in notebooks.values():
+        for idx, src in enumerate(cells, start=1):
+            prepared = prepare_cell(idx, src)
+            if prepared[0] != "ok":
+                continue
+            for node, _names, _code in prepared[1]:
+                if isinstance(node, ast.Import):
+                    names.update(a.name for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    names.add(node.module)
+    for name in sorted(names)[:100]:
         top = name.split(".")[0]
-        if top in PREIMPORT_NEVER or top == "grader":
-            continue
-        if not (top in stdlib or top == "numpy" or _in_course(top)):
-            continue
+        if (top in stdlib or top == "numpy") and top not in NEVER_WARM:
+            try:
+                importlib.import_module(name)
+            except BaseException:  # noqa: BLE001
+                pass
+
+
+def warm_fixed():
+    """Import the fixed list above (nothing the learner's cells name)."""
+    import importlib
+    for name in WARM:
         try:
             importlib.import_module(name)
-        except BaseException:  # noqa: BLE001 - a learner's name that is not importable
+        except BaseException:  # noqa: BLE001 - a module missing from this installation
             pass
 
 
-def _in_course(top):
-    """Is `top` a package of the course itself (e.g. data/, next to grader/)?  Its code is the
-    instructor's, so it may be imported before privileges are dropped."""
-    import importlib.util
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return False
-    where = spec and (spec.origin or next(iter(spec.submodule_search_locations or []), None))
-    root = STATE.get("course") or COURSE_ROOT
-    return bool(where) and os.path.abspath(where).startswith(root + os.sep)
-
-
-SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")   # as in sandbox.py
-
-
-def _mount_tmpfs(libc, path, options, flags=0):
-    MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
-    return libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | flags,
-                      options.encode()) == 0
-
-
-def isolate(hide):
-    """As root: a private mount and network namespace (best effort: needs CAP_SYS_ADMIN).
-    Gives the learner no network, its own small /tmp, /var/tmp and /dev/shm (gone with it),
-    and empty read-only folders over the paths in `hide` (solutions, other submissions,
-    results).  Returns what was achieved."""
-    got = {"network": False, "private_tmp": False, "hidden": 0, "ipc": False}
-    try:
-        libc = _libc()
-    except OSError:
-        return got
-    CLONE_NEWNS, CLONE_NEWNET, MS_RDONLY, MS_REC, MS_PRIVATE, MS_BIND = 0x20000, 0x40000000, 1, 16384, 1 << 18, 4096
-    CLONE_NEWIPC = 0x08000000
-    got["ipc"] = libc.unshare(CLONE_NEWIPC) == 0   # SysV shared memory, semaphores, queues: private
-    if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
-        if libc.unshare(CLONE_NEWNET) == 0:
-            got["network"] = True
-        return got
-    got["network"] = True
-    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-        return got
-    ok = True
-    for d in SHARED_WRITABLE:
-        if os.path.isdir(d) and not os.path.islink(d):
-            ok = _mount_tmpfs(libc, d, "size=64m,nr_inodes=4096,mode=1777") and ok
-    got["private_tmp"] = ok and os.path.isdir("/tmp")
-    for path in hide:
-        try:
-            if os.path.islink(path) or not os.path.exists(path):
-                continue
-            if os.path.isdir(path):
-                done = _mount_tmpfs(libc, path, "size=4k,nr_inodes=1,mode=000", MS_RDONLY)
-            else:
-                done = libc.mount(b"/dev/null", os.fsencode(path), None, MS_BIND, None) == 0
-            got["hidden"] += bool(done)
-        except OSError:
-            pass
-    return got
-
-
-def drop_privileges(work, uid, gid):
-    os.chown(work, uid, gid)
+def drop_privileges(uid, gid):
     os.setgroups([])
     os.setgid(gid)
     os.setuid(uid)
@@ -543,45 +563,92 @@ def set_limits():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over the output limit: EFBIG, not death
 
 
-def harden(init):
-    """(As root) namespaces, a private working folder and an unprivileged uid; never
-    ptrace-able by the learner's forks.  Runs before any learner code is parsed.  Returns a
-    description of the isolation for the grader."""
-    set_limits()
-    info = {"uid": os.getuid(), "network": None, "private_tmp": False, "hidden": 0,
-            "sweep": "tree"}
+def no_new_privs():
     try:
         _libc().prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS: setuid programs gain nothing
     except (OSError, AttributeError):
         pass
-    _not_dumpable()
-    uid = init.get("uid")
-    work = os.getcwd()
-    if uid is None or os.geteuid() != 0:
-        STATE["work"] = work
-        return info
-    if init.get("isolate", True):
-        info.update(isolate(init.get("hide", ())))
-    if info["private_tmp"]:
+
+
+def working_folder(uid):
+    """Where learner code may write: /tmp/work in the view (a private tmpfs); otherwise a
+    folder `work` inside the grader's scratch folder, the only thing chown'ed to the learner's
+    uid (the scratch folder itself stays the grader's: no clean-up of that uid touches it)."""
+    if VIEW.get("view"):
         work = "/tmp/work"
         os.mkdir(work, 0o700)
-    os.chdir(work)
+    else:   # a new one per learner process (a restarted one finds its predecessor's)
+        import tempfile
+        work = tempfile.mkdtemp(prefix="work-", dir=os.getcwd())
+    if uid is not None:
+        os.chown(work, uid, uid if uid != 65534 else _nogroup())
+    return work
+
+
+def drop(uid):
+    """To the leased uid (or `nobody` when it cannot be used)."""
     for candidate in dict.fromkeys([int(uid), 65534]):
         try:
-            drop_privileges(work, candidate, candidate if candidate != 65534 else _nogroup())
-            break
+            drop_privileges(candidate, candidate if candidate != 65534 else _nogroup())
+            return
         except OSError:
             if candidate == 65534:
                 raise
+
+
+def harden(init):
+    """Limits, no new privileges, a working folder, an unprivileged uid; never ptrace-able by
+    the learner's forks.  Runs before any learner cell is read.  Returns a description of the
+    isolation for the grader."""
+    set_limits()
+    no_new_privs()
+    _not_dumpable()
+    view = bool(VIEW.get("view"))
+    info = {"uid": os.getuid(), "view": view, "network": view, "private_tmp": view, "ipc": view,
+            "pid": view, "hidden": 0, "sweep": "tree",
+            "cpu": "cgroup" if VIEW.get("cgroup_fd") is not None else "no process creation in timed calls"}
+    if VIEW.get("why"):
+        info["why_no_view"] = VIEW["why"]
+    uid = init.get("uid")
+    root = uid is not None and os.geteuid() == 0
+    STATE["work"] = working_folder(int(uid) if root else None) if (root or view) else os.getcwd()
+    os.chdir(STATE["work"])
+    STATE["work_fd"] = os.open(".", os.O_RDONLY | os.O_DIRECTORY)   # reachable whatever its parents' modes
+    if not root:
+        return info
+    if not view:
+        warm_fixed()   # the installation may be unreadable by the learner's uid
+    drop(uid)
+    _new_session_keyring()
+    _set_pdeathsig()   # a change of uid clears it
     info["uid"] = os.getuid()
     _not_dumpable()   # a change of uid may reset it
-    STATE["work"] = work
     if init.get("dedicated") and os.getuid() == int(uid) != 65534:
         STATE["sweep_uid"] = True
         info["sweep"] = "uid"
         _setrlimit(resource.RLIMIT_NPROC, int(LIMITS.get("nproc", 128)))
         reap_all()   # leftovers of a grader that crashed while using this uid
     return info
+
+
+def _new_session_keyring():
+    """An empty anonymous session keyring: the grader's (inherited, and possessed by whoever
+    holds it) is no longer this process's, and nothing learner code adds to it outlives it."""
+    nr = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)
+    if nr is not None:
+        try:
+            _libc().syscall(nr, 1, None)   # KEYCTL_JOIN_SESSION_KEYRING, no name: a new one
+        except (OSError, AttributeError):
+            pass
+
+
+def _set_pdeathsig():
+    """Process 1 of the view ends with the process that started it."""
+    if VIEW.get("view"):
+        try:
+            _libc().prctl(1, 9, 0, 0, 0)   # PR_SET_PDEATHSIG, SIGKILL
+        except (OSError, AttributeError):
+            pass
 
 
 def _not_dumpable():
@@ -606,7 +673,13 @@ def run_probe(req, notebooks):
     """Body of the forked process: limits, capture, run the probe, answer."""
     rd, wr = req["_pipe"]
     os.close(rd)
-    for fd in STATE["proto"]:
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # as in any Python program
+    if req.get("_cb"):
+        mine, theirs = req["_cb"]
+        for fd in theirs:
+            os.close(fd)
+        STATE["cb"] = mine
+    for fd in (*STATE["proto"], *([VIEW["cgroup_fd"]] if VIEW.get("cgroup_fd") is not None else [])):
         try:
             os.close(fd)   # the learner's code never talks to the grader directly
         except OSError:
@@ -618,7 +691,10 @@ def run_probe(req, notebooks):
     mem = int(req.get("mem") or LIMITS["mem"])
     _setrlimit(resource.RLIMIT_AS, mem)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    cap = os.open(os.path.join(STATE["work"], "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if req.get("timed") and VIEW.get("cgroup_fd") is None:
+        no_new_processes()
+    cap = os.open("output.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600, dir_fd=STATE["work_fd"])
+    os.close(STATE["work_fd"])
     os.dup2(cap, 1)
     os.dup2(cap, 2)
     os.close(cap)
@@ -688,25 +764,36 @@ def serve_call(req, notebooks):
     req["_code"] = CODE[src]
     rd, wr = os.pipe()
     req["_pipe"] = (rd, wr)
+    if req.get("callbacks"):
+        (up_r, up_w), (down_r, down_w) = os.pipe(), os.pipe()
+        req["_cb"] = ((up_w, down_r), (up_r, down_w))   # (the fork's ends, ours)
     t0 = time.monotonic()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu0 = before.ru_utime + before.ru_stime
+    cpu0 = cpu_clock()
     pid = os.fork()
     if pid == 0:
         try:
             run_probe(req, notebooks)
+        except BaseException:  # noqa: BLE001
+            pass
         finally:
             os._exit(70)
     os.close(wr)
+    cb = None
+    if req.get("_cb"):
+        for fd in req["_cb"][0]:
+            os.close(fd)
+        cb = req["_cb"][1]
     info = {"timed_out": False, "exit": None, "frame": b"", "oversize": False}
     try:
-        frame = codec.read_frame(rd, deadline=t0 + seconds)
+        frame = await_answer(rd, cb, t0 + seconds)
         info["frame"] = frame or b""
     except TimeoutError:
         info["timed_out"] = True
     except codec.CodecError:
         info["oversize"] = True
     os.close(rd)
+    for fd in cb or ():
+        os.close(fd)
     if info["timed_out"] or info["oversize"]:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -719,14 +806,84 @@ def serve_call(req, notebooks):
         info["exit"] = status
     info["seconds"] = time.monotonic() - t0
     finish_call(pid)   # the fork and everything it started are gone (and reaped) ...
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)   # ... so their CPU time is counted here
-    info["cpu"] = used.ru_utime + used.ru_stime - cpu0
+    info["cpu"] = cpu_clock() - cpu0   # ... so their CPU time is all counted here
     try:
-        info["output_bytes"] = os.path.getsize(os.path.join(STATE["work"], "output.txt"))
+        info["output_bytes"] = os.stat("output.txt", dir_fd=STATE["work_fd"]).st_size
     except OSError:
         info["output_bytes"] = 0
     info["pid"] = pid
     return info
+
+
+def await_answer(rd, cb, deadline):
+    """The call's answer frame; meanwhile each call-back the fork sends (on cb) goes to the
+    grader, whose reply goes back to the fork."""
+    import select
+    while cb is not None:
+        ready = select.select([rd, cb[0]], [], [], max(0.0, deadline - time.monotonic()))[0]
+        if not ready:
+            raise TimeoutError
+        if rd in ready:
+            break
+        frame = codec.read_frame(cb[0], deadline=deadline, limit=CALLBACK_LIMIT)
+        if frame is None:
+            break
+        proto_in, proto_out = STATE["proto"]
+        codec.write_frame(proto_out, codec.encode({"callback": True}))
+        codec.write_frame(proto_out, frame)
+        reply = codec.read_frame(proto_in, limit=CALLBACK_LIMIT)
+        if reply is None:
+            raise TimeoutError
+        _write_before(cb[1], reply, deadline)
+    return codec.read_frame(rd, deadline=deadline)
+
+
+def _write_before(fd, frame, deadline):
+    """A frame to the fork, which may not be reading: TimeoutError at the deadline."""
+    import select
+    import struct
+    os.set_blocking(fd, False)
+    view = memoryview(struct.pack(">Q", len(frame)) + bytes(frame))
+    while view:
+        if not select.select([], [fd], [], max(0.0, deadline - time.monotonic()))[1]:
+            raise TimeoutError
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            continue
+        except BrokenPipeError:
+            return
+
+
+def _cgroup_seconds(fd):
+    """CPU seconds of every process that was ever in the submission's control group."""
+    os.lseek(fd, 0, 0)
+    text = os.read(fd, 4096).decode()
+    if VIEW.get("cgroup") == "v2":
+        return int(text.split("usage_usec", 1)[1].split()[0]) / 1e6
+    return int(text.split()[0]) / 1e9
+
+
+def cpu_clock():
+    """CPU seconds used by the processes this one started.  With a control group: the group's
+    total minus this process's own, so every process and thread a call started counts, reaped
+    or not (children whose SIGCHLD is ignored included).  Without one, timed calls may not
+    start processes (run_probe), and the reaped children's rusage is exact."""
+    fd = VIEW.get("cgroup_fd")
+    if fd is not None:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        return _cgroup_seconds(fd) - (me.ru_utime + me.ru_stime)
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def no_new_processes():
+    """A timed call without a control group: RLIMIT_NPROC 1, below what the uid runs already,
+    so the call can start no process or thread whose CPU time would escape the measurement
+    (the kernel refuses a fork or a thread while the uid has that many; root is exempt, and
+    learner code never runs as root)."""
+    if os.getuid() != 0:
+        _setrlimit(resource.RLIMIT_NPROC, 1)
 
 
 def finish_call(pid):
@@ -758,12 +915,14 @@ def warm_up():
 
 
 def serve_zygotes(sock_fd):
-    """A template (batch grading): Python and NumPy are loaded and warm once; each submission's
-    learner process is a fork of this one, which costs milliseconds instead of a fresh
-    interpreter.  It runs no learner code itself.  Requests come on a Unix socket, one codec
+    """A process starter (batch grading): each submission's learner process is a fork of this
+    one that at once execs a fresh interpreter (grader/sandbox/view.py, then learner.py): never
+    a fork of a process that read anything.  It runs no learner code itself; orphans of a dead
+    learner process re-parent here and are killed here.  Requests come on a Unix socket, one codec
     message each (the same wire format as everywhere), with the new process's pipes as passed
     file descriptors:
-      {"op": "spawn", "cwd": folder} + [stdin, stdout, stderr] -> {"pid": pid}
+      {"op": "spawn", "cwd": folder, "argv": [...], "env": {...}} + [stdin, stdout, stderr]
+                                                              -> {"pid": pid}
       {"op": "wait", "pid": pid, "timeout": s}                -> {"status": int or None}
       {"op": "kill"}  kill every process forked (and re-parented here) -> {"ok": true}"""
     import socket
@@ -807,8 +966,7 @@ def serve_zygotes(sock_fd):
                         os.dup2(fd, i)
                         os.close(fd)
                     os.chdir(req["cwd"])
-                    os.environ.update(HOME=req["cwd"], TMPDIR=req["cwd"])
-                    main(warm=False)
+                    os.execve(req["argv"][0], req["argv"], req["env"])   # a fresh process image
                 finally:
                     os._exit(0)
             for fd in fds:
@@ -849,28 +1007,27 @@ def main(warm=True):
     os.dup2(devnull, 1)
     if resource is not None:
         _set_subreaper()
+    if VIEW.get("view"):   # process 1 of its pid namespace: with no handler, no signal from inside reaches it
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     frame = codec.read_frame(proto_in, limit=1 << 16)   # the settings: small, read first
     if frame is None:
         return
     settings = codec.decode(frame)
     LIMITS.update(settings.get("limits", {}))
     unsandboxed = bool(settings.get("unsandboxed"))
-    if settings.get("course"):   # the course's own packages (data/) are importable by the cells
-        STATE["course"] = os.path.abspath(settings["course"])
-        sys.path.insert(0, STATE["course"])
-    if not unsandboxed:
-        set_limits()             # before the learner's cells are even read
+    if unsandboxed:   # self-study on the learner's own machine: the course's packages are importable
+        if settings.get("course"):
+            sys.path.insert(0, os.path.abspath(settings["course"]))
+        STATE["work_fd"] = None
+        isolation, STATE["work"] = {"uid": os.getuid() if hasattr(os, "getuid") else None,
+                                    "unsandboxed": True}, os.getcwd()
+    else:
+        isolation = harden(settings)   # limits, no new privileges, the learner's uid: before any cell is read
     frame = codec.read_frame(proto_in)
     if frame is None:
         return
     notebooks = codec.decode(frame)["notebooks"]
     del frame
-    preimport(notebooks)         # a text scan; the cells are not parsed yet
-    if unsandboxed:
-        isolation, STATE["work"] = {"uid": os.getuid() if hasattr(os, "getuid") else None,
-                                    "unsandboxed": True}, os.getcwd()
-    else:
-        isolation = harden(settings)  # namespaces, an unprivileged uid
     snapshot_modules()
     summary = {}
     for stem, cells in notebooks.items():
@@ -880,6 +1037,8 @@ def main(warm=True):
             if prepared[0] == "error":
                 problems.update(dict.fromkeys(prepared[2], prepared[1]))
         summary[stem] = {"problems": problems}
+    if not unsandboxed and (VIEW.get("view") or os.getuid() != 0):
+        warm_named(notebooks)   # as the learner's uid, in its view: never before
     codec.write_frame(proto_out, codec.encode({"status": "ready", "notebooks": summary,
                                                "uid": os.getuid(), "isolation": isolation}))
     while True:
@@ -900,7 +1059,6 @@ def main(warm=True):
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--server":
-        warm_up()   # the template holds Python and NumPy, warm; nothing of the course
         serve_zygotes(int(sys.argv[2]))
     else:
         main()
