@@ -40,6 +40,7 @@ from pathlib import Path
 from grader import engine, nbfile, resultsdir, signals, uploads, workers
 from grader.config import BATCH_SUBMISSION_TIMEOUT
 from grader.publish import classlist, report
+from grader.sandbox.host import exposure_refusal
 
 BATCH_OPTIONS = dict(resume=False, shard=None, replace=False, no_reference_check=False, visibility=None,
                      json=None, junitxml=None, submission_timeout=None)   # defaults for callers' Namespaces
@@ -219,6 +220,9 @@ def main(a, config):
         if not mine:
             raise nbfile.BadInput(f"--shard {a.shard}: a class of {len(everyone)} has no share {a.shard}")
         out = Path(os.path.abspath(a.out))
+        refusal = exposure_refusal([config.root(), *[os.path.abspath(p) for p in a.paths]])
+        if refusal:   # no view here: learner code would see what its uid can read
+            raise nbfile.BadInput(f"refused to grade others' work: {refusal}")
         swept = resultsdir.sweep(out)
         folder, in_place, kept = prepare(out, a, settings, mine, shard, len(everyone), roster)
     except nbfile.BadInput as e:

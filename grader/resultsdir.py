@@ -34,7 +34,7 @@ FORMAT = 1
 SAME = ("seed", "timeout", "submission_timeout", "memory", "only", "visibility")
 # record kinds that are the grader's failures, not the learner's: re-graded by --resume, and a
 # batch holding any exits 4 (add the kind the sandbox gives a learner process killed from outside)
-GRADER_KINDS = {"grader_error"}
+GRADER_KINDS = {"grader_error", "interrupted"}   # not the learner's doing: graded again by --resume
 
 
 # ---------------------------------------------------------------- who made a folder

@@ -423,7 +423,8 @@ def test_without_namespaces_the_uid_still_contains_everything(tmp_path):
         nb_in(tmp_path / "subs" / name, [SETUP, *cells])
     proc = subprocess.run([sys.executable, "-m", "grader", str(tmp_path / "subs"), "--out", str(tmp_path / "out"),
                            "--jobs", "1", "--timeout", "3", "--only", "01"], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "GRADER_NO_NAMESPACES": "1"}, timeout=300)
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "GRADER_NO_NAMESPACES": "1",
+                               "GRADER_ALLOW_READABLE": "1"}, timeout=300)
     assert proc.returncode == 0, proc.stderr
     time.sleep(0.2)
     r = rows({"out": tmp_path / "out"})
@@ -431,3 +432,18 @@ def test_without_namespaces_the_uid_still_contains_everything(tmp_path):
     assert {k: float(v["score"]) for k, v in r.items()} == {
         "a_leaves": MAX, "b_finds": MAX, "c_background": MAX, "d_killer": 0, "e_good": MAX}
     assert not os.path.exists(leftover) and survivors() == []
+
+
+@pytest.mark.skipif(not ROOTED, reason="as root: the learner's uid is one of the grader's range")
+def test_without_a_view_a_batch_over_a_readable_course_is_refused_with_the_command(tmp_path):
+    """No mount namespace (as in Docker without CAP_SYS_ADMIN): learner code would read whatever
+    its uid can.  A course checkout readable by others is refused in one line naming the
+    chmod to run, before anything is graded; nothing is written."""
+    nb_in(tmp_path / "subs" / "a", [SETUP, CORRECT])
+    os.chmod(ROOT, os.stat(ROOT).st_mode | 0o005)   # as a checkout made with umask 022 is
+    proc = subprocess.run([sys.executable, "-m", "grader", str(tmp_path / "subs"), "--out", str(tmp_path / "out"),
+                           "--only", "01"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "GRADER_NO_NAMESPACES": "1"}, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "chmod -R go-rwx" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()

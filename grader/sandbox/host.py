@@ -528,6 +528,37 @@ def _first_readable(paths):
     return None
 
 
+def view_possible():
+    """Whether the allowlist view can be built on this machine (root, and new mount and pid
+    namespaces allowed): asked of a forked child that tries, so nothing here changes."""
+    if os.environ.get(NO_NAMESPACES_ENV) == "1" or os.geteuid() != 0 or not hasattr(os, "fork"):
+        return False
+    import ctypes
+    pid = os.fork()
+    if pid == 0:   # the child: try, and say so by its exit status
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            os._exit(0 if libc.unshare(0x20000 | 0x20000000) == 0 else 1)   # CLONE_NEWNS | CLONE_NEWPID
+        except BaseException:  # noqa: BLE001 - whatever happens, the child only exits
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+ALLOW_READABLE_ENV = "GRADER_ALLOW_READABLE"   # =1: grade without a view although learner code can read them
+
+
+def exposure_refusal(roots):
+    """Before grading others' work: None where the view will be built (or the instructor set
+    GRADER_ALLOW_READABLE=1, accepting what a learner could read: the batch then warns);
+    otherwise the one line readable_by gives when learner code (as a uid of the grader's
+    range) could read any of roots (the course, the submissions)."""
+    if os.environ.get(ALLOW_READABLE_ENV) == "1" or view_possible():
+        return None
+    uid = UID_BASE if os.geteuid() == 0 else os.getuid()
+    return readable_by(uid, roots)
+
+
 def readable_by(uid, roots):
     """Where no view can be built: one line saying which of roots (course, submissions,
     results) learner code running as uid could read, with the command that fixes it; None
