@@ -301,7 +301,7 @@ def test_the_batch_finishes_and_writes_every_row(batch):
                                      "symlinked", "link_inside"}
     assert set(r) == expected
     assert batch["seconds"] < 120, f"the batch took {batch['seconds']:.0f} s"
-    assert sorted(p.name for p in batch["out"].iterdir()) == ["gradebook.csv", "learners", "summary.csv",
+    assert sorted(p.name for p in batch["out"].iterdir()) == ["batch.json", "gradebook.csv", "learners", "summary.csv",
                                                               "summary.json"]
     assert sorted(p.name for p in (batch["out"] / "learners").iterdir()) == sorted(expected)
 
