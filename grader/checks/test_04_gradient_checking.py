@@ -37,6 +37,7 @@ import weakref
 import numpy as np
 
 from grader.checks import mark
+from grader.checks.dropout_checks import distinct
 from grader.sandbox.host import LearnerError
 
 NG = ("numerical_gradient",)
@@ -231,15 +232,6 @@ def isnan(v):
 
 def fmt(v):
     return "nan" if isnan(v) else f"{v:.3g}"
-
-
-def distinct(v, want):
-    """v and want written with enough significant digits to tell them apart (3 to 17)."""
-    for digits in range(3, 18):
-        a, b = f"{v:.{digits}g}", f"{want:.{digits}g}"
-        if a != b:
-            return a, b
-    return a, b
 
 
 def power(v):
