@@ -416,6 +416,9 @@ class TestNumericalGradient:
             bound = 3 * np.abs(c).max() * h_ ** 2 if h_ > DEFAULT_H else 1e-7
             if np.max(np.abs(err)) <= bound:
                 continue
+            s2 = float(np.median(err / c))
+            if h_ == DEFAULT_H and s2 > 0 and np.allclose(err, c * s2, rtol=0.02, atol=1e-9):
+                continue      # centred differences with another default step: the next checks' business
             given = f"with h = {h_}" if h_ > DEFAULT_H else "called without h (h = 1e-5)"
             base = (f"On f(x) = Σ c·x³ {given}, your gradient is off by up to {fmt(np.abs(err).max())}; "
                     f"centred differences are off by exactly c·h² (here at most "

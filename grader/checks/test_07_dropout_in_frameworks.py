@@ -64,13 +64,13 @@ def flag(name):
 
 def inference_calls(nb, x, rate, seed, trainings):
     """keras_dropout(x, rate[, training=flag], rng=default_rng(seed)) for each flag ("omit" or a
-    key of FLAGS): the output, x afterwards, and the generator's next number."""
+    name for flag()): the output and the generator's next number."""
     f = nb.fn("keras_dropout")
     res = []
     for t in trainings:
         rng, given = np.random.default_rng(seed), x.copy()
         out = f(given, rate, rng=rng) if t == "omit" else f(given, rate, training=flag(t), rng=rng)
-        res.append({"out": out, "x_after": given, "next_draw": rng.random()})
+        res.append({"out": out, "next_draw": rng.random()})
     return res
 
 
@@ -241,7 +241,7 @@ class TestKerasDropout:
     def test_default_is_inference(self, learner):
         """without a true training flag (omitted, False, None, 0, np.False_) it is the identity and draws
         nothing (Keras's default)"""
-        x = seeded_x(learner, 1, (300, 200), zeros=0.1)
+        x = seeded_x(learner, 1, (200, 100), zeros=0.1)
         flags = ("omit", "False", "None", "0", "np.False_")
         rs = learner.call(inference_calls, DROP, helpers=(flag,), x=x, rate=0.3, seed=learner.seed(2), trainings=flags)
         for training, r in zip(flags, rs):
@@ -271,8 +271,6 @@ class TestKerasDropout:
                 f"{call} returned x unchanged but still drew random numbers from rng. In inference "
                 "mode there is nothing to draw: decide on the mode before drawing, so that "
                 "evaluating a model does not change the random stream of training.")
-            assert np.array_equal(r["x_after"], x), (
-                f"{call} changed its input x in place; inference mode returns x as it is.")
 
     @mark.points(2)
     def test_training_drops_a_share_rate(self, learner):
