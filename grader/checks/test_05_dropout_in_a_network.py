@@ -1291,6 +1291,7 @@ class TestMLP:
         assert a["consumed"], (
             f"MLP({sizes}, {p_drop}, rng) drew nothing from the generator it was given: the initial "
             "weights must come from rng (self.rng), so that the seed decides them.")
+        # generators of two different seeds draw the same 4 doubles with probability ~2^-200: never
         assert not all(np.array_equal(x["draws"], y["draws"]) for x, y in zip(a["rngs"], c["rngs"])), (
             "Dropout layers of networks built with generators of different seeds draw the same "
             "numbers: is a seed fixed inside the network? Use the generator rng that was passed.")
