@@ -23,6 +23,12 @@ notebook, so each exercise is graded on its own:
   calling them would compute — the mask of np.random.default_rng(seed), the scale — which is
   the same work; nothing cheaper is within reach).
 
+dropout_gradient_check is graded on its own too: the learner's numerical_gradient and
+relative_error are tried once (broken_dependencies) on what a dropout gradient check asks of them;
+one that fails is replaced, where the learner's dropout_gradient_check looks it up, by a stand-in
+written here, and a failing check's message says so.  Their mistakes then cost points only in
+their own exercises.
+
 No check is statistical: inputs come from fixed seeds (learner.rng / learner.seed), and the
 bounds below are rounding or truncation bounds, argued next to each one.
 
