@@ -426,6 +426,11 @@ def structure(nb, sizes, p_drop, seed, coins):
             "layer_modes": [mode(nb, d, "Dropout") for d in layers]}
 
 
+def structures(nb, cases, seed, coins):
+    """structure for each (sizes, p_drop): one call into the sandbox for all."""
+    return [structure(nb, sizes, p_drop, seed, coins) for sizes, p_drop in cases]
+
+
 def net_switch(nb, sizes, p_drop, seed, coins):
     net, _, layers, made, setup = network(nb, sizes, p_drop, seed, coins)
     if setup:
@@ -1070,9 +1075,10 @@ class TestMLP:
     def test_structure(self, learner):
         """MLP(sizes, p_drop, rng) has float64 params of the right shapes and one Dropout per hidden layer,
         with its rate"""
-        for sizes, p_drop in (([4, 6, 5, 7, 3], [0.1, 0.3, 0.6]), ([3, 8, 2], 0.25)):
-            r = learner.call(structure, NET, helpers=NET_HELPERS, sizes=sizes, p_drop=p_drop,
-                             seed=learner.seed(100), coins=coins(learner, 101))
+        cases = (([4, 6, 5, 7, 3], [0.1, 0.3, 0.6]), ([3, 8, 2], 0.25))
+        rs = learner.call(structures, NET, helpers=NET_HELPERS + (structure,), cases=cases,
+                          seed=learner.seed(100), coins=coins(learner, 101))
+        for (sizes, p_drop), r in zip(cases, rs):
             assert_setup(r, sizes, own=True)
             call = f"MLP({sizes}, {p_drop})"
             L = len(sizes) - 1

@@ -57,6 +57,11 @@ def dropout_calls(nb, x, rate, seed, training="omit"):
     return {"outs": [out], "x_after": x, "next_draw": rng.random()}
 
 
+def training_calls(nb, cases):
+    """dropout_calls in training mode for each (x, rate, seed): one call into the sandbox for all."""
+    return [dropout_calls(nb, x, rate, seed, training=True) for x, rate, seed in cases]
+
+
 def flag(name):
     """The training flag a probe passes, from its name (a helper: probes see no module globals)."""
     return {"False": False, "None": None, "0": 0, "np.False_": np.False_, "True": True}[name]
@@ -275,11 +280,11 @@ class TestKerasDropout:
     @mark.points(2)
     def test_training_drops_a_share_rate(self, learner):
         """training=True drops each element with probability rate (rate = 0.2, 0.7)"""
-        shape = (400, 500)
+        shape, rates = (400, 500), (0.2, 0.7)
+        rs = learner.call(training_calls, DROP, helpers=(dropout_calls,), cases=[
+            (seeded_x(learner, 10 + k, shape), rate, learner.seed(20 + k)) for k, rate in enumerate(rates)])
         res = []
-        for k, rate in enumerate((0.2, 0.7)):
-            x = seeded_x(learner, 10 + k, shape)
-            r = learner.call(dropout_calls, DROP, x=x, rate=rate, seed=learner.seed(20 + k), training=True)
+        for rate, r in zip(rates, rs):
             dropped = array(r["outs"][0], shape, dcall(rate, True)) == 0
             # A mask repeated along rows or columns is test_one_coin_per_element's business; here
             # only its distinct coins count (a correct mask repeats a row with probability < 1e-50).
@@ -302,9 +307,11 @@ class TestKerasDropout:
     @mark.points(2)
     def test_survivors_are_scaled_by_1_over_1_minus_rate(self, learner):
         """training: each element is 0 or x / (1 − rate); zeros in x stay 0 (rate = 0.3, 0.6)"""
-        for k, rate in enumerate((0.3, 0.6)):
-            x = seeded_x(learner, 30 + k, (200, 300), low=-2.0, high=2.0, zeros=0.1)
-            r = learner.call(dropout_calls, DROP, x=x, rate=rate, seed=learner.seed(40 + k), training=True)
+        rates = (0.3, 0.6)
+        xs = [seeded_x(learner, 30 + k, (200, 300), low=-2.0, high=2.0, zeros=0.1) for k in range(2)]
+        rs = learner.call(training_calls, DROP, helpers=(dropout_calls,), cases=[
+            (x, rate, learner.seed(40 + k)) for k, (x, rate) in enumerate(zip(xs, rates))])
+        for x, rate, r in zip(xs, rates, rs):
             call = dcall(rate, True)
             out = array(r["outs"][0], x.shape, call)
             assert np.all(out[x == 0] == 0), (
