@@ -106,6 +106,32 @@ def numerical_gradient(f, x, h=1e-5):
     "ignores h": (centred(step="1e-5", divisor="(2 * 1e-5)"), {NG_USES_H},
                   "does not seem to use the h it is given"),
     "default step h = 1e-2": (centred(signature="h=1e-2"), {NG_DEFAULT}, "default step is h = 1e-05"),
+    "forward differences with a fixed step, h ignored": ('''
+def numerical_gradient(f, x, h=1e-5):
+    step = 1e-5                                   # fixed: the argument h is never used
+    x = np.array(x, dtype=np.float64)
+    grad, f_x = np.zeros_like(x), f(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + step
+        grad[i] = (f(x) - f_x) / step
+        x[i] = old
+    return grad
+''', {NG_CENTRED, NG_USES_H}, "forward differences"),
+    "backward differences": ('''
+def numerical_gradient(f, x, h=1e-5):
+    x = np.array(x, dtype=np.float64)
+    grad, f_x = np.zeros_like(x), f(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old - h
+        grad[i] = (f_x - f(x)) / h
+        x[i] = old
+    return grad
+''', {NG_CENTRED}, "backward differences"),
+    "gradient array made before the float64 copy": (centred(
+        prep="    grad0 = np.zeros_like(x)\n    x = np.array(x, dtype=np.float64)\n").replace(
+        "grad = np.zeros(x.shape)", "grad = grad0"), {NG_32}, "the contract asks for float64"),
 }
 
 NG_HONEST = {
@@ -244,6 +270,14 @@ def relative_error(a, b):
     np.abs(a, out=a)
     return float(np.max(a / den))
 ''', {RE_ONE}, "changed its inputs"),
+    "|a + b| in the denominator": ('''
+def relative_error(a, b):
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a + b), 1e-8)))
+''', {RE_VALUE}, "|a + b|"),
+    "ratio of the maxima": ('''
+def relative_error(a, b):
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a) + np.abs(b)), 1e-8))
+''', {RE_MAX, RE_VALUE}, "the worst element is"),
 }
 
 RE_HONEST = {
@@ -373,7 +407,34 @@ def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
 ''', {GC_FLOAT}, "changed the x it was given"),
 }
 
+BROKEN_DEPENDENCIES = '''
+def numerical_gradient(f, x, h=1e-5):              # divides by h: notebook 04's first exercise is wrong
+    x = np.array(x, dtype=np.float64)
+    grad = np.zeros(x.shape)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        fp = f(x)
+        x[i] = old - h
+        fm = f(x)
+        x[i] = old
+        grad[i] = (fp - fm) / h
+    return grad
+
+
+def relative_error(a, b):                          # |a + b|: the second exercise is wrong too
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a + b), 1e-8)))
+'''
+
+GC_MISTAKES["mask changes between evaluations, other exercises wrong too"] = (
+    BROKEN_DEPENDENCIES + GC_MISTAKES["mask changes between evaluations"][0],
+    {GC_OK, GC_ON}, "the mask changed between evaluations")
+
 GC_HONEST = {
+    # the exercise's own code is right; numerical_gradient and relative_error are not, and cost
+    # points only in their own exercises: here the grader puts correct ones in their place
+    "the reference check, with a numerical_gradient and relative_error that are wrong": BROKEN_DEPENDENCIES,
     "CS231n style: standard normal dout, keyword arguments": '''
 def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
     x = np.array(x, dtype=np.float64)
@@ -546,3 +607,9 @@ def test_no_label_within_reach_of_the_learner():
     result = grade_variants(STEM, "dropout_gradient_check", {"snoop": SNOOP})["snoop"]
     assert "found label" not in result.messages(), result.messages()
     assert result.score == result.max_score, result
+
+
+def test_replaced_dependencies_are_named(graded):
+    """A dropout_gradient_check graded with the grader's numerical_gradient / relative_error says so."""
+    result = graded("dropout_gradient_check")["mask changes between evaluations, other exercises wrong too"]
+    assert "your numerical_gradient and relative_error did not pass" in result.first_message(), result

@@ -21,6 +21,8 @@ EI, ED = "test_eval_is_identity", "test_eval_draws_nothing"
 UG, BW, PZ = "test_uses_its_generator", "test_backward_uses_the_cached_mask", "test_p_zero_and_one"
 ST, RE = "test_structure", "test_train_eval_reach_every_layer"
 ES, TS, GC = "test_eval_scores", "test_training_scores", "test_gradient_check"
+OWN, STEPS, RNG = "test_layers_keep_their_own_masks", "test_training_steps_start_afresh", \
+    "test_randomness_comes_from_its_generator"
 
 
 # ---------------------------------------------------------------- Dropout mistakes
@@ -242,7 +244,100 @@ class Dropout(Dropout):
         return np.where(self.mask, dout / (1 - self.p), 0.0)
 '''
 
+EVAL_TOGGLES = '''
+class Dropout(Dropout):
+    def eval(self):
+        self.training = not self.training        # a second eval() switches dropout back on
+        return self
+'''
+
+TRAIN_TOGGLES = '''
+class Dropout(Dropout):
+    def train(self):
+        self.training = not self.training
+        return self
+'''
+
+SHARED_CLASS_CACHE = '''
+class Dropout(Dropout):
+    cache = {}                                   # one dict for the class: every layer shares it
+    def forward(self, x):
+        out = super().forward(x)
+        self.cache["mask"] = self.mask
+        return out
+    def backward(self, dout):
+        mask = self.cache["mask"]
+        if mask is None:
+            return dout
+        if self.p == 1:
+            return np.zeros_like(dout)
+        return dout * mask / (1 - self.p)
+'''
+
 # ---------------------------------------------------------------- MLP mistakes
+CACHES_NEVER_EMPTIED = '''
+class MLP(MLP):
+    def __init__(self, sizes, p_drop, rng=None):
+        super().__init__(sizes, p_drop, rng)
+        self.caches = []                             # emptied here only
+    def forward(self, X):
+        h = X
+        for i, layer in enumerate(self.dropouts, start=1):
+            a, affine_cache = affine_forward(h, self.params[f"W{i}"], self.params[f"b{i}"])
+            r, relu_cache = relu_forward(a)
+            h = layer.forward(r)
+            self.caches.append((affine_cache, relu_cache))
+        L = self.n_layers
+        scores, affine_cache = affine_forward(h, self.params[f"W{L}"], self.params[f"b{L}"])
+        self.caches.append(affine_cache)
+        return scores
+'''
+
+CACHES_ONLY_FIRST_CALL = '''
+class MLP(MLP):
+    def forward(self, X):
+        first = not hasattr(self, "caches")
+        if first:
+            return super().forward(X)
+        saved = self.caches
+        scores = super().forward(X)
+        self.caches = saved                          # keeps the first call's caches
+        return scores
+'''
+
+NET_EVAL_TOGGLES = '''
+class MLP(MLP):
+    def eval(self):
+        self.training = not self.training
+        for layer in self.dropouts:
+            layer.eval()
+        return self
+'''
+
+LAYERS_WITHOUT_RNG = '''
+class MLP(MLP):
+    def __init__(self, sizes, p_drop, rng=None):
+        super().__init__(sizes, p_drop, rng)
+        self.dropouts = [Dropout(d.p) for d in self.dropouts]     # rng=None: unseeded generators
+'''
+
+LAYERS_WITH_NEW_GENERATORS = '''
+class MLP(MLP):
+    def __init__(self, sizes, p_drop, rng=None):
+        super().__init__(sizes, p_drop, rng)
+        self.dropouts = [Dropout(d.p, np.random.default_rng()) for d in self.dropouts]
+'''
+
+WEIGHTS_FROM_GLOBAL_RNG = '''
+class MLP(MLP):
+    def __init__(self, sizes, p_drop, rng=None):
+        super().__init__(sizes, p_drop, rng)
+        for i in range(1, self.n_layers + 1):
+            W = self.params[f"W{i}"]
+            W[...] = np.random.randn(*W.shape) * np.sqrt(2.0 / W.shape[0])
+'''
+
+
 NET_EVAL_NOT_PROPAGATED = '''
 class MLP(MLP):
     def eval(self):
@@ -540,6 +635,9 @@ MISTAKES = {
     "assert instead of ValueError": (ASSERT_INSTEAD_OF_VALUEERROR, {BAD}, "AssertionError"),
     "mask drawn once": (MASK_DRAWN_ONCE, {FR}, "drawn once"),
     "np.where computes x/0 at p = 1": (WHERE_DIVIDES_BY_ZERO, {PZ}, "warns"),
+    "eval() toggles the mode": (EVAL_TOGGLES, {TE}, "toggles the mode"),
+    "train() toggles the mode": (TRAIN_TOGGLES, {TE}, "toggles the mode"),
+    "mask cached in a dict on the class": (SHARED_CLASS_CACHE, {OWN}, "share their cache"),
     # MLP
     "network eval() does not reach the layers": (NET_EVAL_NOT_PROPAGATED, {RE},
                                                  "net.eval() did not reach every dropout layer"),
@@ -560,6 +658,12 @@ MISTAKES = {
     "W stored as (out, in)": (W_OUT_BY_IN, {ST}, "expected an array of shape"),
     "dropout on the inputs too": (INPUT_DROPOUT, {ST, TS}, "none on the inputs"),
     "net.eval() forgets the parentheses": (EVAL_NOT_CALLED, {RE}, "net.eval() did not reach"),
+    "caches never emptied": (CACHES_NEVER_EMPTIED, {STEPS}, "never empties"),
+    "caches of the first call kept": (CACHES_ONLY_FIRST_CALL, {STEPS}, "earlier call is used again"),
+    "net.eval() toggles the mode": (NET_EVAL_TOGGLES, {RE}, "toggles the mode"),
+    "Dropout layers made without the network's generator": (LAYERS_WITHOUT_RNG, {RNG}, "rng = None"),
+    "Dropout layers with new unseeded generators": (LAYERS_WITH_NEW_GENERATORS, {RNG}, "not the network's"),
+    "weights from NumPy's global generator": (WEIGHTS_FROM_GLOBAL_RNG, {RNG}, "global generator"),
 }
 
 # ---------------------------------------------------------------- honest alternatives
@@ -877,8 +981,61 @@ class MLP(MLP):
         return scores
 '''
 
+CACHE_IN_A_DICT = '''
+class Dropout(Dropout):
+    def __init__(self, p, rng=None):
+        super().__init__(p, rng)
+        self.state = {}                              # per instance: made in __init__
+    def forward(self, x):
+        out = super().forward(x)
+        self.state["mask"] = self.mask
+        return out
+    def backward(self, dout):
+        self.mask = self.state.get("mask")
+        return super().backward(dout)
+'''
+
+NET_CACHES_BY_LAYER = '''
+class MLP(MLP):
+    def forward(self, X):
+        self.store = {}                              # a dict by layer number, replaced at every call
+        h = X
+        for i, layer in enumerate(self.dropouts, start=1):
+            a, affine_cache = affine_forward(h, self.params[f"W{i}"], self.params[f"b{i}"])
+            r, relu_cache = relu_forward(a)
+            h = layer.forward(r)
+            self.store[i] = (affine_cache, relu_cache)
+        L = self.n_layers
+        scores, self.store[L] = affine_forward(h, self.params[f"W{L}"], self.params[f"b{L}"])
+        return scores
+    def backward(self, dscores):
+        L = self.n_layers
+        self.caches = [self.store[i] for i in range(1, L)] + [self.store[L]]
+        return super().backward(dscores)
+    def eval(self):
+        return self.train_mode(False)
+    def train(self):
+        return self.train_mode(True)
+    def train_mode(self, on):
+        self.training = bool(on)
+        for layer in self.dropouts:
+            layer.training = bool(on)                # set, never toggled: eval() twice is still eval
+        return self
+'''
+
+NET_SPAWNED_PER_LAYER = '''
+class MLP(MLP):
+    def __init__(self, sizes, p_drop, rng=None):
+        super().__init__(sizes, p_drop, rng)
+        children = self.rng.spawn(len(self.dropouts))
+        self.dropouts = [Dropout(d.p, rng=g) for d, g in zip(self.dropouts, children)]
+'''
+
 HONEST = {
     "reference": "",
+    "mask kept in a per-instance dict": CACHE_IN_A_DICT,
+    "network caches in a dict replaced at every call, modes set by attribute": NET_CACHES_BY_LAYER,
+    "one generator spawned per layer (keywords)": NET_SPAWNED_PER_LAYER,
     "scaled mask cached": SCALED_MASK_CACHE,
     "eval returns a copy": EVAL_RETURNS_COPY,
     "keep if u < 1 - p, float32 draws, np.where": KEEP_BELOW_ONE_MINUS_P_FLOAT32_WHERE,

@@ -44,6 +44,14 @@ ZERO = "test_std_is_exactly_zero_when_every_pass_agrees"
 
 # name: (source, the checks it must fail, words its first failing message must contain)
 MISTAKES = {
+    "mode restored before the passes": (fn("""
+was = net.training
+net.train()
+if not was:
+    net.eval()                      # restored too early: the passes below run in eval mode
+passes = np.stack([net.forward(x) for _ in range(T)])
+return passes.mean(axis=0), passes.std(axis=0)
+"""), {PASSES}, "dropout off"),
     "dropout off (calls eval())": (fn("""
 was = net.training
 net.eval()
@@ -145,6 +153,15 @@ return passes.mean(axis=0), passes.std(axis=0)
 }
 
 HONEST = {
+    "switches only when it must, and back": fn("""
+switched = not net.training
+if switched:
+    net.train()
+outs = [net.forward(x) for _ in range(T)]
+if switched:
+    net.eval()
+return np.mean(outs, axis=0), np.std(outs, axis=0)
+"""),
     "the solution": None,
     "stack, then np.mean / np.std": fn("""
 was_training = net.training

@@ -137,6 +137,29 @@ return np.where(keep, x / (1 - rate), 0.0)
         "for k in params:\n    params[k] = params[k].astype(np.float32)\n"
         "n = len(params) // 2\nreturn [params[f'{c}{i}'] for i in range(1, n + 1) for c in 'Wb']\n"),
         {UNCHANGED}, "changed params"),
+    "rounds the converted value to two decimals": (convert(CHECK_NAMES + CHECK_VALUE + '''
+return value if CONVENTIONS[src] == CONVENTIONS[dst] else round(1 - value, 2)
+'''), {KEEP}, "rounded to 2 decimals"),
+    "rounds every result to two decimals": (convert(CHECK_NAMES + CHECK_VALUE + '''
+return round(value if CONVENTIONS[src] == CONVENTIONS[dst] else 1 - value, 2)
+'''), {SAME, KEEP}, "rounded to 2 decimals"),
+    "returns early when both conventions are the same": (convert('''
+if src == dst:
+    return float(value)                  # nothing to convert... and nothing validated
+''' + CHECK_NAMES + CHECK_VALUE + '''
+return value if CONVENTIONS[src] == CONVENTIONS[dst] else 1 - value
+'''), {REJECT}, "returns before validating"),
+    "inference returns x before validating the rate": (dropout('''
+if not training:
+    return x                             # keras_dropout(x, 1.5) accepted
+''' + "if not 0 <= rate <= 1:\n    raise ValueError(rate)\n" + training_branch(), validate=False),
+        {INVALID}, "before it validates the rate"),
+    "training=None treated as training": (dropout(training_branch().replace(
+        "if not training or rate == 0:", "if training is False or rate == 0:")), {DEFAULT},
+        "treats training=None as training"),
+    "training compared with == False": (dropout(training_branch().replace(
+        "if not training or rate == 0:", "if training == False or rate == 0:  # noqa")), {DEFAULT},
+        "treats training=None as training"),
     "returns a dict": (weights("n = len(params) // 2\nreturn {f'{c}{i}': params[f'{c}{i}'] "
                                "for i in range(1, n + 1) for c in 'Wb'}\n"),
                        {ORDER, KERNELS, TWELVE}, "return a list of arrays"),
@@ -177,6 +200,23 @@ keep = rng.random(np.shape(x)) < 1 - rate
 out = np.zeros_like(x, dtype=float)
 out[keep] = x[keep] / (1 - rate)
 return out
+'''),
+    "convert_rate validates the converted value, Decimal arithmetic": convert(CHECK_NAMES + '''
+from decimal import Decimal
+same = CONVENTIONS[src] == CONVENTIONS[dst]
+out = value if same else float(Decimal(1) - Decimal(repr(float(value))))
+if not 0.0 <= out <= 1.0:
+    raise ValueError(f"not a probability: {value!r}")
+return float(out)
+'''),
+    "keras_dropout: bool(training), validation first": dropout('''
+training = bool(training)
+if training and rate > 0:
+    if rate == 1:
+        return np.zeros_like(x)
+    rng = rng if rng is not None else np.random.default_rng()
+    return x * (rng.random(np.shape(x)) >= rate) / (1 - rate)
+return x
 '''),
     "to_keras_weights: float32 tuple from the highest layer number": weights('''
 n = max(int(k[1:]) for k in params)

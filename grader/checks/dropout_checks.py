@@ -292,3 +292,13 @@ def assert_independent_coins(m, what="mask"):
             f"Two neighbouring elements ({where}) are both kept {pct(both)} of the time, while "
             f"{pct(f)} of all elements are kept; independent coins give {pct(f)}² = {pct(f * f)} "
             f"± {pct(t_pair + 2 * t_f)}. The coins are not independent.")
+
+
+def distinct(got, want, least=3):
+    """got and want written with the fewest significant digits (at least `least`, at most 17)
+    that tell them apart, so that a message never shows two different numbers as the same."""
+    for digits in range(least, 18):
+        a, b = f"{got:.{digits}g}", f"{want:.{digits}g}"
+        if a != b:
+            return a, b
+    return a, b

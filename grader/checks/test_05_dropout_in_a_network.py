@@ -36,7 +36,7 @@ a correct implementation is stated next to each of them.
 import numpy as np
 
 from grader.checks import mark
-from grader.checks.dropout_checks import assert_independent_coins, plain
+from grader.checks.dropout_checks import assert_independent_coins, distinct, plain
 from grader.checks.stats import hoeffding, pct
 
 LAYER = ("Dropout",)
@@ -139,13 +139,34 @@ def invalid(nb, ps, seed, x):
 
 
 def switch(nb, seed):
+    """eval(), eval(), train(), train(), eval(): what each returned and the mode after it (notebook
+    05's evaluate() calls eval() on a network already in eval mode)."""
     d = nb.fn("Dropout")(0.3, rng=np.random.default_rng(seed))
-    r_eval = method(nb, d, "eval", "Dropout")()
-    after_eval = mode(nb, d, "Dropout")
-    r_train = method(nb, d, "train", "Dropout")()
-    return {"layer": id(d), "eval_id": id(r_eval), "eval_type": type(r_eval).__name__,
-            "after_eval": after_eval, "train_id": id(r_train), "train_type": type(r_train).__name__,
-            "after_train": mode(nb, d, "Dropout")}
+    steps = []
+    for name in ("eval", "eval", "train", "train", "eval"):
+        r = method(nb, d, name, "Dropout")()
+        steps.append({"name": name, "id": id(r), "type": type(r).__name__, "mode": mode(nb, d, "Dropout")})
+    return {"layer": id(d), "steps": steps}
+
+
+def two_layers(nb, ps, seeds, xs, douts):
+    """Two layers alive at once, used in turn for a few steps: forward A, forward B, backward B,
+    backward A.  What each call returned (or the type of what it raised)."""
+    made = [layer(nb, p, seed) for p, seed in zip(ps, seeds)]
+    fwd = [method(nb, d, "forward", "Dropout") for d in made]
+    back = [method(nb, d, "backward", "Dropout") for d in made]
+
+    def run(f, a):
+        try:
+            return plain(f(a.copy()))
+        except nb.Raised as e:
+            return {"raised": e.type}
+    steps = []
+    for x, dout in zip(xs, douts):
+        outs = [run(fwd[0], x[0]), run(fwd[1], x[1])]
+        dx1 = run(back[1], dout[1])
+        steps.append({"out": outs, "dx": [run(back[0], dout[0]), dx1]})
+    return steps
 
 
 def train_forward(nb, p, seed, x):
@@ -312,11 +333,12 @@ def install_standin(nb, coins):
     return made
 
 
-def network(nb, sizes, p_drop, seed, coins, params=None):
-    """The learner's MLP made with the stand-in; (net, P, layers, made, setup), where setup is
-    None when the grader's params were written into net.params, else what was found instead."""
+def network(nb, sizes, p_drop, seed, coins, params=None, gen=None):
+    """The learner's MLP made with the stand-in (and the generator gen, or one seeded with seed);
+    (net, P, layers, made, setup), where setup is None when the grader's params were written
+    into net.params, else what was found instead."""
     made = install_standin(nb, coins)
-    net = nb.fn("MLP")(sizes, p_drop, rng=np.random.default_rng(seed))
+    net = nb.fn("MLP")(sizes, p_drop, rng=np.random.default_rng(seed) if gen is None else gen)
     absent = object()
     P = attribute(nb, net, "params", "MLP", absent)
     layers = attribute(nb, net, "dropouts", "MLP", absent)
@@ -404,12 +426,17 @@ def structure(nb, sizes, p_drop, seed, coins):
             "layer_modes": [mode(nb, d, "Dropout") for d in layers]}
 
 
+def structures(nb, cases, seed, coins):
+    """structure for each (sizes, p_drop): one call into the sandbox for all."""
+    return [structure(nb, sizes, p_drop, seed, coins) for sizes, p_drop in cases]
+
+
 def net_switch(nb, sizes, p_drop, seed, coins):
     net, _, layers, made, setup = network(nb, sizes, p_drop, seed, coins)
     if setup:
         return {"setup": setup}
     res = {"net": id(net)}
-    for name in ("eval", "train", "eval", "train"):
+    for name in ("eval", "eval", "train", "train"):
         force(made, name == "eval")      # every layer in the mode opposite to the one asked for
         r = method(nb, net, name, "MLP")()
         res.setdefault(name, []).append({"id": id(r), "type": type(r).__name__, "net": mode(nb, net, "MLP"),
@@ -435,6 +462,75 @@ def net_scores(nb, sizes, p_drop, seed, coins, params, X, streams, rates):
         trains.append(plain(fwd(X.copy())))
         train_logs.append(log(layers, made))
     return {"eval": evals, "eval_log": eval_log, "train": trains, "train_logs": train_logs}
+
+
+def net_steps(nb, sizes, p_drop, seed, coins, params, Xs, ys, streams, rates, lr):
+    """A few training steps (loss, then an update of net.params by the returned gradients), with an
+    evaluation in eval mode before the last one.  Before each step a new network is made in the
+    same state — the same params, masks and generator state — and gives its own loss and gradients
+    for that step: what the trained network returns must be the same."""
+    gen = np.random.default_rng(seed)
+    net, P, layers, made, setup = network(nb, sizes, p_drop, seed, coins, params, gen=gen)
+    if setup:
+        return {"setup": setup}
+    put(nb, net, made, True)
+    loss = method(nb, net, "loss", "MLP")
+
+    def one(lossf, X, y):
+        v = nb.pair(lossf(X.copy(), y.copy()), "MLP.loss", "(loss, grads)")
+        grads = v[1] if isinstance(v[1], dict) else {}
+        return number(v[0]), {k: plain(nb.run("grads.get", grads.get, k)) for k in P}, grads
+
+    out = []
+    for t, (X, y, masks) in enumerate(zip(Xs, ys, streams)):
+        if t == len(Xs) - 1:          # a look at the validation set, as a training loop does
+            put(nb, net, made, False)
+            method(nb, net, "forward", "MLP")(X.copy())
+            put(nb, net, made, True)
+        fgen = np.random.default_rng(seed)
+        fresh, fP, flayers, fmade, fsetup = network(nb, sizes, p_drop, seed, coins, None, gen=fgen)
+        fgen.bit_generator.state = gen.bit_generator.state      # after its own initialisation
+        for k, v in P.items():
+            w = fP.get(k)
+            if isinstance(v, np.ndarray) and isinstance(w, np.ndarray) and (w.shape, w.dtype) == (v.shape, v.dtype):
+                w[...] = v
+            else:
+                fP[k] = v.copy() if isinstance(v, np.ndarray) else v
+        put(nb, fresh, fmade, True)
+        feed(flayers, fmade, masks, rates)
+        f_loss, f_grads, _ = one(method(nb, fresh, "loss", "MLP"), X, y)
+        feed(layers, made, masks, rates)
+        t_loss, t_grads, raw = one(loss, X, y)
+        out.append({"loss": t_loss, "grads": t_grads, "fresh_loss": f_loss, "fresh_grads": f_grads})
+        for k in P:                   # plain SGD on the network's own arrays
+            g = raw.get(k)
+            if isinstance(P[k], np.ndarray) and isinstance(g, np.ndarray) and g.shape == P[k].shape:
+                P[k][...] = P[k] - lr * g
+    return {"steps": out}
+
+
+def net_rng(nb, sizes, p_drop, seeds, coins):
+    """Networks built with generators of the given seeds: their initial params, whether they drew
+    from the generator, and what each layer's generator draws next (or what it is instead)."""
+    np.random.seed(777)
+    global_before = np.random.get_state()[1].copy()
+    builds = []
+    for s in seeds:
+        gen = np.random.default_rng(s)
+        before = gen.bit_generator.state
+        net, P, layers, made, setup = network(nb, sizes, p_drop, s, coins, gen=gen)
+        if setup:
+            return {"setup": setup}
+        item = {"consumed": gen.bit_generator.state != before,
+                "params": {str(k): plain(v) for k, v in P.items()}, "rngs": []}
+        for d in layers:
+            r = d.rng if position(made, d) >= 0 else "not made by the network"
+            if isinstance(r, np.random.Generator):
+                item["rngs"].append({"draws": r.random(4)})
+            else:
+                item["rngs"].append({"type": r if isinstance(r, str) else "None" if r is None else type(r).__name__})
+        builds.append(item)
+    return {"builds": builds, "global_moved": not np.array_equal(np.random.get_state()[1], global_before)}
 
 
 def net_gradcheck(nb, sizes, p_drop, seed, coins, params, X, y, h, streams, rates):
@@ -478,6 +574,10 @@ def net_gradcheck(nb, sizes, p_drop, seed, coins, params, X, y, h, streams, rate
 
 
 # ---------------------------------------------------------------- grader-side helpers
+def isnan(v):
+    return bool(np.isnan(v))
+
+
 def as_array(value, shape, call):
     """The value must be a numeric ndarray of this shape; say what is wrong if not."""
     if isinstance(value, dict) and "not_array" in value:
@@ -662,17 +762,27 @@ class TestDropout:
 
     @mark.points(1)
     def test_train_eval_return_the_layer(self, learner):
-        """train() and eval() set `training` and return the layer itself"""
+        """train() and eval() set `training` (also when called twice) and return the layer itself"""
         r = learner.call(switch, LAYER, helpers=LAYER_HELPERS, seed=learner.seed(2))
-        assert r["after_eval"] is False, (
-            f"After layer.eval() the attribute `training` is {r['after_eval']!r}; eval() must set "
-            "training = False, or the layer keeps dropping at evaluation time.")
-        assert r["after_train"] is True, (
-            f"After layer.train() the attribute `training` is {r['after_train']!r}; train() must set "
-            "training = True.")
-        for name in ("eval", "train"):
-            assert r[f"{name}_id"] == r["layer"], (
-                f"layer.{name}() returned {returned(r[f'{name}_type'])}; return the layer itself (return self), "
+        steps = r["steps"]
+        first = {}
+        for k, step in enumerate(steps):
+            name, want = step["name"], step["name"] == "train"
+            again = k > 0 and steps[k - 1]["name"] == name
+            if step["mode"] is not want and again and steps[k - 1]["mode"] is want:
+                assert False, (
+                    f"After layer.{name}() was called twice in a row, `training` is {step['mode']!r}: "
+                    f"your {name}() toggles the mode instead of setting it. A network in eval mode gets "
+                    "eval() again (notebook 05's evaluate() does exactly that), and the layer must "
+                    f"then stay in {'training' if want else 'eval'} mode: set training = {want}, whatever "
+                    "it was before.")
+            assert step["mode"] is want, (
+                f"After layer.{name}() the attribute `training` is {step['mode']!r}; {name}() must set "
+                f"training = {want}" + (", or the layer keeps dropping at evaluation time." if not want else "."))
+            first.setdefault(name, step)
+        for name, step in first.items():
+            assert step["id"] == r["layer"], (
+                f"layer.{name}() returned {returned(step['type'])}; return the layer itself (return self), "
                 f"as torch.nn.Module.{name}() does, so that calls chain: layer.{name}().forward(x).")
 
     @mark.points(2)
@@ -720,9 +830,10 @@ class TestDropout:
                     hint = "it divides by p; inverted dropout divides by the KEEP probability 1 − p."
                 else:
                     hint = "check the scale factor: inverted dropout divides the kept elements by 1 − p."
+                shown, wanted = distinct(med, want, 4)
                 assert False, (
-                    f"At p = {p} the kept elements were multiplied by {med:.4g} (median of out / x); "
-                    f"expected 1 / (1 − p) = {want:.4g}: {hint}")
+                    f"At p = {p} the kept elements were multiplied by {shown} (median of out / x); "
+                    f"expected 1 / (1 − p) = {wanted}: {hint}")
         x, _ = inputs(learner.rng(22), (3, 4, 5))
         r = learner.call(train_forward, LAYER, helpers=LAYER_HELPERS, p=0.3, seed=learner.seed(12), x=x)
         as_array(r["out"], (3, 4, 5), "Dropout(0.3).forward(x) on a 3-D x")
@@ -876,10 +987,47 @@ class TestDropout:
                     if near(scale, q) and near(ratio, q * q) else
                     " — backward divides by 1 − p but your forward does not: forward and backward must "
                     "use the same factor" if near(scale, 1) and near(ratio, q) else "")
+            shown, wanted = distinct(ratio, scale, 4)
             assert False, (
-                f"backward scaled the kept gradients by {ratio:.4g}, but your forward multiplied the "
-                f"kept elements by {scale:.4g}; the derivative of out = x · factor is that same factor "
+                f"backward scaled the kept gradients by {shown}, but your forward multiplied the "
+                f"kept elements by {wanted}; the derivative of out = x · factor is that same factor "
                 f"where kept{hint}.")
+
+    @mark.points(1)
+    def test_layers_keep_their_own_masks(self, learner):
+        """two layers alive at once, used in turn for three steps: each backward uses its own layer's mask"""
+        ps, shape = (0.3, 0.6), (40, 50)
+        xs, douts = [], []
+        for t in range(3):
+            pair = [inputs(learner.rng(80 + 2 * t + j), shape) for j in range(2)]
+            xs.append([pair[0][0], pair[1][0]])
+            douts.append([pair[0][1], pair[1][1]])
+        steps = learner.call(two_layers, LAYER, helpers=LAYER_HELPERS, ps=ps,
+                             seeds=[learner.seed(80), learner.seed(81)], xs=xs, douts=douts)
+        names = ("A", "B")
+        for t, step in enumerate(steps):
+            for j in range(2):
+                out, dx, other = step["out"][j], step["dx"][j], step["out"][1 - j]
+                arrays = [v for v in (out, dx, other) if isinstance(v, np.ndarray) and v.shape == shape]
+                if len(arrays) < 3:
+                    continue          # a call that raised or returned no array: the other checks say why
+                x, x_other = xs[t][j], xs[t][1 - j]
+                seen = (x != 0) & (x_other != 0)
+                used = dx[seen] != 0               # dout has no zeros: dx is 0 exactly where dropped
+                own = mask_of(out, x)[seen]
+                theirs = mask_of(other, x_other)[seen]
+                # a correct layer's pattern is its own mask; it equals the other layer's (independent,
+                # p = 0.3 and 0.6: an element agrees with probability 0.46) with probability
+                # below 0.46^1000 for the >= 1000 elements seen here: never
+                if np.array_equal(used, own) or not np.array_equal(used, theirs):
+                    continue              # its own mask, or some other mistake graded elsewhere
+                assert False, (
+                    f"Two Dropout layers A (p = {ps[0]}) and B (p = {ps[1]}) were alive at once; at step "
+                    f"{t + 1} (forward A, forward B, backward B, backward A) layer {names[j]}'s backward "
+                    f"used the mask of layer {names[1 - j]}'s last forward. The layers share their cache: "
+                    "is it stored on the class (an attribute set in the class body, such as a dict or "
+                    "list that forward fills) rather than on the instance (self.…, set in __init__ or "
+                    "forward)? Every layer of a network must keep its own mask.")
 
     @mark.points(1)
     def test_p_zero_and_one(self, learner):
@@ -927,9 +1075,10 @@ class TestMLP:
     def test_structure(self, learner):
         """MLP(sizes, p_drop, rng) has float64 params of the right shapes and one Dropout per hidden layer,
         with its rate"""
-        for sizes, p_drop in (([4, 6, 5, 7, 3], [0.1, 0.3, 0.6]), ([3, 8, 2], 0.25)):
-            r = learner.call(structure, NET, helpers=NET_HELPERS, sizes=sizes, p_drop=p_drop,
-                             seed=learner.seed(100), coins=coins(learner, 101))
+        cases = (([4, 6, 5, 7, 3], [0.1, 0.3, 0.6]), ([3, 8, 2], 0.25))
+        rs = learner.call(structures, NET, helpers=NET_HELPERS + (structure,), cases=cases,
+                          seed=learner.seed(100), coins=coins(learner, 101))
+        for (sizes, p_drop), r in zip(cases, rs):
             assert_setup(r, sizes, own=True)
             call = f"MLP({sizes}, {p_drop})"
             L = len(sizes) - 1
@@ -973,13 +1122,19 @@ class TestMLP:
 
     @mark.points(1)
     def test_train_eval_reach_every_layer(self, learner):
-        """net.train() and net.eval() switch the network and every dropout layer, and return the network"""
+        """net.train() and net.eval() switch the network and every dropout layer (also when called twice), and
+        return the network"""
         sizes, p_drop = [4, 6, 5, 7, 3], [0.1, 0.3, 0.6]
         r = learner.call(net_switch, NET, helpers=NET_HELPERS, sizes=sizes, p_drop=p_drop,
                          seed=learner.seed(110), coins=coins(learner, 111))
         assert_setup(r, sizes)
         for name, want in (("eval", False), ("train", True)):
-            for step in r[name]:
+            for k, step in enumerate(r[name]):
+                assert not (k == 1 and step["net"] is not want), (
+                    f"After net.{name}() was called twice in a row, net.training is {step['net']!r}: "
+                    f"your {name}() toggles the mode instead of setting it (notebook 05's evaluate() "
+                    f"calls eval() on a network already in eval mode). Set training = {want}, whatever "
+                    "it was before.")
                 wrong = [i for i, m in enumerate(step["layers"], start=1) if m is not want]
                 assert not wrong, (
                     f"After net.{name}(), dropout layer(s) {wrong} have training = "
@@ -1060,6 +1215,92 @@ class TestMLP:
                        f"expected {hidden}: are they used in the order of net.dropouts?")
                     + "). Each dropout layer's output is the next affine layer's input, and nothing "
                     "else is scaled: the layer already divides by 1 − p.")
+
+    @mark.points(2)
+    def test_training_steps_start_afresh(self, learner):
+        """over several training steps (and an evaluation in between), each step's loss and gradients are
+        those of that step alone: nothing is left over from earlier calls"""
+        X, params, _ = net_case(learner, 150)
+        g = learner.rng(151)
+        steps = 4
+        Xs = [X] + [g.standard_normal(X.shape) for _ in range(steps - 1)]
+        ys = [g.integers(0, NET_SIZES[-1], NET_N) for _ in range(steps)]
+        streams = [[g.random(NET_N * H) for H in NET_SIZES[1:-1]] for _ in range(steps)]
+        r = learner.call(net_steps, NET, helpers=NET_HELPERS + (net_steps,), sizes=NET_SIZES,
+                         p_drop=NET_RATES, seed=learner.seed(152), coins=coins(learner, 153),
+                         params=params, Xs=Xs, ys=ys, streams=streams, rates=NET_RATES, lr=0.1)
+        assert_setup(r, NET_SIZES)
+        for t, step in enumerate(r["steps"]):
+            diffs = {}
+            for k, a in step["grads"].items():
+                b = step["fresh_grads"][k]
+                if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape):
+                    continue              # the gradients' form is the gradient check's business
+                if not np.allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True):
+                    with np.errstate(invalid="ignore"):
+                        diffs[k] = float(np.nanmax(np.abs(a - b))) if np.isfinite(a - b).any() else float("nan")
+            la, lb = step["loss"], step["fresh_loss"]
+            loss_differs = (isinstance(la, float) and isinstance(lb, float) and not (
+                la == lb or (isnan(la) and isnan(lb)) or abs(la - lb) <= 1e-9 * max(abs(la), abs(lb))))
+            if not diffs and not loss_differs:
+                continue
+            after = ("after an evaluation in eval mode, " if t == steps - 1 else "") + \
+                (f"after {t} earlier step(s) of net.loss and an update of the parameters" if t else "")
+            what = (", ".join(f"grads[{k!r}] by up to {v:.3g}" for k, v in sorted(diffs.items()))
+                    if diffs else f"the loss ({la:.10g} instead of {lb:.10g})")
+            earlier = ("The first step agreed, so something computed by an earlier call is used again: "
+                       "a list of caches that forward appends to but never empties (backward then reads "
+                       "the first call's entries), a cache filled only on the first call, or state kept "
+                       "on the class. Start every forward pass with fresh caches."
+                       if t else "They differ already at the first step: your network's result depends on "
+                       "more than its parameters, its layers' masks and its input (random numbers drawn "
+                       "outside the Dropout layers, or state left from building it).")
+            assert False, (
+                f"At training step {t + 1} ({after or 'the first step'}), net.loss(X, y) differs from "
+                f"what a new network in exactly the same state (same parameters, masks and input) "
+                f"returns: {what}. {earlier}"
+                + (" Here the step right after an eval-mode forward pass differs: that forward pass "
+                   "left something behind that the training step used." if t == steps - 1 else ""))
+
+    @mark.points(1)
+    def test_randomness_comes_from_its_generator(self, learner):
+        """MLP(sizes, p_drop, rng) draws its weights from rng and gives every Dropout layer rng (or a
+        generator spawned from it): the same seed makes the same network, nothing global"""
+        sizes, p_drop = [4, 6, 5, 3], [0.2, 0.5]
+        seed = learner.seed(160)
+        r = learner.call(net_rng, NET, helpers=NET_HELPERS + (net_rng,), sizes=sizes, p_drop=p_drop,
+                         seeds=[seed, seed, seed + 1], coins=coins(learner, 161))
+        assert_setup(r, sizes)
+        a, b, c = r["builds"]
+        for k, item in enumerate(a["rngs"], start=1):
+            assert "draws" in item, (
+                f"MLP({sizes}, {p_drop}, rng) made dropout layer {k} with rng = {item['type']}: the layer "
+                "then draws its masks from a fresh, unseeded generator of its own, so no run can be "
+                "repeated from the seed. Give every Dropout layer the network's generator, "
+                "Dropout(p, self.rng) (or one spawned from it).")
+        same = {k: isinstance(v, np.ndarray) and isinstance(b["params"].get(k), np.ndarray)
+                and v.shape == b["params"][k].shape and np.array_equal(v, b["params"][k])
+                for k, v in a["params"].items()}
+        glob = " It draws from NumPy's global generator (np.random.…)." if r["global_moved"] else ""
+        assert all(same.values()), (
+            f"Two networks built with generators of the same seed got different initial parameters "
+            f"({', '.join(k for k, v in same.items() if not v)}).{glob} Draw the weights from the "
+            "generator rng only, so that a seed repeats a run.")
+        for k, (x, y) in enumerate(zip(a["rngs"], b["rngs"]), start=1):
+            assert np.array_equal(x["draws"], y["draws"]), (
+                f"Dropout layer {k} of two networks built with generators of the same seed draws "
+                "different numbers: its generator is not the network's (a new np.random.default_rng() "
+                "made without the seed?). Give it self.rng, or a generator spawned from self.rng.")
+        assert not r["global_moved"], (
+            "Building the network drew from NumPy's global generator (np.random.…); the network's "
+            "generator rng must be the only source of randomness.")
+        assert a["consumed"], (
+            f"MLP({sizes}, {p_drop}, rng) drew nothing from the generator it was given: the initial "
+            "weights must come from rng (self.rng), so that the seed decides them.")
+        # generators of two different seeds draw the same 4 doubles with probability ~2^-200: never
+        assert not all(np.array_equal(x["draws"], y["draws"]) for x, y in zip(a["rngs"], c["rngs"])), (
+            "Dropout layers of networks built with generators of different seeds draw the same "
+            "numbers: is a seed fixed inside the network? Use the generator rng that was passed.")
 
     @mark.points(3)
     def test_gradient_check(self, learner):

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from grader.checks import mark
-from grader.checks.dropout_checks import assert_independent_coins, factor_name
+from grader.checks.dropout_checks import assert_independent_coins, distinct, factor_name
 from grader.checks.stats import hoeffding, pct
 
 CONVERT = ("convert_rate",)
@@ -57,6 +57,28 @@ def dropout_calls(nb, x, rate, seed, training="omit"):
     return {"outs": [out], "x_after": x, "next_draw": rng.random()}
 
 
+def training_calls(nb, cases):
+    """dropout_calls in training mode for each (x, rate, seed): one call into the sandbox for all."""
+    return [dropout_calls(nb, x, rate, seed, training=True) for x, rate, seed in cases]
+
+
+def flag(name):
+    """The training flag a probe passes, from its name (a helper: probes see no module globals)."""
+    return {"False": False, "None": None, "0": 0, "np.False_": np.False_, "True": True}[name]
+
+
+def inference_calls(nb, x, rate, seed, trainings):
+    """keras_dropout(x, rate[, training=flag], rng=default_rng(seed)) for each flag ("omit" or a
+    name for flag()): the output and the generator's next number."""
+    f = nb.fn("keras_dropout")
+    res = []
+    for t in trainings:
+        rng, given = np.random.default_rng(seed), x.copy()
+        out = f(given, rate, rng=rng) if t == "omit" else f(given, rate, training=flag(t), rng=rng)
+        res.append({"out": out, "next_draw": rng.random()})
+    return res
+
+
 def dropout_edges(nb, x, seed):
     """rate 0 and rate 1 in training mode, with floating-point warnings raised as errors."""
     f = nb.fn("keras_dropout")
@@ -70,15 +92,20 @@ def dropout_edges(nb, x, seed):
     return res
 
 
-def dropout_invalid(nb, rates):
+def dropout_invalid(nb, rates, modes=("True",)):
+    """What keras_dropout does with each rate in each mode ("omit" or a name for flag())."""
     f = nb.fn("keras_dropout")
     out = []
     for rate in rates:
-        try:
-            f(np.ones((4, 5)), rate, training=True, rng=np.random.default_rng(0))
-            out.append("accepted")
-        except nb.Raised as e:
-            out.append(e.type)
+        for mode in modes:
+            try:
+                if mode == "omit":
+                    f(np.ones((4, 5)), rate, rng=np.random.default_rng(0))
+                else:
+                    f(np.ones((4, 5)), rate, training=flag(mode), rng=np.random.default_rng(0))
+                out.append("accepted")
+            except nb.Raised as e:
+                out.append(e.type)
     return out
 
 
@@ -115,6 +142,15 @@ def number(r, call):
     return float(v)
 
 
+def rounding_hint(have, want):
+    """' That is {want} rounded to k decimals …' when it is; '' otherwise."""
+    for k in range(0, 7):
+        if abs(have - want) > 1e-12 and abs(have - round(want, k)) < 1e-12:
+            return (f" That is {want:g} rounded to {k} decimal{'s' if k != 1 else ''}: return the exact "
+                    "value — a dropout strength is a probability, and rounding belongs to printing only.")
+    return ""
+
+
 def array(value, shape, call):
     assert isinstance(value, np.ndarray) and value.dtype.kind in "biuf", (
         f"{call} returned {type(value).__name__}; it should return a NumPy array of numbers "
@@ -143,7 +179,8 @@ class TestConvertRate:
     @mark.points(1)
     def test_p_and_rate_are_the_same_number(self, learner):
         """p (PyTorch) and rate (Keras) are both the drop probability: converting keeps the number"""
-        cases = [(0.2, "p", "rate"), (0.35, "rate", "p"), (0.2, "p", "p"), (0.8, "keep_prob", "keep_prob")]
+        cases = [(0.2, "p", "rate"), (0.35, "rate", "p"), (0.2, "p", "p"), (0.8, "keep_prob", "keep_prob"),
+                 (0.123456789, "p", "rate"), (0.0625, "keep_prob", "keep_prob"), (0.999, "rate", "rate")]
         got = learner.call(convert, CONVERT, cases=cases)
         for (v, src, dst), r in zip(cases, got):
             call = f"convert_rate({v}, {src!r}, {dst!r})"
@@ -154,13 +191,14 @@ class TestConvertRate:
                                f"p = {v} is rate = {v}; only keep_prob counts the other way.")
             assert abs(have - v) < 1e-12, (f"{call} returned {have!r}; expected {v}: the same "
                                            "convention, or two names for the drop probability, "
-                                           "give the same number.")
+                                           "give the same number." + rounding_hint(have, v))
 
     @mark.points(2)
     def test_keep_prob_is_one_minus_the_drop_probability(self, learner):
         """keep_prob = 1 − p = 1 − rate, in both directions"""
         cases = [(0.8, "keep_prob", "rate"), (0.9, "keep_prob", "p"), (0.3, "p", "keep_prob"),
-                 (0.25, "rate", "keep_prob")]
+                 (0.25, "rate", "keep_prob"), (0.125, "p", "keep_prob"), (0.0625, "keep_prob", "rate"),
+                 (0.999, "rate", "keep_prob")]
         got = learner.call(convert, CONVERT, cases=cases)
         for (v, src, dst), r in zip(cases, got):
             call = f"convert_rate({v}, {src!r}, {dst!r})"
@@ -170,22 +208,29 @@ class TestConvertRate:
                                f"count opposite things ({'keep' if src == 'keep_prob' else 'drop'} vs "
                                f"{'keep' if dst == 'keep_prob' else 'drop'}): a TF1 keep_prob of 0.8 "
                                "drops 20 %, so it is rate = 0.2.")
+            hint = rounding_hint(have, 1 - v)
             assert abs(have - (1 - v)) < 1e-12, (
-                f"{call} returned {have!r}; expected 1 − {v} = {1 - v:g}: keep_prob is the share "
-                "KEPT, p and rate the share dropped.")
+                (f"{call} returned {have!r}; expected 1 − {v} = {1 - v:.12g}." + hint) if hint else
+                (f"{call} returned {have!r}; expected 1 − {v} = {1 - v:.12g}: keep_prob is the share "
+                 "KEPT, p and rate the share dropped."))
 
     @mark.points(1)
     def test_rejects_unknown_names_and_values_outside_0_1(self, learner):
         """an unknown convention name, or a value outside [0, 1] (or NaN), raises ValueError"""
         cases = [(0.2, "keep", "rate"), (0.2, "p", "drop_rate"), (-0.1, "p", "rate"),
-                 (1.5, "keep_prob", "p"), (float("nan"), "rate", "keep_prob")]
+                 (1.5, "keep_prob", "p"), (float("nan"), "rate", "keep_prob"),
+                 # the same convention on both sides: nothing to convert, but still validated
+                 (1.5, "p", "p"), (float("nan"), "rate", "rate"), (0.2, "keep", "keep"),
+                 (-0.25, "keep_prob", "keep_prob")]
         got = learner.call(convert, CONVERT, cases=cases)
         for (v, src, dst), r in zip(cases, got):
             call = f"convert_rate({v}, {src!r}, {dst!r})"
             what = "an unknown convention name" if v == 0.2 else (
                 "NaN" if math.isnan(v) else "a value outside [0, 1]")
             if "raised" not in r:
-                hint = (" Written as `not 0 <= value <= 1`, the test rejects NaN too." if math.isnan(v)
+                hint = (" Your function returns before validating when both conventions are the same: "
+                        "validate the names and the value first, on every path." if src == dst else
+                        " Written as `not 0 <= value <= 1`, the test rejects NaN too." if math.isnan(v)
                         else " Compare the name with the three known ones and raise otherwise — a "
                         "typo such as 'keep' must not silently count as 'p'." if v == 0.2 else "")
                 assert False, f"{call} returned {r['value']!r}; {what} should raise ValueError.{hint}"
@@ -199,12 +244,14 @@ class TestConvertRate:
 class TestKerasDropout:
     @mark.points(2)
     def test_default_is_inference(self, learner):
-        """without training=True it is the identity and draws nothing (Keras's default)"""
-        x = seeded_x(learner, 1, (300, 200), zeros=0.1)
-        for training in ("omit", False):
-            r = learner.call(dropout_calls, DROP, x=x, rate=0.3, seed=learner.seed(2), training=training)
+        """without a true training flag (omitted, False, None, 0, np.False_) it is the identity and draws
+        nothing (Keras's default)"""
+        x = seeded_x(learner, 1, (200, 100), zeros=0.1)
+        flags = ("omit", "False", "None", "0", "np.False_")
+        rs = learner.call(inference_calls, DROP, helpers=(flag,), x=x, rate=0.3, seed=learner.seed(2), trainings=flags)
+        for training, r in zip(flags, rs):
             call = dcall(0.3, training)
-            out = array(r["outs"][0], x.shape, call)
+            out = array(r["out"], x.shape, call)
             nz = x != 0
             dropped = float(np.mean(out[nz] == 0))
             if training == "omit" and dropped > 0.1:
@@ -212,6 +259,11 @@ class TestKerasDropout:
                                "elements. In Keras a layer called without training=True is in "
                                "inference mode and returns x unchanged; only fit() (or you) passes "
                                "training=True. Make the default training=False.")
+            if dropped > 0.1:
+                assert False, (f"{call} dropped {pct(dropped)} of the elements: your function treats "
+                               f"training={training} as training. Keras trains only when the flag is "
+                               "true; None (the mode not set), 0 and NumPy's False are all inference — "
+                               "test the flag's truth, not its identity with True or False.")
             if not np.array_equal(out, x):
                 f = factor_name(float(np.median(out[nz] / x[nz])), 0.3)
                 extra = (f" It multiplied x by {f}: that is classic dropout's test-time scaling; "
@@ -228,11 +280,11 @@ class TestKerasDropout:
     @mark.points(2)
     def test_training_drops_a_share_rate(self, learner):
         """training=True drops each element with probability rate (rate = 0.2, 0.7)"""
-        shape = (400, 500)
+        shape, rates = (400, 500), (0.2, 0.7)
+        rs = learner.call(training_calls, DROP, helpers=(dropout_calls,), cases=[
+            (seeded_x(learner, 10 + k, shape), rate, learner.seed(20 + k)) for k, rate in enumerate(rates)])
         res = []
-        for k, rate in enumerate((0.2, 0.7)):
-            x = seeded_x(learner, 10 + k, shape)
-            r = learner.call(dropout_calls, DROP, x=x, rate=rate, seed=learner.seed(20 + k), training=True)
+        for rate, r in zip(rates, rs):
             dropped = array(r["outs"][0], shape, dcall(rate, True)) == 0
             # A mask repeated along rows or columns is test_one_coin_per_element's business; here
             # only its distinct coins count (a correct mask repeats a row with probability < 1e-50).
@@ -255,9 +307,11 @@ class TestKerasDropout:
     @mark.points(2)
     def test_survivors_are_scaled_by_1_over_1_minus_rate(self, learner):
         """training: each element is 0 or x / (1 − rate); zeros in x stay 0 (rate = 0.3, 0.6)"""
-        for k, rate in enumerate((0.3, 0.6)):
-            x = seeded_x(learner, 30 + k, (200, 300), low=-2.0, high=2.0, zeros=0.1)
-            r = learner.call(dropout_calls, DROP, x=x, rate=rate, seed=learner.seed(40 + k), training=True)
+        rates = (0.3, 0.6)
+        xs = [seeded_x(learner, 30 + k, (200, 300), low=-2.0, high=2.0, zeros=0.1) for k in range(2)]
+        rs = learner.call(training_calls, DROP, helpers=(dropout_calls,), cases=[
+            (x, rate, learner.seed(40 + k)) for k, (x, rate) in enumerate(zip(xs, rates))])
+        for x, rate, r in zip(xs, rates, rs):
             call = dcall(rate, True)
             out = array(r["outs"][0], x.shape, call)
             assert np.all(out[x == 0] == 0), (
@@ -273,10 +327,11 @@ class TestKerasDropout:
                 how = {"1": " — the survivors were not scaled at all", "1 − p": " — they were "
                        "multiplied by 1 − rate instead of divided", "1/p": " — divided by rate, not "
                        "by 1 − rate", "1/(1 − p)²": " — divided by 1 − rate twice"}.get(name, "")
+                shown, wanted = distinct(m, 1 / (1 - rate), 5)
                 assert False, (
                     f"{call}: {int(bad.sum())} of {int(kept.sum())} kept elements are not x / (1 − rate); "
-                    f"the median kept/x ratio is {m:.4f}{' (= ' + name.replace('p', 'rate') + ')' if name else ''}"
-                    f"{how}. Keras divides the survivors by 1 − rate = {1 - rate:g} (×{1 / (1 - rate):.4f}), "
+                    f"the median kept/x ratio is {shown}{' (= ' + name.replace('p', 'rate') + ')' if name else ''}"
+                    f"{how}. Keras divides the survivors by 1 − rate = {1 - rate:g} (×{wanted}), "
                     "so the expected output equals x.")
 
     @mark.points(1)
@@ -309,18 +364,22 @@ class TestKerasDropout:
 
     @mark.points(1)
     def test_rejects_rate_outside_0_1(self, learner):
-        """rate < 0, rate > 1 and NaN raise ValueError (as keras.layers.Dropout does)"""
-        rates = [-0.1, 1.5, float("nan")]
-        got = learner.call(dropout_invalid, DROP, rates=rates)
-        for rate, r in zip(rates, got):
+        """rate < 0, rate > 1 and NaN raise ValueError in every mode (as keras.layers.Dropout does)"""
+        rates, modes = [-0.1, 1.5, float("nan")], ("True", "omit", "False")
+        got = learner.call(dropout_invalid, DROP, helpers=(flag,), rates=rates, modes=modes)
+        tried = [(rate, mode) for rate in rates for mode in modes]
+        # training mode first: a rate refused only there is named for what it is
+        for (rate, mode), r in sorted(zip(tried, got), key=lambda t: t[0][1] != "True"):
+            call = dcall(rate, True if mode == "True" else mode).replace(", rng=rng", "")
             if r == "accepted":
-                hint = (" Written as `not 0 <= rate <= 1`, the test rejects NaN too." if math.isnan(rate)
+                hint = (" Your function returns x before it validates the rate: keras.layers.Dropout "
+                        "refuses an invalid rate when the layer is made, whatever the mode, so check "
+                        "the rate first, on every path." if mode != "True" else
+                        " Written as `not 0 <= rate <= 1`, the test rejects NaN too." if math.isnan(rate)
                         else " Keras 2 accepted such rates silently (Dropout(256) zeroed everything); "
                         "Keras 3 raises.")
-                assert False, (f"keras_dropout(x, rate={rate}, training=True) was accepted; it should raise "
-                               f"ValueError.{hint}")
-            assert r == "ValueError", (f"keras_dropout(x, rate={rate}, training=True) raised {r}; "
-                                       "it should raise ValueError.")
+                assert False, f"{call} was accepted; it should raise ValueError.{hint}"
+            assert r == "ValueError", f"{call} raised {r}; it should raise ValueError."
 
     @mark.points(1)
     def test_uses_the_generator_it_is_given(self, learner):
