@@ -294,9 +294,10 @@ def assert_independent_coins(m, what="mask"):
             f"± {pct(t_pair + 2 * t_f)}. The coins are not independent.")
 
 
-def distinct(got, want, least=3):
-    """got and want written with the fewest significant digits (at least `least`, at most 17)
-    that tell them apart, so that a message never shows two different numbers as the same."""
+def distinct_digits(got, want, least=3):
+    """got and want written with the fewest SIGNIFICANT digits (at least `least`, at most 17)
+    that tell them apart (distinct() counts decimals): for numbers of any size, such as
+    relative errors, a message never shows two different numbers as the same."""
     for digits in range(least, 18):
         a, b = f"{got:.{digits}g}", f"{want:.{digits}g}"
         if a != b:

@@ -43,7 +43,7 @@ import weakref
 import numpy as np
 
 from grader.checks import mark
-from grader.checks.dropout_checks import distinct
+from grader.checks.dropout_checks import distinct_digits
 from grader.sandbox.host import LearnerError
 
 NG = ("numerical_gradient",)
@@ -618,7 +618,7 @@ class TestRelativeError:
                 continue
             hint = (" Without the floor, a difference of 1e-12 against 0 counts as a 100% error."
                     if isnan(v) or v > 0.5 else "")
-            shown, wanted = distinct(v, want)
+            shown, wanted = distinct_digits(v, want)
             assert False, (
                 f"{rel_call(what)} returned {shown}; expected {wanted}: the denominator is "
                 f"max(|a| + |b|, 1e-8), so a difference of {abs(a[0] - b[0]):g} where both values "
@@ -709,7 +709,7 @@ class TestRelativeError:
             # arithmetic each element's quotient is off by a few 6e-8: 1e-6 for those.
             if close(v, want, 2e-7 if a.dtype == np.float64 else 1e-6):
                 continue
-            shown, wanted = distinct(v, want)
+            shown, wanted = distinct_digits(v, want)
             msg = (f"{call}{' (signs that differ)' if (a * b < 0).any() else ''} returned {shown}; "
                    f"expected {wanted}, the largest element-wise |a − b| / max(|a| + |b|, 1e-8).")
             elementwise = np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), REL_FLOOR)

@@ -36,7 +36,7 @@ a correct implementation is stated next to each of them.
 import numpy as np
 
 from grader.checks import mark
-from grader.checks.dropout_checks import assert_independent_coins, distinct, plain
+from grader.checks.dropout_checks import assert_independent_coins, distinct_digits, plain
 from grader.checks.stats import hoeffding, pct
 
 LAYER = ("Dropout",)
@@ -830,7 +830,7 @@ class TestDropout:
                     hint = "it divides by p; inverted dropout divides by the KEEP probability 1 − p."
                 else:
                     hint = "check the scale factor: inverted dropout divides the kept elements by 1 − p."
-                shown, wanted = distinct(med, want, 4)
+                shown, wanted = distinct_digits(med, want, 4)
                 assert False, (
                     f"At p = {p} the kept elements were multiplied by {shown} (median of out / x); "
                     f"expected 1 / (1 − p) = {wanted}: {hint}")
@@ -987,7 +987,7 @@ class TestDropout:
                     if near(scale, q) and near(ratio, q * q) else
                     " — backward divides by 1 − p but your forward does not: forward and backward must "
                     "use the same factor" if near(scale, 1) and near(ratio, q) else "")
-            shown, wanted = distinct(ratio, scale, 4)
+            shown, wanted = distinct_digits(ratio, scale, 4)
             assert False, (
                 f"backward scaled the kept gradients by {shown}, but your forward multiplied the "
                 f"kept elements by {wanted}; the derivative of out = x · factor is that same factor "

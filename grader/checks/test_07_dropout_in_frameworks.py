@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from grader.checks import mark
-from grader.checks.dropout_checks import assert_independent_coins, distinct, factor_name
+from grader.checks.dropout_checks import assert_independent_coins, distinct_digits, factor_name
 from grader.checks.stats import hoeffding, pct
 
 CONVERT = ("convert_rate",)
@@ -327,7 +327,7 @@ class TestKerasDropout:
                 how = {"1": " — the survivors were not scaled at all", "1 − p": " — they were "
                        "multiplied by 1 − rate instead of divided", "1/p": " — divided by rate, not "
                        "by 1 − rate", "1/(1 − p)²": " — divided by 1 − rate twice"}.get(name, "")
-                shown, wanted = distinct(m, 1 / (1 - rate), 5)
+                shown, wanted = distinct_digits(m, 1 / (1 - rate), 5)
                 assert False, (
                     f"{call}: {int(bad.sum())} of {int(kept.sum())} kept elements are not x / (1 − rate); "
                     f"the median kept/x ratio is {shown}{' (= ' + name.replace('p', 'rate') + ')' if name else ''}"
