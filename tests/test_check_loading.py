@@ -22,7 +22,7 @@ def _records(tmp_path, front_end, flags=(), env=None):
     nb = variant(tmp_path, "01_bernoulli_mask", SWAPPED)
     code, tests = front_end_records(front_end, [nb], tmp_path, flags, {**ENV, **(env or {})})
     assert code in (0, 1)
-    return [(t["check"], t["score"], t["status"], t["output"]) for t in tests]
+    return [(t["extra_data"]["check"], t["score"], t["status"], t["output"]) for t in tests]
 
 
 def test_interpreter_flags_change_no_score_or_message(tmp_path):
@@ -80,6 +80,20 @@ def test_a_probe_reading_a_name_it_is_not_sent_fails_its_import_naming_it(tmp_pa
         return
     with pytest.raises(ImportError, match=repr(name)):
         probes.verify(module)
+
+
+@pytest.mark.parametrize("helpers", ["(*HELPERS,)", "HELPERS + ()", "() + HELPERS", "(*(), *HELPERS)"])
+def test_helpers_given_as_module_tuples_starred_or_added_are_read(tmp_path, helpers):
+    """helpers=(*SHARED, own) and helpers=SHARED + (own,) are read without running the check;
+    a name missing from them still fails the import."""
+    src = GOOD.replace("LIMIT = 3\n", "LIMIT = 3\n    HELPERS = ()\n").replace(
+        "helpers=(plain,)", f"helpers={helpers}")
+    with pytest.raises(ImportError, match="'plain'"):
+        probes.verify(_module(tmp_path, src))
+    src = src.replace("HELPERS = ()", "HELPERS = (plain,)").replace("    def plain(v)", "    def plain(v)")
+    module = _module(tmp_path, src.replace("HELPERS = (plain,)", "").replace(
+        "def masks(nb", "HELPERS = (plain,)\n\n\n    def masks(nb"))
+    probes.verify(module)
 
 
 @pytest.mark.parametrize("option", probes.options())

@@ -35,7 +35,7 @@ def test_both_front_ends_give_identical_records(tmp_path, case):
     if case.startswith("notebooks"):
         assert len(failed) == len(engine) and all("not implemented" in t["output"] for t in failed)
     if case.startswith("a keep/drop"):
-        assert [t["check"] for t in failed] == ["test_kept_fraction_is_one_minus_p"]
+        assert [t["extra_data"]["check"] for t in failed] == ["test_kept_fraction_is_one_minus_p"]
 
 
 def test_pytest_options_work_on_the_checks(tmp_path):

@@ -54,8 +54,17 @@ def _tuple_names(node, namespace):
     """Function names of a helpers=... expression: a tuple/list of names, or a module-level
     tuple; None when it cannot be read without running the check."""
     if isinstance(node, (ast.Tuple, ast.List)):
-        names = [e.id for e in node.elts if isinstance(e, ast.Name)]
-        return set(names) if len(names) == len(node.elts) else None
+        names = set()
+        for e in node.elts:   # a name, or *a module-level tuple of them
+            part = ({e.id} if isinstance(e, ast.Name) else
+                    _tuple_names(e.value, namespace) if isinstance(e, ast.Starred) else None)
+            if part is None:
+                return None
+            names |= part
+        return names
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):   # HELPERS + (more,)
+        left, right = _tuple_names(node.left, namespace), _tuple_names(node.right, namespace)
+        return None if left is None or right is None else left | right
     if isinstance(node, ast.Name) and isinstance(namespace.get(node.id), (tuple, list)):
         return {getattr(f, "__name__", "") for f in namespace[node.id]}
     return None
