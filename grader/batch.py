@@ -30,7 +30,7 @@ import time
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from grader import nbfile
+from grader import nbfile, text
 from grader.publish import classlist, report
 from grader.sandbox import codec
 
@@ -352,7 +352,7 @@ def _serve_jobs(proto_in, proto_out, stems, server):
         try:
             folder.mkdir(mode=0o700)
             staged = stage(job["source"], folder, stems)
-            answer.update(notes=staged.notes, unreadable=staged.unreadable, fatal=staged.fatal)
+            answer.update(text.clean_all(dict(notes=staged.notes, unreadable=staged.unreadable, fatal=staged.fatal)))
             if staged.fatal is None:
                 config = Config(**job["config"])
                 sub = engine.load([str(folder)], config, unreadable=staged.unreadable)
@@ -361,7 +361,7 @@ def _serve_jobs(proto_in, proto_out, stems, server):
                                                  uid=job.get("uid"), server=server, info=info)
                 answer["isolation"] = info.get("isolation")
         except Exception as e:  # noqa: BLE001 - reported in the learner's row
-            answer["error"] = f"{type(e).__name__}: {e}"
+            answer["error"] = text.clean(f"{type(e).__name__}: {e}", text.MAX_MESSAGE)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         answer["seconds"] = round(time.monotonic() - t0, 3)

@@ -25,7 +25,6 @@ failed, or a LearnerError kind, or grader_error), message; visibility when set.
 """
 import importlib
 import inspect
-import re
 import time
 from pathlib import Path
 
@@ -33,8 +32,8 @@ import numpy as np
 
 from grader import nbfile, submission
 from grader.config import DEFAULT, GRADER_DIR
-from grader.publish import report
 from grader.sandbox.host import GraderBug, LearnerError, Limits, Sandbox, default_hide
+from grader.text import MAX_MESSAGE, clean
 
 CHECKS_DIR = GRADER_DIR / "checks"
 UNSANDBOXED = ("unsandboxed self-study mode: this machine cannot sandbox learner code (no fork or "
@@ -201,72 +200,7 @@ def reference_source(course, stem, names):
 
 
 # ---------------------------------------------------------------- handed-out stubs
-_DEF = re.compile(r"^(?:async\s+)?(def|class)\s+(\w+)")
-_BIND = re.compile(r"^(\w+)\s*(?::[^=\n]*)?=(?!=)|^(?:from\s+\S+\s+)?import\s+(.+)$")
-_INDENT = re.compile(r"^\s+")
-
-
-def _first_statement(lines, start):
-    """The first statement of the block whose header starts at lines[start] (its text, or ""):
-    blank lines, comments and a docstring are skipped.  A text scan, never a parse: the
-    learner's cells are not parsed or run in the grader's process."""
-    i = start
-    while i < len(lines) and not lines[i].split("#")[0].rstrip().endswith(":"):
-        i += 1                                      # a signature over several lines
-    i += 1
-    in_doc = None
-    while i < len(lines):
-        text = lines[i].strip()
-        i += 1
-        if in_doc:
-            if in_doc in text:
-                in_doc = None
-            continue
-        if not text or text.startswith("#"):
-            continue
-        for q in ('"""', "'''"):
-            if text.startswith((q, "r" + q)):
-                rest = text[text.index(q) + 3:]
-                if q not in rest:
-                    in_doc = q
-                break
-        else:
-            return text
-    return ""
-
-
-def stub_names(cells):
-    """Names whose last definition in a notebook is still the handed-out stub: a function whose
-    first statement is `raise NotImplementedError`, or a class whose __init__ (or first method)
-    is one.  Calls into them are reported as not implemented without starting a process."""
-    last = {}
-    for src in cells:
-        lines = src.split("\n")
-        for i, line in enumerate(lines):
-            m = _DEF.match(line)
-            if m:
-                kind, name = m.groups()
-                if kind == "def":
-                    last[name] = _first_statement(lines, i).startswith("raise NotImplementedError")
-                else:
-                    body_end = next((j for j in range(i + 1, len(lines)) if lines[j].strip()
-                                     and not _INDENT.match(lines[j])), len(lines))
-                    methods = [j for j in range(i + 1, body_end)
-                               if re.match(r"^\s+(?:async\s+)?def\s+\w+", lines[j])]
-                    init = next((j for j in methods if re.match(r"^\s+def\s+__init__\b", lines[j])),
-                                methods[0] if methods else None)
-                    last[name] = init is not None and \
-                        _first_statement(lines, init).startswith("raise NotImplementedError")
-                continue
-            b = _BIND.match(line)
-            if b and b.group(1):
-                last[b.group(1)] = False
-            elif b and b.group(2):
-                for part in b.group(2).split(","):
-                    words = part.split()
-                    if words:
-                        last[words[-1].strip("()")] = False
-    return {name for name, stub in last.items() if stub}
+from grader.stubs import notebook_stubs, stub_names  # noqa: E402,F401 - read as text, linear (see there)
 
 
 # ---------------------------------------------------------------- one grading
@@ -285,7 +219,7 @@ class Run:
 
     def stubs(self, stem):
         if stem not in self._stubs:
-            self._stubs[stem] = stub_names(self.sub.notebooks.get(stem, []))
+            self._stubs[stem] = notebook_stubs(self.course, stem, self.sub.notebooks.get(stem, []))
         return self._stubs[stem]
 
     def start(self):
@@ -361,7 +295,7 @@ def grade(sub, config=DEFAULT, label=None, uid=None, server=None, info=None):
             rec = {"notebook": stem, "exercise": check.exercise, "name": check.title,
                    "check": check.name, "number": f"{stem[:2]}.{count[stem]}",
                    "max_score": check.points, "score": check.points if status == "passed" else 0.0,
-                   "status": status, "kind": kind, "message": report.clean(message)}
+                   "status": status, "kind": kind, "message": clean(message, MAX_MESSAGE)}
             vis = check.visibility or config.visibility
             if vis:
                 rec["visibility"] = vis

@@ -8,32 +8,62 @@ import re
 from pathlib import Path
 
 STEM = re.compile(r"^(\d\d)_")
+MAX_BYTES = 64 * 2**20   # of one notebook file; more is refused, not read
+MAX_ITEMS = 1 << 20      # JSON values (lists, objects, numbers, strings) in one notebook
+MAX_DIGITS = 100         # of one JSON integer (a notebook's are counts and versions)
 
 
 class BadInput(Exception):
     """Input the grader cannot use; the message is one line for the user."""
 
 
+def _int(text):
+    if len(text) > MAX_DIGITS:
+        raise ValueError(f"a number of {len(text)} digits")
+    return int(text)
+
+
 def code_cells(path):
-    """Cell sources of a notebook, in order; non-code cells are '' so cell numbers match."""
+    """Cell sources of a notebook, in order; non-code cells are '' so cell numbers match.
+
+    Linear in the file's size, and bounded: at most MAX_BYTES are read, and a file whose JSON
+    holds more than MAX_ITEMS values (counted as its brackets and commas, before parsing) is
+    refused, so reading one holds at most about 9 bytes per byte of the file plus
+    MAX_ITEMS * 100 bytes.  Every problem is a BadInput with one line."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)
     except IsADirectoryError:
         raise BadInput(f"{path} is a folder, not a notebook") from None
     except OSError as e:
         raise BadInput(f"cannot read {path}: {e.strerror}") from None
+    if len(raw) > MAX_BYTES:
+        raise BadInput(f"{path} is larger than {MAX_BYTES // 2**20} MiB")
+    if raw.count(b"[") + raw.count(b"{") + raw.count(b",") > MAX_ITEMS:
+        raise BadInput(f"{path} is not a notebook the grader can read (more than {MAX_ITEMS} JSON values)")
     try:
-        nb = json.loads(raw.decode("utf-8-sig"))
+        text = raw.decode("utf-8-sig")
+        del raw
+        nb = json.loads(text, parse_int=_int)
     except UnicodeDecodeError:
         raise BadInput(f"{path} is not a notebook: it is not UTF-8 text") from None
     except json.JSONDecodeError as e:
         raise BadInput(f"{path} is not valid notebook JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
-    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+    except (ValueError, RecursionError, MemoryError) as e:
+        why = str(e)[:100] if isinstance(e, ValueError) else "nested too deeply or too large"
+        raise BadInput(f"{path} is not a notebook the grader can read ({why})") from None
+    if not isinstance(nb, dict):
         raise BadInput(f"{path} is not a Jupyter notebook (it has no list of cells)")
-    if nb.get("nbformat") != 4:
-        raise BadInput(f"{path} is notebook format {nb.get('nbformat')!r}; the grader reads format 4 "
+    fmt = nb.get("nbformat")
+    if fmt is None and not isinstance(nb.get("cells"), list) and "worksheets" not in nb:
+        raise BadInput(f"{path} is not a Jupyter notebook (it has no list of cells)")
+    if fmt != 4:
+        shown = fmt if isinstance(fmt, (int, float, str)) and len(str(fmt)) <= 20 else "unknown"
+        raise BadInput(f"{path} is notebook format {shown!r}; the grader reads format 4 "
                        "(open and save it in a current Jupyter)")
+    if not isinstance(nb.get("cells"), list):
+        raise BadInput(f"{path} is not a Jupyter notebook (it has no list of cells)")
     cells = []
     for i, cell in enumerate(nb["cells"], start=1):
         if not isinstance(cell, dict):

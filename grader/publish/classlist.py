@@ -61,7 +61,7 @@ def summarize(entries, answers, settings, seconds):
         pts = {k: 0.0 for k in cols}
         for g in report.exercises(a.get("records", [])):
             pts[f"{g['notebook'][:2]} {g['exercise']}"] = g["score"]
-        rows.append({"learner": ident, "submission": str(src), "score": round(sum(pts.values()), 6),
+        rows.append({"learner": ident, "submission": report.clean(str(src)), "score": round(sum(pts.values()), 6),
                      "max_score": top, "exercises": pts, "problems": problems(a),
                      "notes": a.get("notes", []), "seconds": a.get("seconds"),
                      "results": f"learners/{ident}/results.json"})

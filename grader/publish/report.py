@@ -1,20 +1,12 @@
 """Publishing: scores and feedback from records — the table (-v: every check), Gradescope's
-results.json, JUnit XML.  Everything learner-derived is cleaned (control characters and
-terminal escapes removed) before it is printed or written."""
+results.json, JUnit XML.  Everything learner-derived was cleaned where it entered the grader
+(grader.text: control characters, terminal escapes and XML-invalid characters removed,
+lengths bounded) before it reaches a record."""
 import json
 import os
-import re
 import tempfile
-import unicodedata
 
-_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])|\x9b[0-?]*[ -/]*[@-~]")
-
-
-def clean(text):
-    """Text without terminal escape sequences, control characters (newlines and tabs
-    kept) or invisible direction overrides: learner text cannot redraw a report."""
-    text = _ESCAPES.sub("", str(text))
-    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co"))
+from grader.text import clean  # noqa: E402,F401 - moved to grader.text; kept here for callers
 
 STATUS_ORDER = ["missing", "not found", "not implemented", "broken", "timeout", "crashed",
                 "error", "failed", "partial", "passed"]

@@ -5,6 +5,10 @@ string keys, and NumPy arrays of numeric or boolean dtype.  Arrays travel as raw
 bytes next to a JSON header, so decoding never runs code (no pickle, ever).
 
 Frame:  4-byte header length | JSON header | per array: 8-byte length | bytes
+
+The decoder reads what another process sent (the learner's, whose code may forge it): every
+size is checked before anything is allocated, the number of values and arrays is bounded
+(MAX_ITEMS, MAX_ARRAYS), and decoding is linear in the frame's size (see decode()).
 """
 import json
 import math
@@ -21,6 +25,13 @@ _ndarray, _generic, _contiguous, _asarray = np.ndarray, np.generic, np.ascontigu
 _dumps, _pack = json.dumps, struct.pack
 MAX_FRAME = 256 * 2**20  # bytes; larger answers are refused, not read
 MAX_HEADER = 32 * 2**20  # bytes of JSON; arrays travel outside it
+MAX_ITEMS = 1 << 18      # JSON values in one header (lists, dicts, numbers, strings)
+MAX_ARRAYS = 1 << 14     # arrays in one frame
+MAX_DIMS = 32            # dimensions of one array (NumPy's own limit is 64)
+MAX_BIGINT_DIGITS = 4300  # Python's own default limit for int(str)
+ITEM_BYTES = 200         # generous bound on what one JSON value costs once decoded, twice over
+ARRAY_BYTES = 1024       # and one array (its header dict, the ndarray, its view of the frame)
+MMAP_FROM = 1 << 20      # frames from this size are read into anonymous memory, page by page
 
 
 class CodecError(ValueError):
@@ -73,56 +84,112 @@ def encode(value):
     return b"".join(encode_parts(value))
 
 
-def _dec(v, bufs):
+class _Frame:
+    """What decoding one frame may still create: the objects of its header and its arrays."""
+
+    def __init__(self, frame, spans):
+        self.frame, self.spans, self.used = frame, spans, set()
+
+
+def _int(text):
+    """A JSON integer of the header: the encoder writes at most 20 digits (larger ints travel
+    as __bigint__), so a longer one is forged and refused before int() reads it."""
+    if len(text) > 21:
+        raise CodecError("malformed frame: integer too long")
+    return int(text)
+
+
+def _array(v, fr):
+    dt, shape, idx = v.get("dtype"), v.get("shape"), v.get("__nd__")
+    if type(dt) is not str or dt not in _DTYPES:
+        raise CodecError(f"refused dtype {str(dt)[:40]!r}")
+    if type(shape) is not list or len(shape) > MAX_DIMS or any(type(s) is not int or s < 0 for s in shape):
+        raise CodecError("malformed array shape")
+    if type(idx) is not int or not 0 <= idx < len(fr.spans) or idx in fr.used:
+        raise CodecError("malformed array reference")
+    fr.used.add(idx)               # each buffer backs one array: no bytes are copied twice
+    start, size = fr.spans[idx]
+    n = math.prod(shape)
+    if n * np.dtype(dt).itemsize != size:
+        raise CodecError("array size does not match its bytes")
+    arr = np.frombuffer(fr.frame, dtype=dt, count=n, offset=start).reshape(shape) if n else \
+        np.zeros(shape, dtype=dt)
+    # a view of the frame when it is ours to keep (read_frame's buffer), else a copy
+    return arr if arr.flags.writeable and arr.flags.aligned else arr.copy()
+
+
+def _dec(v, fr):
     if isinstance(v, list):
-        return [_dec(x, bufs) for x in v]
+        return [_dec(x, fr) for x in v]
     if not isinstance(v, dict):
         return v
     if "__nd__" in v:
-        dt = v["dtype"]
-        if dt not in _DTYPES:
-            raise CodecError(f"refused dtype {dt!r}")
-        shape = tuple(int(s) for s in v["shape"])
-        if any(s < 0 for s in shape):
-            raise CodecError("negative array dimension")
-        buf = bufs[v["__nd__"]]
-        n = math.prod(shape)
-        if n * np.dtype(dt).itemsize != len(buf):
-            raise CodecError("array size does not match its bytes")
-        arr = np.frombuffer(buf, dtype=dt).reshape(shape)
-        # a view of the frame when it is ours to keep (read_frame's bytearray), else a copy
-        return arr if arr.flags.writeable and arr.flags.aligned else arr.copy()
+        return _array(v, fr)
     if "__np__" in v:
-        return _dec(v["__np__"], bufs)[()]
+        return _dec(v["__np__"], fr)[()]
     if "__tuple__" in v:
-        return tuple(_dec(x, bufs) for x in v["__tuple__"])
+        return tuple(_dec(x, fr) for x in v["__tuple__"])
     if "__dict__" in v:
-        return {str(k): _dec(x, bufs) for k, x in v["__dict__"]}
+        out = {}
+        for k, x in v["__dict__"]:
+            if type(k) is not str:
+                raise CodecError("malformed frame: a dict key that is not a string")
+            out[k] = _dec(x, fr)
+        return out
     if "__bigint__" in v:
-        return int(v["__bigint__"])
+        digits = v["__bigint__"]
+        if type(digits) is not str or len(digits) > MAX_BIGINT_DIGITS:
+            raise CodecError("malformed frame: integer too long")
+        return int(digits)
     raise CodecError("unknown object in frame")
 
 
+def _spans(frame, pos):
+    """[(start, size)] of the arrays after the header, checked before anything is made."""
+    spans, end = [], len(frame)
+    while pos < end:
+        if len(spans) >= MAX_ARRAYS:
+            raise CodecError(f"malformed frame: more than {MAX_ARRAYS} arrays")
+        if end - pos < 8:
+            raise CodecError("truncated frame")
+        (n,) = struct.unpack_from(">Q", frame, pos)
+        if n > end - pos - 8:
+            raise CodecError("truncated frame")
+        spans.append((pos + 8, n))
+        pos += 8 + n
+    return spans
+
+
 def decode(frame):
-    """Decode one frame made by encode(); never executes anything it reads."""
+    """Decode one frame made by encode(); never executes anything it reads.
+
+    Bounded before anything is built: the header's JSON values (MAX_ITEMS, counted as its
+    brackets and commas), the arrays (MAX_ARRAYS, each backed by its own bytes), the digits
+    of an integer.  Decoding a frame of F bytes whose header has H bytes therefore holds at
+    most about F (arrays are views of it, or one copy when unaligned) + 8 H (the header's
+    text and its strings, each at worst 4 bytes a character for one byte of ASCII) +
+    MAX_ITEMS * ITEM_BYTES + MAX_ARRAYS * ARRAY_BYTES, in time linear in F."""
     try:
+        if len(frame) < 4:
+            raise CodecError("malformed frame: too short")
         (hlen,) = struct.unpack_from(">I", frame, 0)
         if hlen > MAX_HEADER or hlen > len(frame) - 4:
             raise CodecError("malformed frame: header too long")
-        head = json.loads(frame[4:4 + hlen].decode())
-        bufs, pos, view = [], 4 + hlen, memoryview(frame)
-        while pos < len(frame):
-            (n,) = struct.unpack_from(">Q", frame, pos)
-            bufs.append(view[pos + 8:pos + 8 + n])
-            if len(bufs[-1]) != n:
-                raise CodecError("truncated frame")
-            pos += 8 + n
-        return _dec(head, bufs)
+        spans = _spans(frame, 4 + hlen)   # array lengths first: cheap, and no allocation
+        src = frame if isinstance(frame, (bytes, bytearray)) else bytes(memoryview(frame)[:4 + hlen])
+        items = sum(src.count(c, 4, 4 + hlen) for c in (b"[", b"{", b","))
+        if items >= MAX_ITEMS:
+            raise CodecError(f"malformed frame: more than {MAX_ITEMS} values")
+        text = str(memoryview(src)[4:4 + hlen], "utf-8")
+        del src
+        head = json.loads(text, parse_int=_int)
+        del text
+        return _dec(head, _Frame(frame, spans))
     except CodecError:
         raise
     except (ValueError, KeyError, IndexError, TypeError, struct.error, UnicodeDecodeError,
-            RecursionError, OverflowError, AttributeError) as e:
-        raise CodecError(f"malformed frame: {e}") from None
+            RecursionError, OverflowError, AttributeError, MemoryError) as e:
+        raise CodecError(f"malformed frame: {str(e)[:200]}") from None
 
 
 def write_frame(fd, payload):
@@ -137,12 +204,15 @@ def write_frame(fd, payload):
 
 
 def read_exact(fd, n, deadline=None):
-    """Read exactly n bytes into a new bytearray (None on EOF); TimeoutError after the
-    monotonic deadline."""
+    """Read exactly n bytes into a new writable buffer (None on EOF); TimeoutError after the
+    monotonic deadline.  From MMAP_FROM bytes the buffer is anonymous memory whose pages are
+    only made as the bytes arrive: a length announced but never sent costs nothing."""
+    import mmap
     import os
     import select
     import time
-    buf = bytearray(n)
+    private = getattr(mmap, "MAP_PRIVATE", None)   # copy-on-write in forks (POSIX only)
+    buf = bytearray(n) if n < MMAP_FROM or private is None else mmap.mmap(-1, n, flags=private)
     view, got = memoryview(buf), 0
     while got < n:
         if deadline is not None:

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader import text as _text
 from grader.config import DEFAULT
 from grader.sandbox import codec, ipc
 from grader.sandbox.procs import children_of, pids_of_uid
@@ -59,6 +60,8 @@ class LearnerError(Exception):
     twice: not the learner's doing; the submission should be graded again)."""
 
     def __init__(self, kind, function, message):
+        # bounded and cleaned where learner text enters (an answer can be forged)
+        kind, function, message = _text.name(kind), _text.name(function), _text.message(message)
         super().__init__(message)
         self.kind, self.function, self.message = kind, function, message
 

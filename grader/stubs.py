@@ -1,0 +1,319 @@
+"""Handed-out stubs: which exercises of a notebook are still exactly as handed out, so that
+calls into them are reported as not implemented without starting a learner process.
+
+The shortcut may only ever save time, never change a grade: a name is a stub only when
+nothing else in the notebook can give it another value.  When in doubt, it is not a stub
+and the call runs.  The learner's cells are read as text here, never parsed or run (this is
+the grader's own process), in one pass: time linear in their size, memory a constant
+(MAX_RUN below) beyond the cells themselves.
+
+A name N is a stub when all of these hold:
+- a *stub cell* defines it: a cell made only of blank lines, comments and top-level stub
+  definitions in the exact shape the course hands out (an undecorated `def N(...)` with
+  literal defaults whose body is an optional docstring, comments and
+  `raise NotImplementedError()`; or a plain `class N:` holding a docstring and such stub
+  methods only, `__init__` among them);
+- every other cell that mentions N anywhere is a cell handed out with the notebook, byte for
+  byte (e.g. a demo cell calling N), and that cell never assigns N (nor uses exec() & co.
+  when the notebook has cells of the learner's own);
+- no other cell uses a way to bind a name without writing it (globals(), exec, `global`,
+  setattr, a star import, ...: TRIGGERS) or rebinds NotImplementedError.
+"""
+import ast
+import keyword
+import re
+import unicodedata
+from pathlib import Path
+
+from grader import nbfile
+
+# words that let a cell bind or replace a global without naming it, or replace a function's code
+TRIGGERS = frozenset({
+    "globals", "locals", "vars", "exec", "eval", "compile", "setattr", "delattr", "getattr",
+    "__dict__", "__main__", "__import__", "importlib", "modules", "_getframe", "f_globals",
+    "f_locals", "f_back", "tb_frame", "__globals__", "__code__", "__builtins__", "builtins", "gc",
+    "inspect", "global", "nonlocal", "ctypes", "get_ipython", "user_ns", "__class__",
+    "__subclasses__", "__defaults__", "__kwdefaults__", "__closure__", "NotImplementedError"})
+MAX_STUBS = 64      # stub names a notebook may hold (each is searched for in the other cells)
+MAX_RUN = 1 << 16   # characters of a non-ASCII cell normalized at once (NFKC: at most 18 times as long)
+
+_TRIGGER = re.compile(r"(?:" + "|".join(sorted(TRIGGERS - {"NotImplementedError"}, key=len, reverse=True))
+                      + r")(?!\w)")
+_RAISE_USE = re.compile(r"raise[ \t]+NotImplementedError(?!\w)")
+_STAR = re.compile(r"import[ \t(]*\*")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_RAISE = ("raise NotImplementedError()", "raise NotImplementedError")
+
+
+def _identifier(name):
+    return bool(_NAME.fullmatch(name)) and not keyword.iskeyword(name)
+
+
+def _params_ok(text):
+    """A parameter list a `def` certainly accepts, with literal defaults only (no code runs)."""
+    if not text.strip():
+        return True
+    seen, default, star, kwargs = set(), False, False, False
+    parts = [p.strip() for p in text.split(",")]
+    if parts[-1] == "" and len(parts) > 1:
+        parts.pop()                                 # one trailing comma
+    for i, part in enumerate(parts):
+        if kwargs:
+            return False                            # nothing after **kwargs
+        if part == "*":
+            if star or i == len(parts) - 1:
+                return False
+            star = True
+            continue
+        name, eq, value = part.partition("=")
+        name, value = name.strip(), value.strip()
+        stars = len(name) - len(name.lstrip("*"))
+        name = name.lstrip("*")
+        if stars > 2 or not _identifier(name) or name in seen:
+            return False
+        seen.add(name)
+        if eq:
+            if stars or not (value in ("None", "True", "False") or _NUMBER.fullmatch(value)):
+                return False
+            default = default or not star
+        elif stars == 1:
+            if star:
+                return False
+            star = True
+        elif stars == 2:
+            kwargs = True
+        elif default and not star:
+            return False                            # a positional without default after one with
+    return True
+
+
+def _header(line, indent):
+    """(kind, name) for a stub-shaped `def name(...):` or `class name:` at this indent, else None."""
+    if not line.startswith(" " * indent) or line[indent:indent + 1] == " ":
+        return None
+    text = line[indent:].rstrip(" ")
+    if text.startswith("def ") and text.endswith("):") and "(" in text:
+        name, _, rest = text[4:].partition("(")
+        name = name.strip()
+        if _identifier(name) and _params_ok(rest[:-2]):
+            return "def", name
+    if text.startswith("class ") and text.endswith(":"):
+        name = text[6:-1].strip()
+        for tail in ("()", "(object)"):
+            if name.endswith(tail):
+                name = name[:-len(tail)].rstrip()
+        if _identifier(name):
+            return "class", name
+    return None
+
+
+def _indent(line):
+    return len(line) - len(line.lstrip(" "))
+
+
+def _skip(lines, i):
+    """The index of the next line that is neither blank nor a comment."""
+    while i < len(lines) and (not lines[i].strip() or lines[i].lstrip(" ").startswith("#")):
+        i += 1
+    return i
+
+
+def _docstring(lines, i, indent):
+    """The index after a docstring starting at lines[i] (at this indent), i if there is none,
+    None if it is not one the shape allows (escapes, text after the closing quotes)."""
+    if i >= len(lines) or _indent(lines[i]) != indent:
+        return i
+    text = lines[i].strip(" ")
+    q = text[:3]
+    if q not in ('"""', "'''"):
+        return None if text[:1] in ("'", '"') else i
+    rest = text[3:]
+    while True:
+        if "\\" in rest:
+            return None
+        if q in rest:
+            return i + 1 if rest.index(q) == len(rest) - 3 else None
+        i += 1
+        if i >= len(lines):
+            return None
+        rest = lines[i].rstrip(" ")
+
+
+def _stub_def(lines, i, indent):
+    """The index after a stub function whose header is lines[i] (at indent), or None."""
+    i = _skip(lines, i + 1)
+    if i >= len(lines) or _indent(lines[i]) <= indent:
+        return None
+    body = _indent(lines[i])
+    i = _docstring(lines, i, body)
+    if i is None:
+        return None
+    i = _skip(lines, i)
+    if i >= len(lines) or _indent(lines[i]) != body or lines[i].strip(" ") not in _RAISE:
+        return None
+    i = _skip(lines, i + 1)
+    return i if i >= len(lines) or _indent(lines[i]) <= indent else None
+
+
+def _stub_class(lines, i):
+    """The index after a stub class whose header is lines[i], or None."""
+    i = _skip(lines, i + 1)
+    if i >= len(lines) or _indent(lines[i]) == 0:
+        return None
+    body = _indent(lines[i])
+    i = _docstring(lines, i, body)
+    if i is None:
+        return None
+    methods = set()
+    i = _skip(lines, i)
+    while i < len(lines) and _indent(lines[i]) > 0:
+        head = _header(lines[i], body)
+        if not head or head[0] != "def":
+            return None
+        methods.add(head[1])
+        i = _stub_def(lines, i, body)
+        if i is None:
+            return None
+    return i if "__init__" in methods else None
+
+
+def stub_cell(src):
+    """The names a cell defines if it holds nothing but handed-out-shaped stubs, else None."""
+    if any(c in src for c in "\r\x0c\x00\t\\"):
+        return None
+    lines, names, i = src.split("\n"), [], 0
+    i = _skip(lines, 0)
+    while i < len(lines):
+        head = _header(lines[i], 0)
+        if not head:
+            return None
+        i = _stub_def(lines, i, 0) if head[0] == "def" else _stub_class(lines, i)
+        if i is None:
+            return None
+        names.append(head[1])
+    return names
+
+
+def _chunks(text):
+    """The text as Python reads its identifiers (NFKC), in pieces of at most MAX_RUN
+    characters cut after a newline; None when a line is too long to normalize in one piece."""
+    if text.isascii():
+        yield text
+        return
+    start = 0
+    while start < len(text):
+        end = len(text) if len(text) - start <= MAX_RUN else text.rfind("\n", start, start + MAX_RUN) + 1
+        if end <= start:
+            yield None
+            return
+        yield unicodedata.normalize("NFKC", text[start:end])
+        start = end
+
+
+def _whole_word(pattern, text, attribute_ok=False):
+    """Does the pattern (literal words, then `(?!\\w)`) match as a whole word?  It starts
+    with a literal, so the regex engine skips ahead in C; the character before a match is
+    checked here.  Linear in the text."""
+    for m in pattern.finditer(text):
+        before = text[m.start() - 1] if m.start() else " "
+        if not (before.isalnum() or before == "_" or (attribute_ok and before == ".")):
+            return True
+    return False
+
+
+def _mentions(text, wanted):
+    """The words of `wanted` the text mentions anywhere (as Python reads identifiers: NFKC),
+    plus "*" for a star import, a TRIGGERS word not used as an attribute (x.eval is fine) or
+    NotImplementedError outside `raise NotImplementedError`; None when the text cannot be
+    normalized within MAX_RUN.  Linear in the text."""
+    found = set()
+    for chunk in _chunks(text):
+        if chunk is None:
+            return None
+        for name in wanted:
+            if name in chunk and _whole_word(re.compile(re.escape(name) + r"(?!\w)"), chunk):
+                found.add(name)
+        if _whole_word(_TRIGGER, chunk, attribute_ok=True) or _STAR.search(chunk) or \
+                chunk.count("NotImplementedError") > sum(1 for _ in _RAISE_USE.finditer(chunk)):
+            found.add("*")
+    return found
+
+
+def bound_names(src):
+    """Every name a trusted cell (handed out with the course) may bind, anywhere in it; None
+    when it cannot be parsed."""
+    try:
+        tree = ast.parse(src)
+    except (SyntaxError, ValueError):
+        return None
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            out.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        elif isinstance(node, ast.alias):
+            out.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            out.update(node.names)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            out.add(node.name)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            out.add(node.name)
+    return out
+
+
+def stub_names(cells, handed_out=None):
+    """Names that are certainly still the handed-out stub in a notebook's code cells.
+
+    handed_out: {cell source: the names it may bind} of the notebook as handed out
+    (handed_out_cells()); a learner cell equal to one of them is trusted to bind only those
+    ("*" among them: it may bind others, e.g. by exec(), if another cell feeds it).
+    """
+    handed_out = handed_out or {}
+    defined, trusted_binds, others = set(), set(), []
+    for src in cells:
+        names = stub_cell(src)
+        if names is not None:
+            defined.update(names)
+        elif src in handed_out:
+            trusted_binds |= handed_out[src]
+        elif src:
+            others.append(src)
+    if not defined or len(defined) > MAX_STUBS or ("*" in trusted_binds and others):
+        return set()   # none; more than a notebook hands out; or a handed-out exec() the others may feed
+    for src in others:
+        found = _mentions(src, defined)
+        if found is None or found & (TRIGGERS | {"*"}):
+            return set()
+        defined -= found
+    return defined - trusted_binds
+
+
+_HANDED_OUT = {}
+
+
+def handed_out_cells(course, stem):
+    """{cell source: names it may bind} for the notebook `stem` as the course hands it out,
+    made from the instructor's solutions/ (the course's own text: parsed here); {} if unreadable."""
+    key = (str(course), stem)
+    if key not in _HANDED_OUT:
+        from grader.generate import CODE_STUB, MarkerError, replace_regions
+        out = {}
+        try:
+            for src in nbfile.code_cells(Path(course) / "solutions" / f"{stem}.ipynb"):
+                cell = replace_regions(src, CODE_STUB)
+                binds = bound_names(cell)
+                if cell and binds is not None:
+                    dynamic = _mentions(cell, ())   # {"*"}: it may bind by other means
+                    out[cell] = binds | ({"*"} if dynamic is None else dynamic)
+        except (nbfile.BadInput, MarkerError):
+            out = {}
+        _HANDED_OUT[key] = out
+    return _HANDED_OUT[key]
+
+
+def notebook_stubs(course, stem, cells):
+    """stub_names for one notebook of a submission, with the course's handed-out cells."""
+    return stub_names(cells, handed_out_cells(course, stem))
