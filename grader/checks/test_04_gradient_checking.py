@@ -18,10 +18,10 @@ notebook, so each exercise is graded on its own:
   draws, times the scale) and B is 0; for a wrong pair they are perturbed (a missing or doubled
   scale, another mask, no dout, NaN, ...).  The cases of one call share x, p and seed, carry no
   name, and come in an order shuffled with a grading seed; only the grader knows which case is
-  which.  Telling a correct pair from a wrong one therefore takes what a gradient check does:
-  calling forward and backward and comparing (or reading their arrays and redoing by hand what
-  calling them would compute — the mask of np.random.default_rng(seed), the scale — which is
-  the same work; nothing cheaper is within reach).
+  which.  The backwards (and D and B) live in a keeper process (learner.call's keep=, nb.kept):
+  the learner's check gets proxies whose every call is a round trip there, so no closure,
+  referent, frame or byte of its own process tells the cases apart.  Telling a correct pair
+  from a wrong one therefore takes calling backward and comparing with what forward computes.
 
 No check is statistical: inputs come from fixed seeds (learner.rng / learner.seed), and the
 bounds below are rounding or truncation bounds, argued next to each one.
@@ -151,20 +151,31 @@ def dropout_layer(case, log):
     return forward, backward
 
 
-def gradient_checks(nb, cases, x, p, seed):
-    """The learner's dropout_gradient_check on each case's layer, with the same x, p and seed."""
+def kept_backward(kept, i):
+    """Case i's backward, made in the keeper (nb.kept): the learner's check gets a proxy whose
+    every call is a round trip there, so the arrays d and b that tell a correct case from a
+    wrong one (and backward's log) are out of its reach; learning them takes calling backward."""
+    log = {"forward": {}, "douts": [], "backward": 0}
+    _, backward = dropout_layer(kept["cases"][i], log)
+    return backward, lambda: {"douts": log["douts"], "backward": log["backward"]}
+
+
+def gradient_checks(nb, modes, x, p, seed):
+    """The learner's dropout_gradient_check on each case's layer, with the same x, p and seed:
+    forward made here from the case's (a_train, a_eval) (forward's outputs show them anyway),
+    backward held by the keeper."""
     check = nb.fn("dropout_gradient_check")
     out = []
-    for case in cases:
+    for i, (a_train, a_eval) in enumerate(modes):
         log = {"forward": {}, "douts": [], "backward": 0}
-        forward, backward = dropout_layer(case, log)
+        forward, _ = dropout_layer({"a_train": a_train, "a_eval": a_eval, "d": None, "b": None}, log)
+        backward, report = nb.kept("kept_backward", i)
         x_given = x.copy()
         try:
             r = plain(check(forward, backward, x_given, p, seed))
         except nb.Raised as e:
             r = {"value": None, "type": "exception", "raised": f"{e}{getattr(e, 'where', '')}"}
-        r.update(x_after=x_given, calls=[[*k, n] for k, n in log["forward"].items()],
-                 douts=log["douts"], backward=log["backward"])
+        r.update(x_after=x_given, calls=[[*k, n] for k, n in log["forward"].items()], **report())
         out.append(r)
     return out
 
@@ -697,8 +708,9 @@ def run_checks(learner, k, x, p):
     cases = layer_cases(x, p, seed, rng)
     names = list(cases)
     order = rng.permutation(len(names))
-    rs = learner.call(gradient_checks, GC, helpers=(plain, dropout_layer),
-                      cases=[cases[names[i]] for i in order], x=x, p=p, seed=seed)
+    ordered = [cases[names[i]] for i in order]
+    rs = learner.call(gradient_checks, GC, helpers=(plain, dropout_layer, kept_backward), keep=("cases",),
+                      cases=ordered, modes=[[c["a_train"], c["a_eval"]] for c in ordered], x=x, p=p, seed=seed)
     return {names[i]: r for i, r in zip(order, rs)}, seed
 
 

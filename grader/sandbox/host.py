@@ -852,7 +852,7 @@ class Sandbox:
             return {}
         return self.summary["notebooks"].get(stem, {}).get("defined", {})
 
-    def call(self, stem, probe, uses=(), timeout=None, mem=None, helpers=(), cpu=False, **kwargs):
+    def call(self, stem, probe, uses=(), timeout=None, mem=None, helpers=(), cpu=False, keep=(), **kwargs):
         """Run probe(nb, **kwargs) in a fresh fork of the learner's process; return its value
         (with cpu=True: (value, CPU seconds of the fork and all it started, counted by the
         submission's control group or with process creation refused: see learner.cpu_clock)).
@@ -861,6 +861,10 @@ class Sandbox:
         in this notebook is reported at once instead of costing another time-out.
         helpers: further trusted functions the probe calls (their source is sent along:
         a probe sees only these, numpy as np, and the names in learner.PROBE_GLOBALS).
+
+        keep: names of kwargs the learner's code must not reach (e.g. which case is the correct
+        one): they go to a keeper process, never to the call's fork; the probe reaches them only
+        through nb.kept(factory, ...), whose callables are round trips to the keeper.
 
         A learner process killed from outside (a signal it did not send: the machine's
         out-of-memory killer, an operator) is re-run once; killed again, the call fails with
@@ -876,7 +880,7 @@ class Sandbox:
         seconds = float(timeout or self.limits.seconds)
         req = {"op": "call", "stem": stem, "probe_src": "\n\n".join(SOURCES[f] for f in (*helpers, probe)),
                "probe_name": probe.__name__, "kwargs": kwargs, "timeout": seconds,
-               "mem": int(mem or self.limits.mem), "uses": list(uses), "timed": bool(cpu)}
+               "mem": int(mem or self.limits.mem), "uses": list(uses), "timed": bool(cpu), "keep": list(keep)}
         what = ", ".join(uses) or "your code"
         who = uses[0] if uses else ""
         for attempt in (1, 2):

@@ -1,0 +1,139 @@
+"""Attacks no earlier test tried, each judged by outcome: the attacked exercise scores no more
+than an honest control, honest work keeps its marks, and what the grader keeps from learner
+code is in none of its memory.
+
+The attacks read generically whatever learner code can reach (closures, gc referents, the
+callers' frames, the bytes of its own process), so they stay meaningful when the probes or
+the sandbox change.
+"""
+import json
+import os
+
+from grader import nbfile
+from grader.sandbox.host import Sandbox
+from tests.grading import ROOT, notebook, run_grader, solution_cells
+from tests.test_allowlist import heap_probe
+
+ROOTED = hasattr(os, "geteuid") and os.geteuid() == 0
+GC_STEM = "04_gradient_checking"
+
+# A dropout_gradient_check that runs no gradient check: it gathers every object reachable from
+# the callables it is given and from its callers' frames, and, from any arrays it finds there,
+# tells the correct pairs (their d is the mask of default_rng(seed) times forward's scale) from
+# the wrong ones; it also writes itself a plausible call log wherever it finds one.
+INTROSPECT = '''def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    import gc, sys
+    import numpy as np
+    x = np.asarray(x)
+    keep = np.random.default_rng(seed).random(x.shape) >= p
+    state = repr(np.random.default_rng(seed).bit_generator.state)
+    seen, todo, found = set(), [forward, backward], {}
+    frame = sys._getframe(1)
+    while frame is not None:
+        todo.append(dict(frame.f_locals))
+        frame = frame.f_back
+    for _ in range(5):
+        nxt = []
+        for o in todo:
+            if id(o) in seen or isinstance(o, (str, bytes, int, float, type)):
+                continue
+            seen.add(id(o))
+            if isinstance(o, dict):
+                if "forward" in o and isinstance(o.get("forward"), dict):
+                    o["forward"][(True, "True", float(p), state)] = 2 * x.size + 1
+                if "d" in o and "b" in o and isinstance(o.get("d"), np.ndarray) and o["d"].shape == x.shape:
+                    found[id(o)] = o
+            for c in getattr(o, "__closure__", None) or ():
+                try:
+                    nxt.append(c.cell_contents)
+                except ValueError:
+                    pass
+            if not isinstance(o, np.ndarray):
+                nxt.extend(gc.get_referents(o))
+        todo = nxt
+    ours = [o for o in found.values() if any(o is c.cell_contents for c in (backward.__closure__ or ())
+                                             if isinstance(c.cell_contents, dict))]
+    for case in ours or list(found.values())[:1]:
+        s = (1 - p) ** -case.get("a_train", 1)
+        ok = not np.any(case["b"]) and np.array_equal(case["d"], keep * s) and \\
+            (case.get("a_train"), case.get("a_eval")) in ((1, 0), (0, 1))
+        return 1e-12 if ok else 1.0
+    return 1.0
+'''
+
+
+# The control: a check that calls forward as the contract says, then says "wrong" to every pair
+# (it flags every wrong backward and misses the correct ones).
+LAZY = """def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    forward(np.asarray(x), p, train=True, rng=np.random.default_rng(seed))
+    return 1.0
+"""
+
+
+def _gc_score(data):
+    return sum(t["score"] for t in data["tests"] if "dropout_gradient_check" in t["name"])
+
+
+def _grade_only(folder, tmp_path, name):
+    out = tmp_path / f"{name}.json"
+    proc = run_grader([folder, "--json", out, "--only", "dropout_gradient_check"], timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(out.read_text())
+
+
+def test_a_check_that_reads_what_its_callables_hold_scores_no_more_than_a_lazy_one(tmp_path):
+    """Finding: the layers handed to dropout_gradient_check carried, in their closures, which
+    case is correct; a check reading them (and faking its call log) scored full marks without
+    computing a gradient.  What tells the cases apart now lives in another process."""
+    blank = [c for c in nbfile.code_cells(ROOT / "notebooks" / f"{GC_STEM}.ipynb") if c]
+    folders = {"attack": blank + [INTROSPECT], "control": blank + [LAZY], "honest": solution_cells(GC_STEM)}
+    scores = {}
+    for name, cells in folders.items():
+        (tmp_path / name).mkdir()
+        notebook(tmp_path / name / f"{GC_STEM}.ipynb", cells)
+        scores[name] = _gc_score(_grade_only(tmp_path / name, tmp_path, name))
+    assert scores["honest"] == 10, scores
+    assert scores["attack"] <= scores["control"] < 10, scores
+
+
+def echo_shape(kept):
+    """In the keeper: a function telling the kept array's shape (proof that it is there)."""
+    return lambda: list(kept["secret"].shape)
+
+
+def _shifted(data):
+    """A needle as heap_probe takes it: byte-shifted, so that the needle itself is not found."""
+    return bytes((b + 1) % 256 for b in data).decode("latin-1")
+
+
+def shown_heap_probe(nb, needles, shown):
+    return heap_probe(nb, needles)
+
+
+def test_what_a_call_keeps_from_learner_code_is_in_no_byte_of_its_memory():
+    """The grader's kept kwargs reach the keeper process only: the call's fork (where learner
+    code runs) holds none of their bytes in its memory, live or freed; a kwarg it is shown is
+    found by the same search."""
+    import numpy as np
+    secret = np.random.default_rng(4242).random(512)
+    shown = np.random.default_rng(77).random(512)
+    needles = [_shifted(secret.tobytes()[:256]), _shifted(shown.tobytes()[:200])]
+    with Sandbox({"x": ["def f(x):\n    return x"]}) as sb:
+        for _ in range(2):   # the second call's fork must not find the first call's either
+            got = sb.call("x", shown_heap_probe, helpers=(heap_probe,), keep=("secret",), secret=secret,
+                          shown=shown, needles=needles, timeout=120, mem=2 << 30)
+            assert got["bytes"] > 1 << 20 and got["found"] == [200], got
+
+
+def shape_probe(nb):
+    (f,) = nb.kept("echo_shape")
+    return f()
+
+
+def test_kept_values_work_without_a_process_to_keep_them():
+    """Self-study without fork (native Windows): nb.kept runs the factory in the probe's own
+    process, with the same result."""
+    import numpy as np
+    with Sandbox({"x": ["def f(x):\n    return x"]}, unsandboxed=True) as sb:
+        got = sb.call("x", shape_probe, helpers=(echo_shape,), keep=("secret",), secret=np.zeros((3, 4)))
+    assert got == [3, 4]
