@@ -17,7 +17,10 @@ A name N is a stub when all of these hold:
   byte (e.g. a demo cell calling N), and that cell never assigns N (nor uses exec() & co.
   when the notebook has cells of the learner's own);
 - no other cell uses a way to bind a name without writing it (globals(), exec, `global`,
-  setattr, a star import, ...: TRIGGERS) or rebinds NotImplementedError.
+  setattr, a star import, ...: TRIGGERS) or rebinds NotImplementedError;
+- no other cell of the learner's own runs code at definition time (a class body, a decorator,
+  a default, an annotation or a value that calls: _inert), which could bind a name without
+  spelling it.
 """
 import ast
 import keyword
@@ -264,6 +267,30 @@ def bound_names(src):
     return out
 
 
+def _inert(src):
+    """Does a learner's own cell run no code of its own when the loader defines it?  Only
+    comments, `def`s with stub-shaped headers (literal defaults, no decorator, no annotation)
+    whose bodies run only when called, and top-level lines without a call or a decorator.
+    Code run at definition time (a class body, a decorator, a default or an annotation, a
+    value that calls) can bind a stub's name in ways no search of the text sees (e.g. names
+    spelled as "bern" "oulli_mask"), so such a cell turns the shortcut off.  Linear."""
+    in_def = False
+    for line in src.split("\n"):
+        body = line.lstrip(" \t")
+        if not body or body.startswith("#"):
+            continue
+        if body is not line:          # indented: a def's body, or the continuation of a statement
+            if not in_def and ("(" in body or "@" in body):
+                return False
+            continue
+        in_def = line.startswith("def ")
+        if in_def and _header(line, 0) is None:
+            return False
+        if not in_def and ("(" in line or "@" in line or line.startswith(("class", "async"))):
+            return False
+    return True
+
+
 def stub_names(cells, handed_out=None):
     """Names that are certainly still the handed-out stub in a notebook's code cells.
 
@@ -284,6 +311,8 @@ def stub_names(cells, handed_out=None):
     if not defined or len(defined) > MAX_STUBS or ("*" in trusted_binds and others):
         return set()   # none; more than a notebook hands out; or a handed-out exec() the others may feed
     for src in others:
+        if not _inert(src):
+            return set()
         found = _mentions(src, defined)
         if found is None or found & (TRIGGERS | {"*"}):
             return set()

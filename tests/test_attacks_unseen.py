@@ -137,3 +137,32 @@ def test_kept_values_work_without_a_process_to_keep_them():
     with Sandbox({"x": ["def f(x):\n    return x"]}, unsandboxed=True) as sb:
         got = sb.call("x", shape_probe, helpers=(echo_shape,), keep=("secret",), secret=np.zeros((3, 4)))
     assert got == [3, 4]
+
+
+# ---------------------------------------------------------------- the stub shortcut
+IMPL = ("def _impl(shape, p, rng=None):\n    if not 0 <= p <= 1:\n        raise ValueError(p)\n"
+        "    rng = np.random.default_rng() if rng is None else rng\n    return rng.random(shape) >= p\n\n\n")
+GLOBALS = 'operator.attrgetter("__glo" "bals__")(_impl)["bernoulli" "_mask"] = _impl'
+# definition-time code that binds the stub's name without spelling it or any trigger word
+BINDERS = [
+    "class Install:\n    import operator\n    " + GLOBALS + "\n",
+    "import operator\n\n\ndef hook(f):\n    " + GLOBALS + "\n    return f\n\n\n@hook\ndef g(x):\n    return x\n",
+    "import operator\n\n\ndef hook(f):\n    " + GLOBALS + "\n\n\ndef g(x=hook(1)):\n    return x\n",
+    "import operator\n\n\ndef hook(f):\n    " + GLOBALS + "\n\n\ndef g(x: hook(1)):\n    return x\n",
+    "import operator\n\n\ndef hook(f):\n    " + GLOBALS + "\n\n\nK = [\n    np.frompyfunc(hook, 1, 0)(1),\n]\n",
+]
+
+
+def test_working_code_bound_at_definition_time_is_never_taken_for_the_stub(tmp_path):
+    """The shortcut may only save time: a stub whose name the learner's definition-time code
+    rebinds (class body, decorator, default, annotation, a value that calls), spelled so that
+    no text search finds it, is graded by running it — and scores full marks."""
+    from grader import stubs
+    from tests.grading import grade_notebook
+    blank = [c for c in nbfile.code_cells(ROOT / "notebooks" / "01_bernoulli_mask.ipynb") if c]
+    assert stubs.notebook_stubs(ROOT, "01_bernoulli_mask", blank + [IMPL]) == {"bernoulli_mask"}
+    for binder in BINDERS:
+        assert stubs.notebook_stubs(ROOT, "01_bernoulli_mask", blank + [IMPL + binder]) == set(), binder
+    graded = grade_notebook(notebook(tmp_path / "01_bernoulli_mask.ipynb", blank + [IMPL + BINDERS[0]]),
+                            only="bernoulli_mask")
+    assert graded.score == 13, graded
