@@ -166,3 +166,95 @@ def test_working_code_bound_at_definition_time_is_never_taken_for_the_stub(tmp_p
     graded = grade_notebook(notebook(tmp_path / "01_bernoulli_mask.ipynb", blank + [IMPL + BINDERS[0]]),
                             only="bernoulli_mask")
     assert graded.score == 13, graded
+
+
+# ---------------------------------------------------------------- nothing outlives its call
+def leave_probe(nb):
+    """Leave something in every place a later call of the same submission could look: files
+    (the private /tmp, the working folder, the shared folders), SysV shared memory and message
+    queues, a POSIX message queue, keys in the session and user keyrings."""
+    import ctypes
+    import os
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    left = []
+    for path in ("/tmp/left", "left", "/var/tmp/left-call", "/dev/shm/left-call"):
+        try:
+            with open(path, "w") as f:
+                f.write("left by an earlier call")
+            left.append(path)
+        except OSError:
+            pass
+    left.append(("shm", libc.shmget(0x1e57, 4096, 0o1600)))
+    left.append(("msg", libc.msgget(0x1e58, 0o1600)))
+    try:
+        rt = ctypes.CDLL("librt.so.1", use_errno=True)
+        left.append(("mq", rt.mq_open(b"/left-call", os.O_CREAT | os.O_RDWR, 0o600, None)))
+    except OSError:
+        pass
+    nr = {"x86_64": 248, "aarch64": 217}.get(os.uname().machine)   # add_key
+    if nr:
+        for ring in (-3, -4, -5):   # session, user, user session
+            left.append(("key", ring, libc.syscall(nr, b"user", b"left-call", b"secret", 6, ring)))
+    return left
+
+
+def find_probe(nb):
+    """What of it a later call finds."""
+    import ctypes
+    import os
+    libc = ctypes.CDLL(None, use_errno=True)
+    found = [p for p in ("/tmp/left", "left", "/var/tmp/left-call", "/dev/shm/left-call") if os.path.exists(p)]
+    found += [k for k, key in (("shm", 0x1e57), ("msg", 0x1e58))
+              if (libc.shmget if k == "shm" else libc.msgget)(key, 0, 0) >= 0]
+    try:
+        rt = ctypes.CDLL("librt.so.1", use_errno=True)
+        if rt.mq_open(b"/left-call", os.O_RDWR, 0, None) >= 0:
+            found.append("mq")
+    except OSError:
+        pass
+    libc.syscall.restype = ctypes.c_long
+    buf = ctypes.create_string_buffer(64)
+    nr = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)   # keyctl
+    try:
+        with open("/proc/keys") as f:
+            ids = [int(ln.split()[0], 16) for ln in f if "left-call" in ln]
+    except OSError:
+        ids = []
+    found += [f"key {i}" for i in ids if nr and libc.syscall(nr, 11, i, buf, 64) >= 0]   # KEYCTL_READ
+    return found
+
+
+def test_nothing_a_call_leaves_is_found_by_the_next_call():
+    """Each call is a fresh fork, and must stay one: files, IPC objects and keys that a call
+    leaves would let a later call of the same submission behave differently (e.g. a cached
+    result read by a timed call, whose fixed-cost run did the work).  Skipped objects: the
+    ones this machine does not let learner code make at all."""
+    with Sandbox({"x": ["def f(x):\n    return x"]}) as sb:
+        left = sb.call("x", leave_probe)
+        found = sb.call("x", find_probe)
+    made = [x for x in left if not isinstance(x, tuple) or x[-1] >= 0]
+    assert len(made) >= 3, left
+    assert found == [], (found, left)
+
+
+def prlimit_probe(nb):
+    """The limits this call started with; then change those of every process of ours it can
+    (the serving process too)."""
+    import os
+    import resource
+    start = [resource.getrlimit(w) for w in (resource.RLIMIT_NOFILE, resource.RLIMIT_STACK, resource.RLIMIT_MSGQUEUE)]
+    for pid in [int(d) for d in os.listdir("/proc") if d.isdigit()]:
+        for which in (resource.RLIMIT_NOFILE, resource.RLIMIT_STACK, resource.RLIMIT_MSGQUEUE):
+            try:
+                resource.prlimit(pid, which, (77, resource.prlimit(pid, which)[1]))
+            except (OSError, ValueError):
+                pass
+    return start
+
+
+def test_a_call_cannot_change_the_limits_the_next_call_starts_with():
+    with Sandbox({"x": ["def f(x):\n    return x"]}) as sb:
+        before = sb.call("x", prlimit_probe)
+        after = sb.call("x", prlimit_probe)
+    assert after == before and 77 not in [soft for soft, _hard in before]

@@ -343,7 +343,7 @@ def hide_candidates(paths):
 
 # ---------------------------------------------------------------- the allowlist view
 VIEW_SCRIPT = Path(__file__).resolve().parent / "view.py"
-LEARNER_SIDE = ("learner.py", "codec.py", "procs.py")   # all of the grader the learner's process holds
+LEARNER_SIDE = ("learner.py", "codec.py", "ipc.py", "procs.py")   # all of the grader the learner's process holds
 SYSTEM_LIB_DIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
 NO_NAMESPACES_ENV = "GRADER_NO_NAMESPACES"   # =1: as where no mount namespace can be made
 _PLAN = {}

@@ -25,9 +25,11 @@ import numpy.random  # noqa: E402,F401
 
 if __package__:
     from grader.sandbox import codec
+    from grader.sandbox.ipc import remove_of_uid
     from grader.sandbox.procs import children_of
-else:   # a script: codec.py and procs.py are next to it (staged copies, in the view)
+else:   # a script: codec.py, ipc.py and procs.py are next to it (staged copies, in the view)
     import codec
+    from ipc import remove_of_uid
     from procs import children_of
 
 try:
@@ -344,7 +346,8 @@ def _type_name(v):
 LIMITS = {}   # from the grader's settings (grader.config), the first frame read
 PROBE_GLOBALS = {"np": np, "__builtins__": __builtins__}   # all a probe gets besides its arguments
 CODE = {}   # probe source -> code object
-STATE = {"proto": (), "sweep_uid": False, "work": None, "pristine": (), "answer_path": (), "builtins": ()}
+STATE = {"rlimits": {}, "proto": (), "sweep_uid": False, "work": None, "pristine": (), "answer_path": (),
+         "builtins": ()}
 
 
 def _private(mod, depth=1):
@@ -772,6 +775,7 @@ def run_probe(req, notebooks):
         os.setpgid(0, 0)
     except OSError:
         pass
+    _new_session_keyring()   # keys the call adds to it go with it
     mem = int(req.get("mem") or LIMITS["mem"])
     _setrlimit(resource.RLIMIT_AS, mem)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -892,6 +896,7 @@ def serve_call(req, notebooks):
     except OSError:
         info["output_bytes"] = 0
     info["pid"] = pid
+    forget_call()
     return info
 
 
@@ -949,6 +954,57 @@ def finish_call(pid):
     except ChildProcessError:
         pass
     reap_all(pgid=pid)
+
+
+SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")   # mqueue: POSIX queues
+
+
+def forget_call():
+    """After a call and everything it started are gone: remove what it left for the next call
+    of this submission — files of our uid in the working folder and the world-writable folders
+    (POSIX message queues and shared memory are files there), SysV IPC objects of our uid, keys
+    in our uid's keyrings; and this process's resource limits, which a call may change with
+    prlimit() — so that every call starts as the fresh fork it is meant to be (a cached result
+    must not let a timed call skip its work).  Only with a uid of our own or in
+    the view: a learner's own files are never touched in self-study."""
+    if not (VIEW.get("view") or STATE["sweep_uid"]):
+        return
+    import shutil
+    uid = os.getuid()
+    for folder in (*SHARED_FOLDERS, "."):
+        try:
+            fd = STATE["work_fd"] if folder == "." else None
+            entries = list(os.scandir(fd if fd is not None else folder))
+        except OSError:
+            continue
+        for e in entries:
+            path = e.name if folder == "." else e.path
+            try:
+                if e.stat(follow_symlinks=False).st_uid != uid or os.path.abspath(path) == STATE["work"] \
+                        or (folder == "." and e.name == "output.txt"):
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
+            except OSError:
+                pass
+    remove_of_uid(uid)
+    for which, (soft, hard) in STATE["rlimits"].items():   # a call may prlimit() this process
+        now = resource.getrlimit(which)
+        if now != (soft, hard):
+            try:
+                resource.setrlimit(which, (soft if soft != resource.RLIM_INFINITY and
+                                           (now[1] == resource.RLIM_INFINITY or soft <= now[1]) else now[1], now[1]))
+            except (ValueError, OSError):
+                pass
+    nr = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)   # keyctl
+    if nr is not None:
+        for ring in (-4, -5):   # KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING
+            try:
+                _libc().syscall(nr, 7, ring)   # KEYCTL_CLEAR
+            except (OSError, AttributeError):
+                pass
 
 
 def warm_up():
@@ -1074,6 +1130,8 @@ def main(warm=True):
                                     "unsandboxed": True}, os.getcwd()
     else:
         isolation = harden(settings)   # limits, no new privileges, the learner's uid: before any cell is read
+        STATE["rlimits"] = {getattr(resource, n): resource.getrlimit(getattr(resource, n))
+                            for n in dir(resource) if n.startswith("RLIMIT_")}   # restored after each call
     frame = codec.read_frame(proto_in)
     if frame is None:
         return
