@@ -510,6 +510,8 @@ def set_limits():
     _setrlimit(resource.RLIMIT_CORE, 0)
     _setrlimit(resource.RLIMIT_AS, int(LIMITS["mem"]))
     _setrlimit(resource.RLIMIT_FSIZE, int(LIMITS["output"]))
+    if hasattr(resource, "RLIMIT_MSGQUEUE"):   # no POSIX message queue: where no /dev/mqueue lists
+        _setrlimit(resource.RLIMIT_MSGQUEUE, 0)   # them, one would outlive grading unseen
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over the output limit: EFBIG, not death
 
 
@@ -956,17 +958,18 @@ def finish_call(pid):
     reap_all(pgid=pid)
 
 
-SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")   # mqueue: POSIX queues
+SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
 
 
 def forget_call():
     """After a call and everything it started are gone: remove what it left for the next call
-    of this submission — files of our uid in the working folder and the world-writable folders
-    (POSIX message queues and shared memory are files there), SysV IPC objects of our uid, keys
-    in our uid's keyrings; and this process's resource limits, which a call may change with
-    prlimit() — so that every call starts as the fresh fork it is meant to be (a cached result
-    must not let a timed call skip its work).  Only with a uid of our own or in
-    the view: a learner's own files are never touched in self-study."""
+    of this submission: files of our uid in the working folder and the world-writable folders
+    (POSIX shared memory is files there; POSIX message queues cannot be made: set_limits),
+    SysV IPC objects of our uid, keys in our uid's keyrings; and restore this process's
+    resource limits, which a call may change with prlimit().  Every call then starts as the
+    fresh fork it is meant to be (a cached result must not let a timed call skip its work).
+    Only with a uid of our own or in the view: a learner's own files are never touched in
+    self-study."""
     if not (VIEW.get("view") or STATE["sweep_uid"]):
         return
     import shutil

@@ -136,8 +136,6 @@ def build_root(root, plan):
     bind(plan["lib"], root + LIB_DIR)
     for name in DEV_NODES:
         bind(f"/dev/{name}", f"{root}/dev/{name}", writable=True)
-    os.makedirs(root + "/dev/mqueue", 0o755, exist_ok=True)   # this IPC namespace's POSIX queues, so
-    mount("mqueue", root + "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)   # they can be removed
     os.makedirs(root + "/proc", 0o555, exist_ok=True)
     mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
