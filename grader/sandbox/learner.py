@@ -1002,7 +1002,7 @@ def forget_call():
             except (ValueError, OSError):
                 pass
     nr = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)   # keyctl
-    if nr is not None:
+    if nr is not None and STATE["sweep_uid"]:   # a uid of our own: never `nobody`'s keyrings
         for ring in (-4, -5):   # KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING
             try:
                 _libc().syscall(nr, 7, ring)   # KEYCTL_CLEAR
