@@ -267,26 +267,34 @@ def bound_names(src):
     return out
 
 
+_DEFINITION_TIME = re.compile(r"^(?:@|(?:class|async)(?!\w))", re.M)   # top-level decorators and blocks
+
+
 def _inert(src):
     """Does a learner's own cell run no code of its own when the loader defines it?  Only
-    comments, `def`s with stub-shaped headers (literal defaults, no decorator, no annotation)
-    whose bodies run only when called, and top-level lines without a call or a decorator.
-    Code run at definition time (a class body, a decorator, a default or an annotation, a
-    value that calls) can bind a stub's name in ways no search of the text sees (e.g. names
-    spelled as "bern" "oulli_mask"), so such a cell turns the shortcut off.  Linear."""
+    comments, one-line `def` headers without a call or a decorator (their bodies run only
+    when called) and top-level lines without a call or a decorator.  Code run at definition
+    time (a class body, a decorator, a default or an annotation, a value that calls) can bind
+    a stub's name in ways no search of the text sees (e.g. names spelled as "bern" "oulli_mask"),
+    so such a cell turns the shortcut off.  Linear."""
+    if _DEFINITION_TIME.search(src):
+        return False
+    if "(" not in src:
+        return True
     in_def = False
     for line in src.split("\n"):
-        body = line.lstrip(" \t")
-        if not body or body.startswith("#"):
+        if "(" not in line:
+            if line[:1] not in (" ", "\t", "") and not line.startswith("#"):
+                in_def = False   # a top-level statement: what follows indented is not a def's body
             continue
-        if body is not line:          # indented: a def's body, or the continuation of a statement
-            if not in_def and ("(" in body or "@" in body):
+        if line[:1] in (" ", "\t"):       # indented: a def's body, or the continuation of a statement
+            if not in_def and line.lstrip(" \t")[:1] != "#":
                 return False
             continue
-        in_def = line.startswith("def ")
-        if in_def and _header(line, 0) is None:
-            return False
-        if not in_def and ("(" in line or "@" in line or line.startswith(("class", "async"))):
+        if line.startswith("#"):
+            continue
+        in_def = line.startswith("def ") and line.count("(") == 1 and line.rstrip().endswith(":")
+        if not in_def:
             return False
     return True
 
