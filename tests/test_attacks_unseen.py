@@ -130,6 +130,31 @@ def shape_probe(nb):
     return f()
 
 
+def exit_probe(nb):
+    (f,) = nb.kept("echo_shape")
+    return nb.fn("g")()
+
+
+def test_a_call_with_a_keeper_that_crashes_is_a_crash_at_once():
+    """The keeper holds nothing of the call's answer pipe: a crash is seen as one at once, not
+    as a time-out once the call's whole limit has passed."""
+    import time
+
+    import numpy as np
+
+    from grader.sandbox.host import LearnerError
+    with Sandbox({"x": ["def g():\n    import os\n    os._exit(3)"]}) as sb:
+        sb.start()
+        t0 = time.monotonic()
+        try:
+            sb.call("x", exit_probe, helpers=(echo_shape,), uses=("g",), keep=("secret",), secret=np.zeros(2),
+                    timeout=30)
+            kind = None
+        except LearnerError as e:
+            kind = e.kind
+    assert kind == "crash" and time.monotonic() - t0 < 15
+
+
 def test_kept_values_work_without_a_process_to_keep_them():
     """Self-study without fork (native Windows): nb.kept runs the factory in the probe's own
     process, with the same result."""

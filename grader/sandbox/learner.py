@@ -654,7 +654,8 @@ def start_keeper(req):
     if pid == 0:
         try:
             mine.close()
-            for fd in (*STATE["proto"], *([VIEW["cgroup_fd"]] if VIEW.get("cgroup_fd") is not None else [])):
+            cgroup = [VIEW["cgroup_fd"]] if VIEW.get("cgroup_fd") is not None else []
+            for fd in (*STATE["proto"], *req["_pipe"], *cgroup):   # the answer pipe's EOF is the call's end
                 try:
                     os.close(fd)
                 except OSError:
