@@ -11,7 +11,7 @@ import os
 
 from grader import nbfile
 from grader.sandbox.host import Sandbox
-from tests.grading import ROOT, notebook, run_grader, solution_cells
+from tests.grading import ROOT, notebook, run_grader
 from tests.test_allowlist import heap_probe
 
 ROOTED = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -86,14 +86,13 @@ def test_a_check_that_reads_what_its_callables_hold_scores_no_more_than_a_lazy_o
     case is correct; a check reading them (and faking its call log) scored full marks without
     computing a gradient.  What tells the cases apart now lives in another process."""
     blank = [c for c in nbfile.code_cells(ROOT / "notebooks" / f"{GC_STEM}.ipynb") if c]
-    folders = {"attack": blank + [INTROSPECT], "control": blank + [LAZY], "honest": solution_cells(GC_STEM)}
+    folders = {"attack": blank + [INTROSPECT], "control": blank + [LAZY]}   # the solutions' 10/10: test_mistakes_04
     scores = {}
     for name, cells in folders.items():
         (tmp_path / name).mkdir()
         notebook(tmp_path / name / f"{GC_STEM}.ipynb", cells)
         scores[name] = _gc_score(_grade_only(tmp_path / name, tmp_path, name))
-    assert scores["honest"] == 10, scores
-    assert scores["attack"] <= scores["control"] < 10, scores
+    assert scores["attack"] <= scores["control"] and 0 < scores["control"] < 10, scores
 
 
 def echo_shape(kept):
