@@ -17,7 +17,10 @@ A name N is a stub when all of these hold:
   byte (e.g. a demo cell calling N), and that cell never assigns N (nor uses exec() & co.
   when the notebook has cells of the learner's own);
 - no other cell uses a way to bind a name without writing it (globals(), exec, `global`,
-  setattr, a star import, ...: TRIGGERS) or rebinds NotImplementedError.
+  setattr, a star import, ...: TRIGGERS) or rebinds NotImplementedError;
+- no other cell of the learner's own runs code at definition time (a class body, a decorator,
+  a default, an annotation or a value that calls: _inert), which could bind a name without
+  spelling it.
 """
 import ast
 import keyword
@@ -264,6 +267,38 @@ def bound_names(src):
     return out
 
 
+_DEFINITION_TIME = re.compile(r"^(?:@|(?:class|async)(?!\w))", re.M)   # top-level decorators and blocks
+
+
+def _inert(src):
+    """Does a learner's own cell run no code of its own when the loader defines it?  Only
+    comments, one-line `def` headers without a call or a decorator (their bodies run only
+    when called) and top-level lines without a call or a decorator.  Code run at definition
+    time (a class body, a decorator, a default or an annotation, a value that calls) can bind
+    a stub's name in ways no search of the text sees (e.g. names spelled as "bern" "oulli_mask"),
+    so such a cell turns the shortcut off.  Linear."""
+    if _DEFINITION_TIME.search(src):
+        return False
+    if "(" not in src:
+        return True
+    in_def = False
+    for line in src.split("\n"):
+        if "(" not in line:
+            if line[:1] not in (" ", "\t", "") and not line.startswith("#"):
+                in_def = False   # a top-level statement: what follows indented is not a def's body
+            continue
+        if line[:1] in (" ", "\t"):       # indented: a def's body, or the continuation of a statement
+            if not in_def and line.lstrip(" \t")[:1] != "#":
+                return False
+            continue
+        if line.startswith("#"):
+            continue
+        in_def = line.startswith("def ") and line.count("(") == 1 and line.rstrip().endswith(":")
+        if not in_def:
+            return False
+    return True
+
+
 def stub_names(cells, handed_out=None):
     """Names that are certainly still the handed-out stub in a notebook's code cells.
 
@@ -284,6 +319,8 @@ def stub_names(cells, handed_out=None):
     if not defined or len(defined) > MAX_STUBS or ("*" in trusted_binds and others):
         return set()   # none; more than a notebook hands out; or a handed-out exec() the others may feed
     for src in others:
+        if not _inert(src):
+            return set()
         found = _mentions(src, defined)
         if found is None or found & (TRIGGERS | {"*"}):
             return set()

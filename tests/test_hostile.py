@@ -154,7 +154,7 @@ KILLER = """    import os, signal
 """
 
 FORK_BOMB = """    import os, time
-    for _ in range(5000 if not os.path.exists("bombed") and not open("bombed", "w").close() else 0):
+    for _ in range(5000 if shape == () else 0):   # one call (nothing a call leaves reaches the next)
         try:
             if os.fork() == 0:
                 time.sleep(600)

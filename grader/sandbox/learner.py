@@ -26,9 +26,11 @@ import numpy.random  # noqa: E402,F401
 
 if __package__:
     from grader.sandbox import codec
+    from grader.sandbox.ipc import remove_of_uid
     from grader.sandbox.procs import children_of
-else:   # a script: codec.py and procs.py are next to it (staged copies, in the view)
+else:   # a script: codec.py, ipc.py and procs.py are next to it (staged copies, in the view)
     import codec
+    from ipc import remove_of_uid
     from procs import children_of
 
 try:
@@ -272,8 +274,9 @@ class Notebook:
     """What a probe sees (its first argument): the learner's names, a guarded way to call
     them, and the exceptions it may catch (nb.Raised) or raise (nb.Failure)."""
 
-    def __init__(self, ns, problems):
+    def __init__(self, ns, problems, keeper=None, kept=None):
         self._ns, self._problems = ns, problems
+        self._keeper, self._kept = keeper, kept or {}
 
     def has(self, name):
         return name in self._ns
@@ -312,6 +315,17 @@ class Notebook:
                                  f"{': ' + _short(e) if _short(e) else ''}{_where(e)}; a function should "
                                  "return a value or raise an ordinary exception (a subclass of "
                                  "Exception)") from None
+
+    def kept(self, factory, *args):
+        """What the probe's function `factory(kept, *args)` returns, made and run in the keeper
+        (see start_keeper): `kept` holds the call's kwargs the grader kept from this process.
+        Each callable comes back as a proxy whose every call is a round trip to the keeper: it
+        holds no state learner code could read or change (closures, referents, frames)."""
+        if self._keeper is None:   # unsandboxed self-study: no process to keep them in
+            made = PROBE_CODE["globals"][factory](self._kept, *args)
+            return made if isinstance(made, tuple) else (made,)
+        ids = _keeper_ask(self._keeper, {"op": "make", "factory": factory, "args": list(args)})
+        return tuple(_proxy(self._keeper, i) for i in ids)
 
     def pair(self, value, name, what="(out, cache)"):
         """value, if it is a 2-tuple; otherwise the learner broke the contract."""
@@ -397,7 +411,8 @@ def _type_name(v):
 LIMITS = {}   # from the grader's settings (grader.config), the first frame read
 PROBE_GLOBALS = {"np": np, "__builtins__": __builtins__}   # all a probe gets besides its arguments
 CODE = {}   # probe source -> code object
-STATE = {"proto": (), "cb": None, "sweep_uid": False, "work": None, "pristine": (), "answer_path": (), "builtins": ()}
+STATE = {"rlimits": {}, "proto": (), "cb": None, "sweep_uid": False, "work": None, "pristine": (), "answer_path": (),
+         "builtins": ()}
 
 
 def _private(mod, depth=1):
@@ -560,6 +575,8 @@ def set_limits():
     _setrlimit(resource.RLIMIT_CORE, 0)
     _setrlimit(resource.RLIMIT_AS, int(LIMITS["mem"]))
     _setrlimit(resource.RLIMIT_FSIZE, int(LIMITS["output"]))
+    if hasattr(resource, "RLIMIT_MSGQUEUE"):   # no POSIX message queue: where no /dev/mqueue lists
+        _setrlimit(resource.RLIMIT_MSGQUEUE, 0)   # them, one would outlive grading unseen
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over the output limit: EFBIG, not death
 
 
@@ -668,6 +685,151 @@ def _nogroup():
         return 65534
 
 
+# ---------------------------------------------------------------- the keeper of a call's secrets
+PROBE_CODE = {}   # the probe's globals where nb.kept runs in this process (unsandboxed)
+
+
+def _zero(v):
+    """Overwrite, in place, every array in v (a kwarg's value): decoded arrays are views of
+    the request's frame, so its bytes go too, and no later fork finds them."""
+    if isinstance(v, np.ndarray):
+        try:
+            v.fill(0)
+        except (ValueError, TypeError):
+            pass
+    elif isinstance(v, dict):
+        for x in v.values():
+            _zero(x)
+    elif isinstance(v, (list, tuple)):
+        for x in v:
+            _zero(x)
+
+
+def start_keeper(req):
+    """Before the call's fork: a process holding the kwargs named in req["keep"] (what only
+    the grader may know, e.g. which of a call's cases is the correct one), made from this
+    process (which never runs learner code) and, like it, not dumpable: learner code can
+    neither read nor ptrace it.  The kwargs are then taken out of the request and zeroed here,
+    so the call's fork never has them.  The fork talks to the keeper over a socket (nb.kept).
+    Returns the fork's end of the socket; the keeper ends with the call (finish_call)."""
+    import socket
+    kept = {k: req["kwargs"].pop(k) for k in req["keep"] if k in req["kwargs"]}
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            mine.close()
+            cgroup = [VIEW["cgroup_fd"]] if VIEW.get("cgroup_fd") is not None else []
+            callbacks = [fd for pair in req.get("_cb") or () for fd in pair]
+            for fd in (*STATE["proto"], *req["_pipe"], *callbacks, *cgroup):   # the answer pipe's EOF is the call's end
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            serve_keeper(theirs.detach(), req["_code"], kept)
+        except BaseException:  # noqa: BLE001
+            pass
+        finally:
+            os._exit(0)
+    theirs.close()
+    _zero(kept)
+    kept.clear()
+    return mine
+
+
+def _rebuild(v):
+    """An argument as the keeper's functions get it: a generator as a Generator in the same
+    state, anything that could not travel as an object of a class of the same name."""
+    if isinstance(v, dict) and len(v) == 1 and "__rng__" in v:
+        try:
+            state = v["__rng__"]
+            gen = np.random.Generator(getattr(np.random, state["bit_generator"])())
+            gen.bit_generator.state = state
+            return gen
+        except Exception:  # noqa: BLE001
+            return type("Generator", (), {})()
+    if isinstance(v, dict) and len(v) == 1 and "__foreign__" in v:
+        return type(str(v["__foreign__"])[:100] or "object", (), {})()
+    return v
+
+
+def serve_keeper(fd, code, kept):
+    """The keeper's loop: make the probe's factories' objects, call them, answer plain data."""
+    import types
+    g = dict(PROBE_GLOBALS)
+    exec(code, g)
+    made = []
+    while True:
+        frame = codec.read_frame(fd, limit=1 << 26)
+        if frame is None:
+            return
+        try:
+            msg = codec.decode(frame)
+            if msg["op"] == "make":
+                f = g.get(msg["factory"])
+                if not (isinstance(f, types.FunctionType) and f.__code__.co_filename == "<probe>"):
+                    raise ValueError("no such factory")
+                out = f(kept, *msg["args"])
+                out = out if isinstance(out, tuple) else (out,)
+                made.extend(out)
+                answer = {"ok": list(range(len(made) - len(out), len(made)))}
+            else:
+                args = [_rebuild(a) for a in msg["args"]]
+                kwargs = {k: _rebuild(a) for k, a in msg["kwargs"].items()}
+                value = made[int(msg["id"])](*args, **kwargs)
+                states = {str(i): a.bit_generator.state for i, a in enumerate(args)
+                          if isinstance(a, np.random.Generator)}
+                states.update({k: a.bit_generator.state for k, a in kwargs.items()
+                               if isinstance(a, np.random.Generator)})
+                answer = {"ok": value, "states": states}
+            reply = codec.encode(answer)
+        except BaseException as e:  # noqa: BLE001 - what the learner sent could not be used
+            reply = codec.encode({"raised": [type(e).__name__, _short(e)]})
+        codec.write_frame(fd, reply)
+
+
+def _keeper_ask(sock, msg):
+    """One round trip to the keeper; its answer, or the exception it reported, raised here."""
+    codec.write_frame(sock.fileno(), codec.encode(msg))
+    frame = codec.read_frame(sock.fileno(), limit=1 << 26)
+    if frame is None:
+        raise RuntimeError("the grader's stand-in is gone (was its process killed?)")
+    answer = codec.decode(frame)
+    if "raised" in answer:
+        name, message = answer["raised"]
+        import builtins
+        exc = getattr(builtins, str(name), None)
+        if isinstance(exc, type) and issubclass(exc, Exception):
+            raise exc(message)
+        raise RuntimeError(f"{name}: {message}")
+    return answer["ok"] if msg["op"] == "make" else answer
+
+
+def _travel(v):
+    """An argument of a proxy call as it travels: a Generator as its state, what the codec
+    cannot write as the name of its type."""
+    if isinstance(v, np.random.Generator):
+        return {"__rng__": v.bit_generator.state}
+    try:
+        codec.encode(v)
+        return v
+    except Exception:  # noqa: BLE001
+        return {"__foreign__": type(v).__name__}
+
+
+def _proxy(sock, ident):
+    """A callable standing for the keeper's object `ident`: nothing in it but the socket."""
+    def call(*args, **kwargs):
+        answer = _keeper_ask(sock, {"op": "call", "id": ident, "args": [_travel(a) for a in args],
+                                    "kwargs": {str(k): _travel(a) for k, a in kwargs.items()}})
+        for key, state in answer.get("states", {}).items():
+            gen = args[int(key)] if key.isdigit() else kwargs.get(key)
+            if isinstance(gen, np.random.Generator):
+                gen.bit_generator.state = state   # the draws the keeper made, as if made here
+        return answer["ok"]
+    return call
+
+
 # ---------------------------------------------------------------- one call, in a fork
 def run_probe(req, notebooks):
     """Body of the forked process: limits, capture, run the probe, answer."""
@@ -688,6 +850,7 @@ def run_probe(req, notebooks):
         os.setpgid(0, 0)
     except OSError:
         pass
+    _new_session_keyring()   # keys the call adds to it go with it
     mem = int(req.get("mem") or LIMITS["mem"])
     _setrlimit(resource.RLIMIT_AS, mem)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -709,11 +872,14 @@ def answer_frame(req, notebooks):
     """Load the learner's definitions, run the probe, encode its answer (a frame)."""
     ns = {"__name__": "__main__", "__builtins__": __builtins__}
     _where_defined, problems = load_notebook(notebooks[req["stem"]], ns, float(LIMITS["cell_seconds"]))
-    nb = Notebook(ns, problems)
+    keeper = req.get("_keeper")
+    kept = {k: req["kwargs"].pop(k) for k in req.get("keep", ()) if k in req["kwargs"]} if keeper is None else {}
+    nb = Notebook(ns, problems, keeper, kept)
     who = req["uses"][0] if req["uses"] else ""
     try:
         g = dict(PROBE_GLOBALS)
         exec(req["_code"], g)
+        PROBE_CODE["globals"] = g
         answer = {"status": "ok", "value": g[req["probe_name"]](nb, **req["kwargs"])}
     except LearnerFailure as e:
         answer = {"status": "learner", "kind": e.kind, "function": e.function, "message": e.message}
@@ -769,6 +935,7 @@ def serve_call(req, notebooks):
         req["_cb"] = ((up_w, down_r), (up_r, down_w))   # (the fork's ends, ours)
     t0 = time.monotonic()
     cpu0 = cpu_clock()
+    req["_keeper"] = start_keeper(req) if req.get("keep") else None
     pid = os.fork()
     if pid == 0:
         try:
@@ -783,6 +950,8 @@ def serve_call(req, notebooks):
         for fd in req["_cb"][0]:
             os.close(fd)
         cb = req["_cb"][1]
+    if req["_keeper"] is not None:
+        req["_keeper"].close()
     info = {"timed_out": False, "exit": None, "frame": b"", "oversize": False}
     try:
         frame = await_answer(rd, cb, t0 + seconds)
@@ -812,6 +981,7 @@ def serve_call(req, notebooks):
     except OSError:
         info["output_bytes"] = 0
     info["pid"] = pid
+    forget_call()
     return info
 
 
@@ -896,6 +1066,58 @@ def finish_call(pid):
     except ChildProcessError:
         pass
     reap_all(pgid=pid)
+
+
+SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
+
+
+def forget_call():
+    """After a call and everything it started are gone: remove what it left for the next call
+    of this submission: files of our uid in the working folder and the world-writable folders
+    (POSIX shared memory is files there; POSIX message queues cannot be made: set_limits),
+    SysV IPC objects of our uid, keys in our uid's keyrings; and restore this process's
+    resource limits, which a call may change with prlimit().  Every call then starts as the
+    fresh fork it is meant to be (a cached result must not let a timed call skip its work).
+    Only with a uid of our own or in the view: a learner's own files are never touched in
+    self-study."""
+    if not (VIEW.get("view") or STATE["sweep_uid"]):
+        return
+    import shutil
+    uid = os.getuid()
+    for folder in (*SHARED_FOLDERS, "."):
+        try:
+            fd = STATE["work_fd"] if folder == "." else None
+            entries = list(os.scandir(fd if fd is not None else folder))
+        except OSError:
+            continue
+        for e in entries:
+            path = e.name if folder == "." else e.path
+            try:
+                if e.stat(follow_symlinks=False).st_uid != uid or os.path.abspath(path) == STATE["work"] \
+                        or (folder == "." and e.name == "output.txt"):
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
+            except OSError:
+                pass
+    remove_of_uid(uid)
+    for which, (soft, hard) in STATE["rlimits"].items():   # a call may prlimit() this process
+        now = resource.getrlimit(which)
+        if now != (soft, hard):
+            try:
+                resource.setrlimit(which, (soft if soft != resource.RLIM_INFINITY and
+                                           (now[1] == resource.RLIM_INFINITY or soft <= now[1]) else now[1], now[1]))
+            except (ValueError, OSError):
+                pass
+    nr = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)   # keyctl
+    if nr is not None and STATE["sweep_uid"]:   # a uid of our own: never `nobody`'s keyrings
+        for ring in (-4, -5):   # KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING
+            try:
+                _libc().syscall(nr, 7, ring)   # KEYCTL_CLEAR
+            except (OSError, AttributeError):
+                pass
 
 
 def warm_up():
@@ -1023,6 +1245,8 @@ def main(warm=True):
                                     "unsandboxed": True}, os.getcwd()
     else:
         isolation = harden(settings)   # limits, no new privileges, the learner's uid: before any cell is read
+        STATE["rlimits"] = {getattr(resource, n): resource.getrlimit(getattr(resource, n))
+                            for n in dir(resource) if n.startswith("RLIMIT_")}   # restored after each call
     frame = codec.read_frame(proto_in)
     if frame is None:
         return
