@@ -248,7 +248,7 @@ def test_honest_work_keeps_full_marks_when_its_learner_process_is_killed_from_ou
     import json
     data = json.loads(out.read_text())
     assert killed is not None
-    assert data["score"] == sum(t["max_score"] for t in data["tests"]) == 135, \
+    assert data["score"] == sum(t["max_score"] for t in data["tests"]) > 0, \
         [t for t in data["tests"] if t["status"] != "passed"]
 
 

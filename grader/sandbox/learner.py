@@ -325,7 +325,7 @@ class Notebook:
             made = PROBE_CODE["globals"][factory](self._kept, *args)
             return made if isinstance(made, tuple) else (made,)
         ids = _keeper_ask(self._keeper, {"op": "make", "factory": factory, "args": list(args)})
-        return tuple(_proxy(self._keeper, i) for i in ids)
+        return tuple(_kept_proxy(self._keeper, i) for i in ids)
 
     def pair(self, value, name, what="(out, cache)"):
         """value, if it is a 2-tuple; otherwise the learner broke the contract."""
@@ -817,7 +817,7 @@ def _travel(v):
         return {"__foreign__": type(v).__name__}
 
 
-def _proxy(sock, ident):
+def _kept_proxy(sock, ident):
     """A callable standing for the keeper's object `ident`: nothing in it but the socket."""
     def call(*args, **kwargs):
         answer = _keeper_ask(sock, {"op": "call", "id": ident, "args": [_travel(a) for a in args],
