@@ -332,23 +332,39 @@ _HANDED_OUT = {}
 
 
 def handed_out_cells(course, stem):
-    """{cell source: names it may bind} for the notebook `stem` as the course hands it out,
-    made from the instructor's solutions/ (the course's own text: parsed here); {} if unreadable."""
+    """{cell source: names it may bind} for the notebook `stem` as the course hands it out:
+    made from the instructor's solutions/ with the generator (the course's own text: parsed
+    here), or, without them (the student release), the course's notebooks/; {} if neither can
+    be read (a Gradescope zip: no shortcut, the calls run).  The shortcut only ever saves time."""
     key = (str(course), stem)
     if key not in _HANDED_OUT:
-        from grader.generate import CODE_STUB, MarkerError, replace_regions
-        out = {}
-        try:
-            for src in nbfile.code_cells(Path(course) / "solutions" / f"{stem}.ipynb"):
-                cell = replace_regions(src, CODE_STUB)
-                binds = bound_names(cell)
-                if cell and binds is not None:
-                    dynamic = _mentions(cell, ())   # {"*"}: it may bind by other means
-                    out[cell] = binds | ({"*"} if dynamic is None else dynamic)
-        except (nbfile.BadInput, MarkerError):
-            out = {}
-        _HANDED_OUT[key] = out
+        _HANDED_OUT[key] = _handed_out(Path(course), stem)
     return _HANDED_OUT[key]
+
+
+def _handed_out(course, stem):
+    cells = None
+    try:
+        from grader.generate import CODE_STUB, MarkerError, replace_regions
+        try:
+            cells = [replace_regions(src, CODE_STUB)
+                     for src in nbfile.code_cells(course / "solutions" / f"{stem}.ipynb")]
+        except (nbfile.BadInput, MarkerError):
+            cells = None
+    except ImportError:   # a Gradescope zip or the student release: no generator
+        pass
+    if cells is None:
+        try:
+            cells = nbfile.code_cells(course / "notebooks" / f"{stem}.ipynb")
+        except nbfile.BadInput:
+            return {}
+    out = {}
+    for cell in cells:
+        binds = bound_names(cell)
+        if cell and binds is not None:
+            dynamic = _mentions(cell, ())   # {"*"}: it may bind by other means
+            out[cell] = binds | ({"*"} if dynamic is None else dynamic)
+    return out
 
 
 def notebook_stubs(course, stem, cells):
