@@ -34,7 +34,7 @@ class Graded:
 
     def failed_checks(self):
         """Names of the failed check functions, in report order (e.g. 'test_any_shape')."""
-        return [t.get("check", "") for t in self.failed()]
+        return [t.get("check") or t.get("extra_data", {}).get("check", "") for t in self.failed()]
 
     def first_message(self):
         failed = self.failed()
