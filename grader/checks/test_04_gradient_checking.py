@@ -11,7 +11,8 @@ after the call.  Every verdict, reference value and message is computed here, in
 
 The functions handed to the learner's code are written here, never taken from the learner's
 notebook, so each exercise is graded on its own:
-- numerical_gradient gets test functions f whose gradient the grader knows;
+- numerical_gradient gets test functions f whose gradient the grader knows (proxies of
+  functions run here: make_f);
 - dropout_gradient_check gets dropout layers built by ONE function, `dropout_layer`, for every
   case.  In training mode its backward returns D * dout + B for arrays D and B that come with the
   case: for a correct pair, D is the true derivative (the mask that np.random.default_rng(seed)
@@ -72,20 +73,24 @@ def plain(v):
 
 
 def make_f(case, seen):
-    """f for numerical_gradient, with a gradient the grader knows; records how it is called."""
+    """f for numerical_gradient, with a gradient the grader knows; records how it is called.
+    It runs here, in the grader: the learner's numerical_gradient gets a proxy of it (gradients),
+    so it cannot read c or Q off the function it is given.  What the learner sends is bounded
+    where it is recorded."""
     x0, c, q = case["x"], case["c"], case.get("q")
 
     def f(z):
         z = np.asarray(z)
-        if list(z.shape) not in seen["shapes"]:
+        if list(z.shape) not in seen["shapes"] and len(seen["shapes"]) < 20:
             seen["shapes"].append(list(z.shape))
-        if str(z.dtype) not in seen["dtypes"]:
+        if str(z.dtype) not in seen["dtypes"] and len(seen["dtypes"]) < 20:
             seen["dtypes"].append(str(z.dtype))
         if z.shape != x0.shape:
             raise ValueError(f"this test function expects an array of x's shape {x0.shape}, "
                              f"but was called with shape {z.shape}")
         d = np.abs(z.astype(np.float64) - x0.astype(np.float64))
-        seen["moves"].append([int(np.count_nonzero(d)), float(d.max()) if d.size else 0.0])
+        if len(seen["moves"]) < 100_000:
+            seen["moves"].append([int(np.count_nonzero(d)), float(d.max()) if d.size else 0.0])
         if q is None:                              # f(x) = sum(c * x**3)
             return float(np.sum(c * z ** 3))
         v = z.reshape(-1)                          # f(x) = sum(c * sin x) + v.Q.v / 2
@@ -93,19 +98,20 @@ def make_f(case, seen):
     return f
 
 
-def gradients(nb, cases):
-    """numerical_gradient on test functions f; what it returned, how it called f, x afterwards."""
+def gradients(nb, xs, hs):
+    """numerical_gradient on the grader's test functions f (proxies: each call of the i-th is a
+    round trip to the grader's make_f, which records it); what it returned and x afterwards."""
     ng = nb.fn("numerical_gradient")
     answers = []
-    for case in cases:
-        seen = {"shapes": [], "dtypes": [], "moves": []}
-        f, h, x = make_f(case, seen), case.get("h"), case["x"].copy()
+    for i, (x, h) in enumerate(zip(xs, hs)):
+        f, x = nb.proxy(f"f {i}"), x.copy()
+        f.__name__ = f.__qualname__ = "f"
         try:
             g = ng(f, x) if h is None else ng(f, x, h=h)
         except nb.Raised as e:      # reported per case, so that one shape cannot hide the others
-            answers.append({"raised": f"{e}{getattr(e, 'where', '')}", "x_after": x, **seen})
+            answers.append({"raised": f"{e}{getattr(e, 'where', '')}", "x_after": x})
             continue
-        answers.append({"g": plain(g), "x_after": x, **seen})
+        answers.append({"g": plain(g), "x_after": x})
     return answers
 
 
@@ -366,7 +372,16 @@ class TestNumericalGradient:
     pytestmark = mark.exercise("numerical_gradient")
 
     def run(self, learner, cases):
-        return learner.call(gradients, NG, helpers=(plain, make_f), cases=cases)
+        seen = [{"shapes": [], "dtypes": [], "moves": []} for _ in cases]
+        rs = learner.call(gradients, NG, helpers=(plain,), xs=[case["x"] for case in cases],
+                          hs=[case.get("h") for case in cases],
+                          callbacks={f"f {i}": make_f(case, s) for i, (case, s) in enumerate(zip(cases, seen))})
+        if not (isinstance(rs, list) and len(rs) == len(cases) and all(isinstance(r, dict) for r in rs)):
+            raise LearnerError("contract", NG[0], "the answer from the learner's process was not the "
+                               "one the grader asked for (was it forged?)")
+        for r, s in zip(rs, seen):
+            r.update(s)
+        return rs
 
     @mark.points(1)
     def test_returns_float64_array_of_x_shape(self, learner):
