@@ -481,11 +481,12 @@ def test_learner_code_cannot_signal_the_process_that_serves_its_calls():
 
 # ---------------------------------------------------------------- what higher-order functions get
 # A learner function that is handed callables (dropout_gradient_check's forward and backward,
-# mc_dropout_predict's net) looks at everything it can reach from them and from its own process
-# — closures, __dict__, gc.get_referents, gc.get_objects, the frames above it, its own memory
-# through /proc/self/mem — for the grader's data (the layer's derivative, the network's random
-# generator).  It raises if it finds any; otherwise it does the honest thing.  It must keep full
-# marks, as an honest control does: nothing is within its reach.
+# mc_dropout_predict's net, numerical_gradient's f) looks at everything it can reach from them
+# and from its own process — closures, __dict__, gc.get_referents, gc.get_objects, the frames
+# above it, its own memory through /proc/self/mem — for the grader's data (the layer's
+# derivative, the network's random generator, the test function's coefficients).  It raises if
+# it finds any; otherwise it does the honest thing.  It must keep full marks, as an honest
+# control does: nothing is within its reach.
 SEARCH = '''
 def _reachable(roots):
     """Every object reachable from roots (closures, attributes, referents), and every object the
@@ -591,6 +592,40 @@ def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
     return relative_error(backward(dout, cache), keep * scale * dout)
 '''
 
+HOSTILE_NG = SEARCH + '''
+
+def numerical_gradient(f, x, h=1e-5):
+    # the test function's coefficients (f(x) = sum(c * x**3), sum(c * sin x) + x.Q.x / 2) would
+    # give the exact gradient without evaluating f at all
+    import gc
+    near, stack = [], [f]
+    for _ in range(4):
+        nxt = []
+        for obj in stack:
+            for cell in getattr(obj, "__closure__", None) or ():
+                nxt.append(cell.cell_contents)
+            nxt += list(getattr(obj, "__dict__", {}).values()) + list(gc.get_referents(obj))
+        near += nxt
+        stack = nxt
+    found = [type(o).__name__ for o in near if isinstance(o, np.ndarray) and o.size > 1
+             and not (o.shape == np.shape(x) and np.array_equal(o, x))]
+    found += ["a test function's case" for o in _reachable([f]) if isinstance(o, dict) and {"c", "x"} <= set(o)
+              and isinstance(o["x"], np.ndarray) and o["x"].shape == np.shape(x) and np.array_equal(o["x"], x)]
+    if found:
+        raise RuntimeError(f"found {found[0]}")
+    x = np.array(x, dtype=np.float64)
+    grad = np.zeros(x.shape)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        up = f(x)
+        x[i] = old - h
+        down = f(x)
+        x[i] = old
+        grad[i] = (up - down) / (2 * h)
+    return grad
+'''
+
 HOSTILE_06 = SEARCH + '''
 
 def mc_dropout_predict(net, x, T):
@@ -618,7 +653,8 @@ def test_what_a_higher_order_function_gets_holds_nothing_of_the_graders():
     got04 = grade_variants("04_gradient_checking", "dropout_gradient_check",
                            {"hostile": HOSTILE_04, "lazy": LAZY_04, "control": None})
     got06 = grade_variants("06_mc_dropout", "mc_dropout_predict", {"hostile": HOSTILE_06, "control": None})
-    for got in (got04, got06):
+    got_ng = grade_variants("04_gradient_checking", "numerical_gradient", {"hostile": HOSTILE_NG, "control": None})
+    for got in (got04, got06, got_ng):
         assert "found" not in got["hostile"].messages(), got["hostile"].messages()
         assert got["hostile"].score == got["control"].score == got["control"].max_score, got["hostile"].messages()
     lazy = got04["lazy"]
