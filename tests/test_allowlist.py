@@ -21,6 +21,7 @@ from grader.sandbox import host
 from grader.sandbox.host import LearnerError, Sandbox
 from grader.sandbox.procs import children_of
 from tests.grading import ROOT, notebook, solution_cells
+from tests.test_mistakes_04_gradient_checking import centred
 
 ROOTED = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -613,18 +614,8 @@ def numerical_gradient(f, x, h=1e-5):
               and isinstance(o["x"], np.ndarray) and o["x"].shape == np.shape(x) and np.array_equal(o["x"], x)]
     if found:
         raise RuntimeError(f"found {found[0]}")
-    x = np.array(x, dtype=np.float64)
-    grad = np.zeros(x.shape)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        up = f(x)
-        x[i] = old - h
-        down = f(x)
-        x[i] = old
-        grad[i] = (up - down) / (2 * h)
-    return grad
-'''
+    return _centred(f, x, h)
+''' + centred().replace("def numerical_gradient(", "def _centred(")
 
 HOSTILE_06 = SEARCH + '''
 
