@@ -130,6 +130,9 @@ def rel_errors(nb, pairs):
     return out
 
 
+STATE_CHARS = 400   # of a generator state's repr in the log (a PCG64 state's is about 150)
+
+
 def dropout_layer(case, log):
     """The one dropout layer every case uses; the case's numbers are its only difference.  It
     runs here, in the grader's process: the learner's check gets proxies of forward and backward
@@ -149,7 +152,7 @@ def dropout_layer(case, log):
         if rng is None:
             how = "None"
         elif isinstance(rng, np.random.Generator):
-            how = repr(rng.bit_generator.state)[:400]
+            how = repr(rng.bit_generator.state)[:STATE_CHARS]
         else:
             how = type(rng).__name__[:40]
         try:
@@ -963,7 +966,7 @@ def noted_message(learner, message):
 
 
 def fresh_state(seed):
-    return repr(np.random.default_rng(seed).bit_generator.state)
+    return repr(np.random.default_rng(seed).bit_generator.state)[:STATE_CHARS]
 
 
 def calls_summary(results):
