@@ -194,18 +194,20 @@ class Learner:
         learner.limited(timeout=20).call(probe, uses, **inputs)."""
         return Learner(self._run, self.stem, timeout=timeout, mem=mem)
 
-    def call(self, probe, uses=(), helpers=(), **inputs):
+    def call(self, probe, uses=(), helpers=(), callbacks=None, **inputs):
         """Run probe(nb, **inputs) in a fork of the learner's process; its raw result.
-        uses: the learner's names the probe calls; helpers: trusted functions sent with it.
+        uses: the learner's names the probe calls; helpers: trusted functions sent with it;
+        callbacks: {name: callable run here, in the grader}: the probe's nb.proxy(name) stands
+        for it, and holds nothing but its name (every call is a round trip to this process).
         Every other keyword is one of the probe's inputs (limits: see limited())."""
-        return self._call(probe, uses, helpers, False, inputs)
+        return self._call(probe, uses, helpers, False, inputs, callbacks)
 
-    def timed(self, probe, uses=(), helpers=(), **inputs):
+    def timed(self, probe, uses=(), helpers=(), callbacks=None, **inputs):
         """(value, CPU seconds) of one probe call: the CPU time of the fork that ran it and of
         everything it started, measured by the process that forked it (no learner code)."""
-        return self._call(probe, uses, helpers, True, inputs)
+        return self._call(probe, uses, helpers, True, inputs, callbacks)
 
-    def _call(self, probe, uses, helpers, cpu, inputs):
+    def _call(self, probe, uses, helpers, cpu, inputs, callbacks=None):
         probes.check_call(probe, helpers, inputs)
         run = self._run
         if self.stem not in run.sub.notebooks:
@@ -219,7 +221,7 @@ class Learner:
                 if name in stubs and name in exercises:
                     raise LearnerError("not_implemented", name, f"{name} is not implemented yet")
         return run.sandbox().call(self.stem, probe, uses=uses, timeout=run.budget(self._timeout, uses),
-                                  mem=self._mem, helpers=helpers, cpu=cpu, **inputs)
+                                  mem=self._mem, helpers=helpers, cpu=cpu, callbacks=callbacks, **inputs)
 
     def solution(self, name):
         """The instructor's `name` from solutions/<this notebook>.ipynb, defined in the

@@ -21,6 +21,7 @@ from grader.sandbox import host
 from grader.sandbox.host import LearnerError, Sandbox
 from grader.sandbox.procs import children_of
 from tests.grading import ROOT, notebook, solution_cells
+from tests.test_mistakes_04_gradient_checking import centred
 
 ROOTED = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -477,3 +478,177 @@ def test_learner_code_cannot_signal_the_process_that_serves_its_calls():
         assert len(sb.call("01_bernoulli_mask", signal_one_probe)) == 5     # sent, and ignored:
         assert sb.call("01_bernoulli_mask", call_f_probe, uses=("f",)) == 1
         assert sb.retries == 2                                               # nothing was restarted
+
+
+# ---------------------------------------------------------------- what higher-order functions get
+# A learner function that is handed callables (dropout_gradient_check's forward and backward,
+# mc_dropout_predict's net, numerical_gradient's f) looks at everything it can reach from them
+# and from its own process — closures, __dict__, gc.get_referents, gc.get_objects, the frames
+# above it, its own memory through /proc/self/mem — for the grader's data (the layer's
+# derivative, the network's random generator, the test function's coefficients).  It raises if
+# it finds any; otherwise it does the honest thing.  It must keep full marks, as an honest
+# control does: nothing is within its reach.
+SEARCH = '''
+def _reachable(roots):
+    """Every object reachable from roots (closures, attributes, referents), and every object the
+    garbage collector tracks, and every frame's locals above this one."""
+    import gc
+    import sys
+    seen, stack = {}, list(roots) + list(gc.get_objects())
+    frame = sys._getframe(1)
+    while frame is not None:
+        stack += list(frame.f_locals.values())
+        frame = frame.f_back
+    while stack and len(seen) < 200_000:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen[id(obj)] = obj
+        for attr in ("__closure__", "__dict__", "__wrapped__", "__self__", "__func__"):
+            try:
+                stack.append(getattr(obj, attr))
+            except Exception:
+                pass
+        if type(obj).__name__ == "cell":
+            try:
+                stack.append(obj.cell_contents)
+            except ValueError:
+                pass
+        stack += gc.get_referents(obj)
+    return list(seen.values())
+
+
+def _in_memory(first, second):
+    """Whether the bytes first + second appear contiguously anywhere in this process's memory
+    (the needle is never built here: only its two halves exist apart)."""
+    import re
+    found = False
+    with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", 0) as mem:
+        for line in maps:
+            parts = line.split()
+            if "r" not in parts[1] or (len(parts) > 5 and parts[5].startswith("[v")):
+                continue
+            lo, hi = (int(v, 16) for v in parts[0].split("-"))
+            try:
+                mem.seek(lo)
+                chunk = mem.read(hi - lo)
+            except (OSError, ValueError, OverflowError):
+                continue
+            for m in re.finditer(re.escape(first), chunk):
+                if chunk[m.end():m.end() + len(second)] == second:
+                    found = True
+    return found
+'''
+
+HOSTILE_04 = SEARCH + '''
+
+def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    # the derivative of a correct inverted pair, which the grader's layer holds
+    keep = np.random.default_rng(seed).random(np.shape(x)) >= p
+    vals = [1.0 / (1.0 - p) if k else 0.0 for k in keep.ravel().tolist()]
+    half = len(vals) // 2
+    first, second = np.array(vals[:half]).tobytes(), np.array(vals[half:]).tobytes()
+    found = []
+    import os
+    if _SEARCHED.get("pid") == os.getpid():   # once per call of the grader's (a fork each)
+        return _honest(forward, backward, x, p, seed, h)
+    _SEARCHED["pid"] = os.getpid()
+    for obj in _reachable([forward, backward]):
+        if isinstance(obj, np.ndarray) and obj.shape == keep.shape and obj.dtype == np.float64 \\
+                and obj.tobytes() == first + second:
+            found.append("an array holding the layer's derivative")
+        if isinstance(obj, dict) and {"a_train", "a_eval"} <= set(obj):
+            found.append("a layer's case")
+    try:
+        if _in_memory(first, second):
+            found.append("the layer's derivative in this process's memory")
+    except OSError:
+        pass
+    if found:
+        raise RuntimeError(f"found {found[0]}")
+    return _honest(forward, backward, x, p, seed, h)
+
+
+_SEARCHED = {}
+
+
+def _honest(forward, backward, x, p, seed, h):
+    x = np.array(x, dtype=np.float64)
+    dout = np.random.default_rng(seed + 1).uniform(0.5, 1.5, x.shape)
+    f = lambda z: np.sum(forward(z, p, True, np.random.default_rng(seed))[0] * dout)
+    _, cache = forward(x, p, True, np.random.default_rng(seed))
+    return relative_error(backward(dout, cache), numerical_gradient(f, x, h))
+'''
+
+# The finding's attack, without the closures: the mask comes from the seed, the scale from one
+# call of forward, the "numerical" gradient is computed by hand.  It tells correct and wrong
+# backwards apart, but does not do what the exercise asks (a numerical gradient).
+LAZY_04 = '''
+def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
+    x = np.array(x, dtype=np.float64)
+    keep = np.random.default_rng(seed).random(x.shape) >= p
+    out, cache = forward(np.ones(x.shape), p, True, np.random.default_rng(seed))
+    scale = float(np.max(out)) if keep.any() else 1.0
+    dout = np.random.default_rng(seed + 1).uniform(0.5, 1.5, x.shape)
+    return relative_error(backward(dout, cache), keep * scale * dout)
+'''
+
+HOSTILE_NG = SEARCH + '''
+
+def numerical_gradient(f, x, h=1e-5):
+    # the test function's coefficients (f(x) = sum(c * x**3), sum(c * sin x) + x.Q.x / 2) would
+    # give the exact gradient without evaluating f at all
+    import gc
+    near, stack = [], [f]
+    for _ in range(4):
+        nxt = []
+        for obj in stack:
+            for cell in getattr(obj, "__closure__", None) or ():
+                nxt.append(cell.cell_contents)
+            nxt += list(getattr(obj, "__dict__", {}).values()) + list(gc.get_referents(obj))
+        near += nxt
+        stack = nxt
+    found = [type(o).__name__ for o in near if isinstance(o, np.ndarray) and o.size > 1
+             and not (o.shape == np.shape(x) and np.array_equal(o, x))]
+    found += ["a test function's case" for o in _reachable([f]) if isinstance(o, dict) and {"c", "x"} <= set(o)
+              and isinstance(o["x"], np.ndarray) and o["x"].shape == np.shape(x) and np.array_equal(o["x"], x)]
+    if found:
+        raise RuntimeError(f"found {found[0]}")
+    return _centred(f, x, h)
+''' + centred().replace("def numerical_gradient(", "def _centred(")
+
+HOSTILE_06 = SEARCH + '''
+
+def mc_dropout_predict(net, x, T):
+    found = []
+    for obj in _reachable([net, type(net), net.forward, net.train]):
+        if isinstance(obj, np.random.Generator) or type(obj).__name__ in ("GradingNet", "BatchDropout"):
+            found.append(type(obj).__name__)
+        elif isinstance(obj, np.ndarray) and obj.ndim == 2 and obj.shape[0] == obj.shape[1] == 16:
+            found.append("a weight matrix of the network")
+    if found:
+        raise RuntimeError(f"found {found[0]}")
+    was = net.training
+    net.train()
+    passes = np.stack([net.forward(x) for _ in range(T)])
+    if not was:
+        net.eval()
+    return passes.mean(axis=0), passes.std(axis=0)
+'''
+
+
+def test_what_a_higher_order_function_gets_holds_nothing_of_the_graders():
+    """The hostile functions find nothing and score as their honest controls do; the lazy check
+    (no numerical gradient) scores less."""
+    from tests.grading import grade_variants
+    got04 = grade_variants("04_gradient_checking", "dropout_gradient_check",
+                           {"hostile": HOSTILE_04, "lazy": LAZY_04, "control": None})
+    got06 = grade_variants("06_mc_dropout", "mc_dropout_predict", {"hostile": HOSTILE_06, "control": None})
+    got_ng = grade_variants("04_gradient_checking", "numerical_gradient", {"hostile": HOSTILE_NG, "control": None})
+    for got in (got04, got06, got_ng):
+        assert "found" not in got["hostile"].messages(), got["hostile"].messages()
+        assert got["hostile"].score == got["control"].score == got["control"].max_score, got["hostile"].messages()
+    lazy = got04["lazy"]
+    assert lazy.score < got04["control"].score, lazy.messages()
+    assert lazy.failed_checks() == ["test_keeps_dropout_on_with_one_mask"], lazy.messages()
+    assert "numerical_gradient(f, x, h)" in lazy.first_message(), lazy.first_message()

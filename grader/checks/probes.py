@@ -28,11 +28,11 @@ class ProbeError(ImportError):
 
 
 def options():
-    """Parameter names a probe may not take: learner.call's own (uses, helpers) and those of the
-    sandbox's call, which passes the probe's inputs on as keywords."""
+    """Parameter names a probe may not take: learner.call's own (uses, helpers, callbacks) and
+    those of the sandbox's call, which passes the probe's inputs on as keywords."""
     sandbox = [n for n, p in inspect.signature(Sandbox.call).parameters.items()
                if p.kind is not p.VAR_KEYWORD and n != "self"]
-    return tuple(dict.fromkeys(["uses", "helpers", *sandbox]))
+    return tuple(dict.fromkeys(["uses", "helpers", "callbacks", *sandbox]))
 
 
 def _source(func):

@@ -11,17 +11,21 @@ after the call.  Every verdict, reference value and message is computed here, in
 
 The functions handed to the learner's code are written here, never taken from the learner's
 notebook, so each exercise is graded on its own:
-- numerical_gradient gets test functions f whose gradient the grader knows;
+- numerical_gradient gets test functions f whose gradient the grader knows (proxies of
+  functions run here: make_f);
 - dropout_gradient_check gets dropout layers built by ONE function, `dropout_layer`, for every
   case.  In training mode its backward returns D * dout + B for arrays D and B that come with the
   case: for a correct pair, D is the true derivative (the mask that np.random.default_rng(seed)
   draws, times the scale) and B is 0; for a wrong pair they are perturbed (a missing or doubled
   scale, another mask, no dout, NaN, ...).  The cases of one call share x, p and seed, carry no
   name, and come in an order shuffled with a grading seed; only the grader knows which case is
-  which.  Telling a correct pair from a wrong one therefore takes what a gradient check does:
-  calling forward and backward and comparing (or reading their arrays and redoing by hand what
-  calling them would compute — the mask of np.random.default_rng(seed), the scale — which is
-  the same work; nothing cheaper is within reach).
+  which.  The layers live in the grader's process: the learner's check gets proxies of forward
+  and backward (nb.proxy), whose every call is a round trip to the grader, where the call is
+  run and logged, so what it is handed holds nothing it could introspect.  Telling a correct
+  pair from a wrong one therefore takes calling forward and backward; and since exercise 3
+  defines the check through numerical_gradient, the log must show the evaluations a numerical
+  gradient makes (two calls of forward per element of x, one more for the cache, and a call
+  of backward).
 
 dropout_gradient_check is graded on its own too: the learner's numerical_gradient and
 relative_error are tried once (broken_dependencies) on what a dropout gradient check asks of them;
@@ -69,20 +73,24 @@ def plain(v):
 
 
 def make_f(case, seen):
-    """f for numerical_gradient, with a gradient the grader knows; records how it is called."""
+    """f for numerical_gradient, with a gradient the grader knows; records how it is called.
+    It runs here, in the grader: the learner's numerical_gradient gets a proxy of it (gradients),
+    so it cannot read c or Q off the function it is given.  What the learner sends is bounded
+    where it is recorded."""
     x0, c, q = case["x"], case["c"], case.get("q")
 
     def f(z):
         z = np.asarray(z)
-        if list(z.shape) not in seen["shapes"]:
+        if list(z.shape) not in seen["shapes"] and len(seen["shapes"]) < 20:
             seen["shapes"].append(list(z.shape))
-        if str(z.dtype) not in seen["dtypes"]:
+        if str(z.dtype) not in seen["dtypes"] and len(seen["dtypes"]) < 20:
             seen["dtypes"].append(str(z.dtype))
         if z.shape != x0.shape:
             raise ValueError(f"this test function expects an array of x's shape {x0.shape}, "
                              f"but was called with shape {z.shape}")
         d = np.abs(z.astype(np.float64) - x0.astype(np.float64))
-        seen["moves"].append([int(np.count_nonzero(d)), float(d.max()) if d.size else 0.0])
+        if len(seen["moves"]) < 100_000:
+            seen["moves"].append([int(np.count_nonzero(d)), float(d.max()) if d.size else 0.0])
         if q is None:                              # f(x) = sum(c * x**3)
             return float(np.sum(c * z ** 3))
         v = z.reshape(-1)                          # f(x) = sum(c * sin x) + v.Q.v / 2
@@ -90,19 +98,20 @@ def make_f(case, seen):
     return f
 
 
-def gradients(nb, cases):
-    """numerical_gradient on test functions f; what it returned, how it called f, x afterwards."""
+def gradients(nb, xs, hs):
+    """numerical_gradient on the grader's test functions f (proxies: each call of the i-th is a
+    round trip to the grader's make_f, which records it); what it returned and x afterwards."""
     ng = nb.fn("numerical_gradient")
     answers = []
-    for case in cases:
-        seen = {"shapes": [], "dtypes": [], "moves": []}
-        f, h, x = make_f(case, seen), case.get("h"), case["x"].copy()
+    for i, (x, h) in enumerate(zip(xs, hs)):
+        f, x = nb.proxy(f"f {i}"), x.copy()
+        f.__name__ = f.__qualname__ = "f"
         try:
             g = ng(f, x) if h is None else ng(f, x, h=h)
         except nb.Raised as e:      # reported per case, so that one shape cannot hide the others
-            answers.append({"raised": f"{e}{getattr(e, 'where', '')}", "x_after": x, **seen})
+            answers.append({"raised": f"{e}{getattr(e, 'where', '')}", "x_after": x})
             continue
-        answers.append({"g": plain(g), "x_after": x, **seen})
+        answers.append({"g": plain(g), "x_after": x})
     return answers
 
 
@@ -121,32 +130,43 @@ def rel_errors(nb, pairs):
     return out
 
 
+STATE_CHARS = 400   # of a generator state's repr in the log (a PCG64 state's is about 150)
+
+
 def dropout_layer(case, log):
-    """The one dropout layer every case uses; the case's numbers are its only difference.
+    """The one dropout layer every case uses; the case's numbers are its only difference.  It
+    runs here, in the grader's process: the learner's check gets proxies of forward and backward
+    (gradient_checks), whose every call is a round trip to this process, so it can read nothing
+    of the case but what calling them returns.
 
     forward(x, p, train=True, rng=None) -> (out, cache): in training mode it keeps the elements
     where rng.random(x.shape) >= p and scales them by (1 - p) ** -a_train; in evaluation mode it
     scales x by (1 - p) ** a_eval.  backward(dout, cache) returns d * dout + b in training mode and
-    dout * (1 - p) ** a_eval in evaluation mode.  The log records how they were called."""
+    dout * (1 - p) ** a_eval in evaluation mode.  The log records how they were called (what the
+    learner sent is bounded: it keys the log)."""
     a_train, a_eval, d, b = case["a_train"], case["a_eval"], case["d"], case["b"]
+    spare = np.random.default_rng(case["spare"])   # rng=None: a new mask per call, as np.random's, but reproducible
 
     def forward(x, p, train=True, rng=None):
         x = np.asarray(x)
         if rng is None:
             how = "None"
         elif isinstance(rng, np.random.Generator):
-            how = repr(rng.bit_generator.state)
+            how = repr(rng.bit_generator.state)[:STATE_CHARS]
         else:
-            how = type(rng).__name__
+            how = type(rng).__name__[:40]
         try:
             q = float(p)
         except (TypeError, ValueError):
-            q = repr(p)
-        key = (bool(train), repr(train), q, how)
-        log["forward"][key] = log["forward"].get(key, 0) + 1
+            q = repr(p)[:40]
+        key = (bool(train), repr(train)[:40], q, how)
+        if key in log["forward"] or len(log["forward"]) < 100:
+            log["forward"][key] = log["forward"].get(key, 0) + 1
+        else:
+            log["other"] += 1
         if not train:
             return x * (1.0 - p) ** a_eval, {"train": False, "p": p}
-        gen = np.random.default_rng() if rng is None else rng
+        gen = spare if rng is None else rng
         keep = gen.random(x.shape) >= p
         return x * np.where(keep, (1.0 - p) ** -a_train, 0.0), {"train": True, "p": p}
 
@@ -188,10 +208,14 @@ def dependencies(nb, x, d, pairs):
     """What the learner's numerical_gradient gives for f(z) = Σ d·z (and x afterwards), and what
     its relative_error gives on each pair: raw, for the grader to compare."""
     out = {"ng": None, "re": []}
-    given = x.copy()
+    given, calls = x.copy(), []
+
+    def f(z):
+        calls.append(1)
+        return float(np.sum(d * np.asarray(z, dtype=np.float64)))
     try:
-        g = nb.fn("numerical_gradient")(lambda z: float(np.sum(d * np.asarray(z, dtype=np.float64))), given)
-        out["ng"] = {"g": plain(g), "x_after": given}
+        g = nb.fn("numerical_gradient")(f, given)
+        out["ng"] = {"g": plain(g), "x_after": given, "calls": len(calls)}
     except (nb.Raised, nb.Failure) as e:
         out["ng"] = {"raised": str(e)}
     for a, b in pairs:
@@ -211,22 +235,23 @@ def install_standins(nb, names):
             g[name] = made[name]
 
 
-def gradient_checks(nb, cases, x, p, seed, standins=()):
-    """The learner's dropout_gradient_check on each case's layer, with the same x, p and seed
-    (and the grader's stand-ins for the dependencies named in standins)."""
+def gradient_checks(nb, n, x, p, seed, standins=()):
+    """The learner's dropout_gradient_check on n layers, each given as proxies (nb.proxy) of the
+    grader's forward and backward, with the same x, p and seed (and the grader's stand-ins for
+    the dependencies named in standins).  Nothing of a case is in this process."""
     install_standins(nb, standins)
     check = nb.fn("dropout_gradient_check")
     out = []
-    for case in cases:
-        log = {"forward": {}, "douts": [], "backward": 0}
-        forward, backward = dropout_layer(case, log)
+    for i in range(n):
+        forward, backward = nb.proxy(f"forward {i}"), nb.proxy(f"backward {i}")
+        forward.__name__ = forward.__qualname__ = "forward"
+        backward.__name__ = backward.__qualname__ = "backward"
         x_given = x.copy()
         try:
             r = plain(check(forward, backward, x_given, p, seed))
         except nb.Raised as e:
             r = {"value": None, "type": "exception", "raised": f"{e}{getattr(e, 'where', '')}"}
-        r.update(x_after=x_given, calls=[[*k, n] for k, n in log["forward"].items()],
-                 douts=log["douts"], backward=log["backward"])
+        r["x_after"] = x_given
         out.append(r)
     return out
 
@@ -350,7 +375,16 @@ class TestNumericalGradient:
     pytestmark = mark.exercise("numerical_gradient")
 
     def run(self, learner, cases):
-        return learner.call(gradients, NG, helpers=(plain, make_f), cases=cases)
+        seen = [{"shapes": [], "dtypes": [], "moves": []} for _ in cases]
+        rs = learner.call(gradients, NG, helpers=(plain,), xs=[case["x"] for case in cases],
+                          hs=[case.get("h") for case in cases],
+                          callbacks={f"f {i}": make_f(case, s) for i, (case, s) in enumerate(zip(cases, seen))})
+        if not (isinstance(rs, list) and len(rs) == len(cases) and all(isinstance(r, dict) for r in rs)):
+            raise LearnerError("contract", NG[0], "the answer from the learner's process was not the "
+                               "one the grader asked for (was it forged?)")
+        for r, s in zip(rs, seen):
+            r.update(s)
+        return rs
 
     @mark.points(1)
     def test_returns_float64_array_of_x_shape(self, learner):
@@ -782,43 +816,95 @@ CORRECT = ("correct inverted", "correct classic")
 
 
 def layer_cases(x, p, seed, rng):
-    """{name: case} for dropout_layer: the correct pairs and the wrong ones, on this x, p, seed."""
+    """{name: case} for dropout_layer: the correct pairs and the wrong ones, on this x, p, seed.
+    Each wrong backward is wrong somewhere (choose_seed keeps an element and drops one; the
+    other mask differs from the forward pass's in an element at least)."""
     keep = np.random.default_rng(seed).random(x.shape) >= p     # the mask the contract fixes
+    other = keep
+    while np.array_equal(other, keep):
+        other = rng.random(x.shape) >= p
     s = 1 / (1 - p)
     zero = np.zeros(x.shape)
     made = {
         "correct inverted": (INVERTED, keep * s, zero),
         "correct classic": (CLASSIC, keep * 1.0, zero),
         "forgets_scale": (INVERTED, keep * 1.0, zero),
-        "fresh_mask": (INVERTED, (rng.random(x.shape) >= p) * s, zero),
+        "fresh_mask": (INVERTED, other * s, zero),
         "scales_twice": (INVERTED, keep * s * s, zero),
         "returns_dout": (INVERTED, np.ones(x.shape), zero),
         "ignores_dout": (INVERTED, zero, keep * s),
         "inverted_scale": (CLASSIC, keep * s, zero),
         "nan_at_zero": (INVERTED, np.where(x == 0, np.nan, keep * s), zero),
     }
-    return {k: {"a_train": a[0], "a_eval": a[1], "d": d, "b": b} for k, (a, d, b) in made.items()}
+    return {k: {"a_train": a[0], "a_eval": a[1], "d": d, "b": b, "spare": int(rng.integers(2**63))}
+            for k, (a, d, b) in made.items()}
 
 
-def x_with_zeros(learner, k):
-    """A (10, 20) standard-normal x with about a tenth of its elements exactly 0."""
+# The size of x.  Every call of forward and backward is a round trip between the learner's
+# process and the grader's (1-4 ms), and a correct check makes 2·x.size + 1 calls of forward
+# and one of backward per case: with the (10, 20) arrays of the notebook, the checks below would
+# make some 17,000.  What they judge needs only a few elements: a wrong backward is wrong in
+# every element it is wrong in (one is enough to give a relative error of p/(2 − p) or more,
+# since relative_error is a maximum), a changing mask shows in any element where x is not 0,
+# and choose_seed makes every mask keep one element and drop one, so that each wrong backward
+# is wrong somewhere.  So x has 6 to 12 elements, and a full grading of this exercise makes
+# about 270 round trips (2·(6 + 8 + 12) + 9·6 + 2·6 evaluations, plus one forward and one
+# backward call per case).
+SHAPE = (2, 3)
+
+
+def choose_seed(learner, k, shape, p):
+    """The first of the grading seeds k, k + 10⁶, ... whose mask keeps an element and drops one
+    (fixed for a config.seed; a mask that keeps all or nothing would let a wrong backward agree
+    with the numerical gradient, which no check can then tell from a correct one)."""
+    for j in range(1000):
+        seed = learner.seed(k + 1_000_000 * j)
+        keep = np.random.default_rng(seed).random(shape) >= p
+        if keep.any() and not keep.all():
+            return seed
+    raise AssertionError(f"no mask of shape {shape} at p = {p} keeps some elements and drops others")
+
+
+def x_with_zeros(learner, k, shape=SHAPE):
+    """A standard-normal x with at least one element exactly 0 (about a tenth of them)."""
     rng = learner.rng(k)
-    x = rng.standard_normal((10, 20))
-    x[rng.random((10, 20)) < 0.1] = 0.0
+    x = rng.standard_normal(shape)
+    x[rng.random(shape) < 0.1] = 0.0
+    x.flat[rng.integers(x.size)] = 0.0
     return x
 
 
-def run_checks(learner, k, x, p):
-    """Every case on (x, p, learner.seed(k)), in an order shuffled with learner.rng(k);
-    returns {name: result}.  Only this side knows which result belongs to which case."""
-    seed, rng = learner.seed(k), learner.rng(10_000 + k)   # rng: another stream than seed's
+_RUNS = weakref.WeakKeyDictionary()   # learner handle -> {run: its results} (checks share a run)
+
+
+def run_checks(learner, k, x, p, names=None):
+    """The cases called `names` (all, by default) on (x, p, a seed chosen from learner.seed(k)),
+    in an order shuffled with learner.rng(k); returns ({name: result}, seed).  Each case's
+    layer lives here (dropout_layer): the learner's check gets proxies named by position only,
+    and its calls are logged here.  Only this side knows which result belongs to which case."""
+    key = (k, x.tobytes(), str(x.dtype), x.shape, p, tuple(names or ()))
+    runs = _RUNS.setdefault(learner, {})
+    if key in runs:
+        return runs[key]
+    seed, rng = choose_seed(learner, k, x.shape, p), learner.rng(10_000 + k)   # rng: another stream
     cases = layer_cases(x, p, seed, rng)
-    names = list(cases)
+    names = list(names or cases)
     order = rng.permutation(len(names))
-    rs = learner.call(gradient_checks, GC, helpers=(plain, dropout_layer, *STANDIN_HELPERS),
-                      cases=[cases[names[i]] for i in order], x=x, p=p, seed=seed,
-                      standins=broken_dependencies(learner))
-    return {names[i]: r for i, r in zip(order, rs)}, seed
+    logs, callbacks = [], {}
+    for i, j in enumerate(order):
+        log = {"forward": {}, "other": 0, "douts": [], "backward": 0}
+        callbacks[f"forward {i}"], callbacks[f"backward {i}"] = dropout_layer(cases[names[j]], log)
+        logs.append(log)
+    rs = learner.call(gradient_checks, GC, helpers=(plain, *STANDIN_HELPERS), callbacks=callbacks,
+                      n=len(names), x=x, p=p, seed=seed, standins=broken_dependencies(learner))
+    if not (isinstance(rs, list) and len(rs) == len(names) and all(isinstance(r, dict) for r in rs)):
+        raise LearnerError("contract", GC[0], "the answer from the learner's process was not the "
+                           "one the grader asked for (was it forged?)")
+    for r, log in zip(rs, logs):
+        r.update(calls=[[*key, n] for key, n in log["forward"].items()], other=log["other"],
+                 douts=log["douts"], backward=log["backward"])
+    runs[key] = {names[j]: r for j, r in zip(order, rs)}, seed
+    return runs[key]
 
 
 STANDIN_HELPERS = (standin_numerical_gradient, standin_relative_error, install_standins)
@@ -849,8 +935,9 @@ def broken_dependencies(learner):
     ng = r["ng"]
     g = ng.get("g", {}).get("value")
     # centred (or one-sided) differences of a linear f are exact up to rounding, ~1e-10 here
+    # and it evaluates f twice per element, as exercise 1 asks (the check of exercise 3 counts that)
     if not (isinstance(g, np.ndarray) and g.shape == x.shape and np.allclose(g, d, rtol=1e-6, atol=1e-6)
-            and ng["x_after"].tobytes() == x.tobytes()):
+            and ng["x_after"].tobytes() == x.tobytes() and ng.get("calls", 0) >= 2 * x.size):
         broken.append("numerical_gradient")
     for (a_, b_), got in zip(pairs, r["re"]):
         want = ref_relative_error(a_, b_)
@@ -879,7 +966,7 @@ def noted_message(learner, message):
 
 
 def fresh_state(seed):
-    return repr(np.random.default_rng(seed).bit_generator.state)
+    return repr(np.random.default_rng(seed).bit_generator.state)[:STATE_CHARS]
 
 
 def calls_summary(results):
@@ -890,7 +977,8 @@ def calls_summary(results):
             "ps": sorted({c[2] for c in calls if c[0]}, key=str),
             "none": sum(c[4] for c in calls if c[3] == "None"),
             "states": {c[3] for c in calls if c[3] not in ("None",)},
-            "per_case": [sum(c[4] for c in r["calls"]) for r in results]}
+            "per_case": [sum(c[4] for c in r["calls"]) + r["other"] for r in results],
+            "backward": [r["backward"] for r in results]}
 
 
 def off_hint(log, p):
@@ -971,13 +1059,13 @@ class TestDropoutGradientCheck:
         """returns < 1e-8 for correct forward/backward pairs (inverted and classic)"""
         with noted(learner):
             rng = learner.rng(200)
-            small = 1e-3 * rng.standard_normal((10, 20))
-            small[rng.random((10, 20)) < 0.1] = 0.0
-            sets = [
+            small = 1e-3 * rng.standard_normal((3, 4))
+            small[rng.random((3, 4)) < 0.1] = 0.0
+            sets = [   # (sizes: see SHAPE)
                 # At x = 0 every f(x ± h·e_i) is a sum with a single non-zero term, computed exactly:
                 # a correct check then returns a few 1e-16 whatever dout it draws.
-                (201, np.zeros((10, 20)), 0.3, REL_CORRECT),
-                (202, np.zeros((4, 5, 6)), 0.7, REL_CORRECT),
+                (201, np.zeros(SHAPE), 0.3, REL_CORRECT),
+                (202, np.zeros((2, 2, 2)), 0.7, REL_CORRECT),
                 # At |x| ~ 1e-3 rounding leaves < ~4e-12 absolute error in the numerical gradient
                 # (worst 3.7e-12 measured over 1500 draws with |dout| up to ~10); the 1e-8 floor of
                 # relative_error caps any element at that / 1e-8 < 4e-4, so 1e-3 holds whatever
@@ -985,7 +1073,7 @@ class TestDropoutGradientCheck:
                 (203, small, 0.6, 1e-3),
             ]
             for k, x, p, bound in sets:
-                out, seed = run_checks(learner, k, x, p)
+                out, seed = run_checks(learner, k, x, p, CORRECT)
                 for name in CORRECT:
                     r = out[name]
                     what = (f"a correct {name.split()[1]} dropout pair (p = {p}, x of shape "
@@ -1059,10 +1147,11 @@ class TestDropoutGradientCheck:
 
     @mark.points(2)
     def test_keeps_dropout_on_with_one_mask(self, learner):
-        """calls forward in training mode, with the given p and one generator state every time"""
+        """calls forward in training mode, with the given p and one generator state every time,
+        twice per element of x and once for backward's cache; and calls backward"""
         with noted(learner):
-            x, p = x_with_zeros(learner, 230), 0.3
-            out, seed = run_checks(learner, 231, x, p)
+            x, p = x_with_zeros(learner, 210), 0.3
+            out, seed = run_checks(learner, 211, x, p)   # the run of the check above (one run, two verdicts)
             log = calls_summary(list(out.values()))
             assert log["n"] > 0, "Your check never called forward."
             off = off_hint(log, p)
@@ -1070,15 +1159,31 @@ class TestDropoutGradientCheck:
             if log["none"]:
                 assert False, mask_hint(log, seed).strip() + SAME_MASK
             assert len(log["states"]) <= 1, mask_hint(log, seed).strip() + SAME_MASK
+            # Exercise 3 defines the check as relative_error(backward(dout, cache),
+            # numerical_gradient(f, x, h)), and exercise 1 says a numerical gradient costs two
+            # evaluations of f per element: 2·x.size calls of forward, one more for the cache,
+            # and one call of backward.  (A numerical_gradient that evaluates f less often is
+            # replaced by the grader's here: see broken_dependencies.)
+            done = [(n, b) for r, n, b in zip(out.values(), log["per_case"], log["backward"])
+                    if "raised" not in r]
+            few = [(n, b) for n, b in done if n < 2 * x.size + 1 or b < 1]
+            if few:
+                n, b = min(few)
+                assert False, (
+                    f"Your check called forward {n} time(s) and backward {b} time(s) for an x of "
+                    f"{x.size} elements; the check of exercise 3 computes numerical_gradient(f, x, h) "
+                    f"— two evaluations of f, so two calls of forward, per element: {2 * x.size} — "
+                    "plus one forward pass whose cache goes to backward(dout, cache), and compares "
+                    "the two gradients with relative_error.")
 
     @mark.points(1)
     def test_returns_a_float_and_leaves_x_alone(self, learner):
         """returns one float and leaves x as it was (a float32 x)"""
         with noted(learner):
             rng = learner.rng(240)
-            x = rng.standard_normal((6, 7)).astype(np.float32)
-            x[rng.random((6, 7)) < 0.1] = 0.0
-            out, _ = run_checks(learner, 241, x, 0.4)
+            x = rng.standard_normal(SHAPE).astype(np.float32)
+            x[rng.random(SHAPE) < 0.1] = 0.0
+            out, _ = run_checks(learner, 241, x, 0.4, CORRECT)
             for r in out.values():
                 assert "raised" not in r, f"dropout_gradient_check raised {r['raised']}."
                 v = r["value"]

@@ -1,11 +1,14 @@
 """Checks for notebook 06: mc_dropout_predict(net, x, T) -> (mean, std).
 
 The learner's function is run on a small network defined here (GradingNet: affine -> ReLU
--> dropout, twice, then an affine output), built in the learner's process from weights, a
-drop probability and a seed that the grader chose.  Every case uses the same code: cases
-differ only in those data.  The network keeps no record of how it was called and holds no
-expected value; the probe sends back only what mc_dropout_predict returned and what can be
-observed on the network afterwards (its mode flags, the state of its random generator).
+-> dropout, twice, then an affine output), built from weights, a drop probability and a seed
+that the grader chose.  Every case uses the same code: cases differ only in those data.  The
+network lives in the grader's process: mc_dropout_predict gets a proxy of it (proxy_net), whose
+every method call and every read or write of `training` is a round trip to the grader, so it
+holds nothing the learner's code could introspect (copies of it, copy.copy / copy.deepcopy, are
+made on the grader's side, as they would be of the network itself).  The probe sends back only
+what mc_dropout_predict returned; what can be observed on the network afterwards (its mode
+flags, the state of its random generator) is read here.
 
 The grader builds the same network from the same data on its own side, so it knows the
 output of every pass with dropout on (the k-th pass draws the k-th masks from the seeded
@@ -22,6 +25,7 @@ a plain attribute, as in the course's networks: only train()/eval() reach the la
 import numpy as np
 
 from grader.checks import mark
+from grader.sandbox.host import LearnerError
 
 pytestmark = mark.exercise("mc_dropout_predict")
 USES = ("mc_dropout_predict",)
@@ -99,33 +103,99 @@ def raw_array(v):
     return {"not_array": "None" if v is None else f"a {type(v).__name__}"}
 
 
+def proxy_net(nb):
+    """The network handed to mc_dropout_predict: an object whose forward(x), train(mode),
+    eval(), `training` (read or assigned), copy.copy and copy.deepcopy each call the grader
+    (nb.proxy), where the networks live; it holds only its network's number there."""
+    ops = {name: nb.proxy("net." + name) for name in ("forward", "train", "eval", "get", "set", "copy")}
+
+    class Net:
+        __slots__ = ("_id",)
+
+        def __init__(self, i=0):
+            self._id = i
+
+        def forward(self, x):
+            return ops["forward"](self._id, x)
+
+        def train(self, mode=True):
+            ops["train"](self._id, mode)
+            return self
+
+        def eval(self):
+            ops["eval"](self._id)
+            return self
+
+        @property
+        def training(self):
+            return ops["get"](self._id)
+
+        @training.setter
+        def training(self, value):
+            ops["set"](self._id, value)
+
+        def __copy__(self):
+            return Net(ops["copy"](self._id, False))
+
+        def __deepcopy__(self, memo):
+            return Net(ops["copy"](self._id, True))
+
+    return Net()
+
+
+def predict(nb, x, T):
+    f = nb.fn("mc_dropout_predict")
+    value = f(proxy_net(nb), x, T)
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        nb.pair(value, "mc_dropout_predict", "(mean, std)")   # raises: not a pair
+    container = "tuple" if isinstance(value, tuple) else type(value).__name__
+    return {"container": container, "mean": raw_array(value[0]), "std": raw_array(value[1])}
+
+
+HELPERS = (raw_array, proxy_net)
+
+
+# ---------------------------------------------------------------- the network's grader side
+MAX_ROWS = 10_000    # rows of one forward call (the checks send at most 20 x 17)
+MAX_NETS = 1_000     # networks (the one handed over and its copies) per call
+
+
 def observe(net):
     """The network's mode flags and generator state after the call, as plain data."""
     def flag(v):
         return bool(v) if isinstance(v, (bool, int, np.bool_)) else f"a {type(v).__name__}"
-    out = {"training": None, "layers": None, "state": None}
-    try:
-        out["training"] = flag(net.training)
-        out["layers"] = [flag(d.training) for d in net.drops]
-        state = net.rng.bit_generator.state
-        out["state"] = state if type(state) is dict else None
-    except Exception:  # noqa: BLE001 - a network the learner took apart: nothing more to observe
-        return out
-    return out
+    return {"training": flag(net.training), "layers": [flag(d.training) for d in net.drops],
+            "state": net.rng.bit_generator.state}
 
 
-def predict(nb, weights, p, seed, x, T, training):
-    f = nb.fn("mc_dropout_predict")
-    net = GradingNet(weights, p, seed, training)
-    value = f(net, x, T)
-    if not (isinstance(value, (tuple, list)) and len(value) == 2):
-        nb.pair(value, "mc_dropout_predict", "(mean, std)")   # raises: not a pair
-    container = "tuple" if isinstance(value, tuple) else type(value).__name__
-    return {"container": container, "mean": raw_array(value[0]),
-            "std": raw_array(value[1]), **observe(net)}
+def net_callbacks(nets):
+    """What each call of proxy_net's object runs here, on nets[i] (nets[0]: the network handed
+    over; copies are appended).  Everything it gets is the learner's: checked before use."""
+    def net(i):
+        if type(i) is not int or not 0 <= i < len(nets):
+            raise ValueError("not a network of this call")
+        return nets[i]
 
+    def forward(i, x):
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf" or x.ndim != 2 or x.shape[1] != 1 or not 0 < x.shape[0] <= MAX_ROWS:
+            raise ValueError(f"this network takes an array of shape (N, 1), N <= {MAX_ROWS}, "
+                             f"like the x it was given; got shape {x.shape}")
+        return net(i).forward(x)
 
-HELPERS = (BatchDropout, GradingNet, raw_array, observe)
+    def copy(i, deep):
+        if len(nets) >= MAX_NETS:
+            raise RuntimeError(f"more than {MAX_NETS} copies of the network")
+        import copy as copying
+        nets.append(copying.deepcopy(net(i)) if deep else copying.copy(net(i)))
+        return len(nets) - 1
+
+    def assign(i, value):
+        net(i).training = value
+
+    return {"net.forward": forward, "net.train": lambda i, mode=True: net(i).train(mode) and None,
+            "net.eval": lambda i: net(i).eval() and None, "net.get": lambda i: net(i).training,
+            "net.set": assign, "net.copy": copy}
 
 
 # ---------------------------------------------------------------- the grader's side
@@ -149,8 +219,12 @@ class Case:
         self.seed = learner.seed(10_000 + k)
         self.where = (f"(T = {T}, network handed over in {mode_name(training)} mode"
                       + (", float32" if dtype == np.float32 else "") + ")")
-        r = learner.call(predict, USES, helpers=HELPERS, weights=self.weights, p=p, seed=self.seed,
-                         x=self.x, T=T, training=training)
+        nets = [GradingNet(self.weights, p, self.seed, training)]   # the network handed over, here
+        r = learner.call(predict, USES, helpers=HELPERS, callbacks=net_callbacks(nets), x=self.x, T=T)
+        if not isinstance(r, dict) or not {"container", "mean", "std"} <= set(r):
+            raise LearnerError("contract", NAME, "the answer from the learner's process was not the "
+                               "one the grader asked for (was it forged?)")
+        r.update(observe(nets[0]))
         self.r = r
         self.mean, self.std = r["mean"], r["std"]
         # the same network on this side: every pass with dropout on, and the eval output
