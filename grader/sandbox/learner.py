@@ -373,16 +373,19 @@ def _to_wire(v, gens):
 
 
 def _round_trip(name, args, kwargs):
-    up, down = STATE["cb"] or (STATE["proto"][1], STATE["proto"][0])   # unsandboxed: straight to the grader
+    up, down = STATE.get("cb") or (STATE["proto"] and (STATE["proto"][1], STATE["proto"][0])) or (None, None)
     gens = []
     try:
         msg = codec.encode({"name": name, "args": _to_wire(list(args), gens), "kwargs": _to_wire(dict(kwargs), gens)})
     except codec.CodecError as e:
         raise TypeError(f"{name}() got a value it cannot take: {e}") from None
-    if STATE["cb"] is None:
-        codec.write_frame(up, codec.encode({"callback": True}))
-    codec.write_frame(up, msg)
-    frame = codec.read_frame(down, limit=CALLBACK_LIMIT)
+    if STATE.get("local_cb") is not None:   # check() in a browser kernel: the grader is this process
+        frame = STATE["local_cb"](msg)
+    else:
+        if STATE["cb"] is None:
+            codec.write_frame(up, codec.encode({"callback": True}))
+        codec.write_frame(up, msg)
+        frame = codec.read_frame(down, limit=CALLBACK_LIMIT)
     if frame is None:
         raise RuntimeError(f"{name}() got no answer")
     reply = codec.decode(frame)
