@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from grader.reference import once
+
 # Per call, a learner may take this many times the reference's CPU time, and never fails below
 # FLOOR seconds.  Measured at 1e6 float32 elements (this repository's machine, one core):
 # - inverted forward, reference 2.7 ms: honest whole-array code is 1-10x (float64 draws 1.3x,
@@ -163,6 +165,7 @@ def median_ratio(a, b, where=None):
 
 
 # ---------------------------------------------------------------- timing (grader side)
+@once   # per process: a batch's worker times the reference once per input (config and seed)
 def reference_cpu(call, calls, repeats=5):
     """CPU seconds per call of the instructor's code, in this (the grader's) process: `call`
     is a zero-argument callable on inputs built beforehand; one warm-up call, then the median
