@@ -902,7 +902,7 @@ class Sandbox:
         return self.summary["notebooks"].get(stem, {}).get("defined", {})
 
     def call(self, stem, probe, uses=(), timeout=None, mem=None, helpers=(), cpu=False, callbacks=None,
-             keep=(), **kwargs):
+             **kwargs):
         """Run probe(nb, **kwargs) in a fresh fork of the learner's process; return its value
         (with cpu=True: (value, CPU seconds of the fork and all it started, counted by the
         submission's control group or with process creation refused: see learner.cpu_clock)).
@@ -916,9 +916,6 @@ class Sandbox:
         whose every call runs that callable here, on what it was given (plain data; a NumPy
         Generator travels as its state and comes back advanced), so what the learner's code
         receives holds no state it could introspect; the callable may count its calls.
-        keep: names of kwargs the learner's code must not reach (e.g. which case is the correct
-        one): they go to a keeper process, never to the call's fork; the probe reaches them only
-        through nb.kept(factory, ...), whose callables are round trips to the keeper.
 
         A learner process killed from outside (a signal it did not send: the machine's
         out-of-memory killer, an operator) is re-run once; killed again, the call fails with
@@ -935,7 +932,7 @@ class Sandbox:
         req = {"op": "call", "stem": stem, "probe_src": "\n\n".join(SOURCES[f] for f in (*helpers, probe)),
                "probe_name": probe.__name__, "kwargs": kwargs, "timeout": seconds,
                "mem": int(mem or self.limits.mem), "uses": list(uses), "timed": bool(cpu),
-               "callbacks": bool(callbacks), "keep": list(keep)}
+               "callbacks": bool(callbacks)}
         self._callbacks = callbacks or {}
         what = ", ".join(uses) or "your code"
         who = uses[0] if uses else ""

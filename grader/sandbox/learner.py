@@ -274,9 +274,8 @@ class Notebook:
     """What a probe sees (its first argument): the learner's names, a guarded way to call
     them, and the exceptions it may catch (nb.Raised) or raise (nb.Failure)."""
 
-    def __init__(self, ns, problems, keeper=None, kept=None):
+    def __init__(self, ns, problems):
         self._ns, self._problems = ns, problems
-        self._keeper, self._kept = keeper, kept or {}
 
     def has(self, name):
         return name in self._ns
@@ -315,17 +314,6 @@ class Notebook:
                                  f"{': ' + _short(e) if _short(e) else ''}{_where(e)}; a function should "
                                  "return a value or raise an ordinary exception (a subclass of "
                                  "Exception)") from None
-
-    def kept(self, factory, *args):
-        """What the probe's function `factory(kept, *args)` returns, made and run in the keeper
-        (see start_keeper): `kept` holds the call's kwargs the grader kept from this process.
-        Each callable comes back as a proxy whose every call is a round trip to the keeper: it
-        holds no state learner code could read or change (closures, referents, frames)."""
-        if self._keeper is None:   # unsandboxed self-study: no process to keep them in
-            made = PROBE_CODE["globals"][factory](self._kept, *args)
-            return made if isinstance(made, tuple) else (made,)
-        ids = _keeper_ask(self._keeper, {"op": "make", "factory": factory, "args": list(args)})
-        return tuple(_kept_proxy(self._keeper, i) for i in ids)
 
     def pair(self, value, name, what="(out, cache)"):
         """value, if it is a 2-tuple; otherwise the learner broke the contract."""
@@ -688,151 +676,6 @@ def _nogroup():
         return 65534
 
 
-# ---------------------------------------------------------------- the keeper of a call's secrets
-PROBE_CODE = {}   # the probe's globals where nb.kept runs in this process (unsandboxed)
-
-
-def _zero(v):
-    """Overwrite, in place, every array in v (a kwarg's value): decoded arrays are views of
-    the request's frame, so its bytes go too, and no later fork finds them."""
-    if isinstance(v, np.ndarray):
-        try:
-            v.fill(0)
-        except (ValueError, TypeError):
-            pass
-    elif isinstance(v, dict):
-        for x in v.values():
-            _zero(x)
-    elif isinstance(v, (list, tuple)):
-        for x in v:
-            _zero(x)
-
-
-def start_keeper(req):
-    """Before the call's fork: a process holding the kwargs named in req["keep"] (what only
-    the grader may know, e.g. which of a call's cases is the correct one), made from this
-    process (which never runs learner code) and, like it, not dumpable: learner code can
-    neither read nor ptrace it.  The kwargs are then taken out of the request and zeroed here,
-    so the call's fork never has them.  The fork talks to the keeper over a socket (nb.kept).
-    Returns the fork's end of the socket; the keeper ends with the call (finish_call)."""
-    import socket
-    kept = {k: req["kwargs"].pop(k) for k in req["keep"] if k in req["kwargs"]}
-    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            mine.close()
-            cgroup = [VIEW["cgroup_fd"]] if VIEW.get("cgroup_fd") is not None else []
-            callbacks = [fd for pair in req.get("_cb") or () for fd in pair]
-            for fd in (*STATE["proto"], *req["_pipe"], *callbacks, *cgroup):   # the answer pipe's EOF is the call's end
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-            serve_keeper(theirs.detach(), req["_code"], kept)
-        except BaseException:  # noqa: BLE001
-            pass
-        finally:
-            os._exit(0)
-    theirs.close()
-    _zero(kept)
-    kept.clear()
-    return mine
-
-
-def _rebuild(v):
-    """An argument as the keeper's functions get it: a generator as a Generator in the same
-    state, anything that could not travel as an object of a class of the same name."""
-    if isinstance(v, dict) and len(v) == 1 and "__rng__" in v:
-        try:
-            state = v["__rng__"]
-            gen = np.random.Generator(getattr(np.random, state["bit_generator"])())
-            gen.bit_generator.state = state
-            return gen
-        except Exception:  # noqa: BLE001
-            return type("Generator", (), {})()
-    if isinstance(v, dict) and len(v) == 1 and "__foreign__" in v:
-        return type(str(v["__foreign__"])[:100] or "object", (), {})()
-    return v
-
-
-def serve_keeper(fd, code, kept):
-    """The keeper's loop: make the probe's factories' objects, call them, answer plain data."""
-    import types
-    g = dict(PROBE_GLOBALS)
-    exec(code, g)
-    made = []
-    while True:
-        frame = codec.read_frame(fd, limit=1 << 26)
-        if frame is None:
-            return
-        try:
-            msg = codec.decode(frame)
-            if msg["op"] == "make":
-                f = g.get(msg["factory"])
-                if not (isinstance(f, types.FunctionType) and f.__code__.co_filename == "<probe>"):
-                    raise ValueError("no such factory")
-                out = f(kept, *msg["args"])
-                out = out if isinstance(out, tuple) else (out,)
-                made.extend(out)
-                answer = {"ok": list(range(len(made) - len(out), len(made)))}
-            else:
-                args = [_rebuild(a) for a in msg["args"]]
-                kwargs = {k: _rebuild(a) for k, a in msg["kwargs"].items()}
-                value = made[int(msg["id"])](*args, **kwargs)
-                states = {str(i): a.bit_generator.state for i, a in enumerate(args)
-                          if isinstance(a, np.random.Generator)}
-                states.update({k: a.bit_generator.state for k, a in kwargs.items()
-                               if isinstance(a, np.random.Generator)})
-                answer = {"ok": value, "states": states}
-            reply = codec.encode(answer)
-        except BaseException as e:  # noqa: BLE001 - what the learner sent could not be used
-            reply = codec.encode({"raised": [type(e).__name__, _short(e)]})
-        codec.write_frame(fd, reply)
-
-
-def _keeper_ask(sock, msg):
-    """One round trip to the keeper; its answer, or the exception it reported, raised here."""
-    codec.write_frame(sock.fileno(), codec.encode(msg))
-    frame = codec.read_frame(sock.fileno(), limit=1 << 26)
-    if frame is None:
-        raise RuntimeError("the grader's stand-in is gone (was its process killed?)")
-    answer = codec.decode(frame)
-    if "raised" in answer:
-        name, message = answer["raised"]
-        import builtins
-        exc = getattr(builtins, str(name), None)
-        if isinstance(exc, type) and issubclass(exc, Exception):
-            raise exc(message)
-        raise RuntimeError(f"{name}: {message}")
-    return answer["ok"] if msg["op"] == "make" else answer
-
-
-def _travel(v):
-    """An argument of a proxy call as it travels: a Generator as its state, what the codec
-    cannot write as the name of its type."""
-    if isinstance(v, np.random.Generator):
-        return {"__rng__": v.bit_generator.state}
-    try:
-        codec.encode(v)
-        return v
-    except Exception:  # noqa: BLE001
-        return {"__foreign__": type(v).__name__}
-
-
-def _kept_proxy(sock, ident):
-    """A callable standing for the keeper's object `ident`: nothing in it but the socket."""
-    def call(*args, **kwargs):
-        answer = _keeper_ask(sock, {"op": "call", "id": ident, "args": [_travel(a) for a in args],
-                                    "kwargs": {str(k): _travel(a) for k, a in kwargs.items()}})
-        for key, state in answer.get("states", {}).items():
-            gen = args[int(key)] if key.isdigit() else kwargs.get(key)
-            if isinstance(gen, np.random.Generator):
-                gen.bit_generator.state = state   # the draws the keeper made, as if made here
-        return answer["ok"]
-    return call
-
-
 # ---------------------------------------------------------------- one call, in a fork
 def run_probe(req, notebooks):
     """Body of the forked process: limits, capture, run the probe, answer."""
@@ -875,14 +718,11 @@ def answer_frame(req, notebooks):
     """Load the learner's definitions, run the probe, encode its answer (a frame)."""
     ns = {"__name__": "__main__", "__builtins__": __builtins__}
     _where_defined, problems = load_notebook(notebooks[req["stem"]], ns, float(LIMITS["cell_seconds"]))
-    keeper = req.get("_keeper")
-    kept = {k: req["kwargs"].pop(k) for k in req.get("keep", ()) if k in req["kwargs"]} if keeper is None else {}
-    nb = Notebook(ns, problems, keeper, kept)
+    nb = Notebook(ns, problems)
     who = req["uses"][0] if req["uses"] else ""
     try:
         g = dict(PROBE_GLOBALS)
         exec(req["_code"], g)
-        PROBE_CODE["globals"] = g
         answer = {"status": "ok", "value": g[req["probe_name"]](nb, **req["kwargs"])}
     except LearnerFailure as e:
         answer = {"status": "learner", "kind": e.kind, "function": e.function, "message": e.message}
@@ -939,7 +779,6 @@ def serve_call(req, notebooks):
         req["_cb"] = ((up_w, down_r), (up_r, down_w))   # (the fork's ends, ours)
     t0 = time.monotonic()
     cpu0 = cpu_clock()
-    req["_keeper"] = start_keeper(req) if req.get("keep") else None
     pid = os.fork()
     if pid == 0:
         try:
@@ -954,8 +793,6 @@ def serve_call(req, notebooks):
         for fd in req["_cb"][0]:
             os.close(fd)
         cb = req["_cb"][1]
-    if req["_keeper"] is not None:
-        req["_keeper"].close()
     info = {"timed_out": False, "exit": None, "frame": b"", "oversize": False}
     try:
         frame = await_answer(rd, cb, t0 + seconds)
