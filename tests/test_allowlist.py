@@ -113,10 +113,14 @@ def heap_probe(nb, needles):
     return {"found": found, "bytes": len(blob)}
 
 
+ENVIRONMENT = os.path.realpath(sys.prefix)   # the grader's Python: a .venv in the course folder is not the course
+
+
 def _course_inodes(*roots):
     ids = {}
     for root in roots:
         for d, dirs, files in os.walk(root):
+            dirs[:] = [n for n in dirs if os.path.realpath(os.path.join(d, n)) != ENVIRONMENT]
             for n in dirs + files:
                 p = os.path.join(d, n)
                 try:
@@ -371,7 +375,7 @@ def test_without_a_view_the_learner_can_be_refused_when_it_could_read_the_course
 def test_every_path_of_the_view_exists_and_none_is_the_course():
     paths, _empty, path, python = host.view_paths()
     assert os.path.exists(python) and all(os.path.exists(p) for p in paths)
-    assert not [p for p in paths if p.startswith(str(ROOT))]
+    assert not [p for p in paths if p.startswith(str(ROOT)) and not os.path.realpath(p).startswith(ENVIRONMENT)]
     numpy_site = path[0]
     assert not [p for p in paths if p.startswith(numpy_site + "/") and not Path(p).name.startswith("numpy")]
 
