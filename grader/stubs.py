@@ -23,8 +23,10 @@ A name N is a stub when all of these hold:
   spelling it.
 """
 import ast
+import builtins
 import keyword
 import re
+import symtable
 import unicodedata
 from pathlib import Path
 
@@ -370,3 +372,184 @@ def _handed_out(course, stem):
 def notebook_stubs(course, stem, cells):
     """stub_names for one notebook of a submission, with the course's handed-out cells."""
     return stub_names(cells, handed_out_cells(course, stem))
+
+
+# ---------------------------------------------------------------- the shortcut: probes on handed-out code
+NOT_TAKEN = object()   # Shortcut.call's answer when the call must run in the learner's process
+
+
+class _Unknown(BaseException):
+    """A probe reached something the shortcut cannot stand for (a name a learner's cell may
+    bind, a call-back): the call runs in the learner's process instead.  A BaseException, so
+    that no probe's `except Exception` takes it for the learner's."""
+
+
+class Shortcut:
+    """Calls into a notebook whose exercises are (partly) still as handed out, answered in the
+    grader's process without starting the learner's: the probe runs here, on a namespace loaded
+    from the course's own cells only (those of the learner's cells that are byte for byte a
+    cell handed out with the notebook: the course's code, as trusted as the instructor's
+    solutions the grader runs), by the learner process's own loader and Notebook, so that it
+    says exactly what it would say there (e.g. 03's "paste your forward functions" when the
+    pasted stubs are still stubs).  No learner text is parsed or run here.
+
+    whole: every cell of the notebook is a handed-out cell (a blank notebook): its namespace
+    here is the learner's, name for name.  Otherwise the probe may use only `fixed` names
+    (stub_names: certainly still the stub; defined by a handed-out stub cell), and every name
+    it is given to call must be one of them; anything else (another name, a call-back, a timed
+    call that returns, an answer that cannot be encoded) and the call runs in the learner's
+    process.  The shortcut only ever saves time."""
+
+    def __init__(self, cells, trusted, fixed, whole):
+        self.cells, self.trusted, self.fixed, self.whole = cells, trusted, fixed, whole
+        self.unknown, self._code, self._ready = set(), {}, False
+
+    def _namespace(self, lm):
+        """A fresh namespace, as the learner process's loader makes it from the trusted cells
+        (imports other than NumPy and those the loader stubs are not made here: their names,
+        and the names of whatever uses them, are unknown)."""
+        ns = {"__name__": "__main__", "__builtins__": builtins}
+        for idx in self.trusted:
+            prepared = lm.prepare_cell(idx + 1, self.cells[idx])
+            if prepared[0] != "ok":
+                self.unknown.update(prepared[2])
+                continue
+            for node, names, code in prepared[1]:
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    if lm._import(node, ns):
+                        continue
+                    mods = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                    if not all(m.split(".")[0] == "numpy" for m in mods):
+                        self.unknown.update(names)
+                        continue
+                try:
+                    exec(code, ns)
+                except Exception:  # noqa: BLE001 - the course's own cell; then its names are unknown
+                    self.unknown.update(names)
+        return ns
+
+    def _close_unknown(self, lm):
+        """Names whose definition reads an unknown name (when it runs or when it is called)
+        are unknown too, until nothing changes."""
+        reads = []
+        for idx in self.trusted:
+            prepared = lm.prepare_cell(idx + 1, self.cells[idx])
+            for node, names, _code in prepared[1] if prepared[0] == "ok" else ():
+                reads.append((set(names), _global_reads(node)))
+        changed = True
+        while changed:
+            changed = False
+            for names, read in reads:
+                if read & self.unknown and not names <= self.unknown:
+                    self.unknown |= names
+                    changed = True
+
+    def call(self, probe, uses, helpers, cpu, inputs, callbacks):
+        """The call's value (or the LearnerError it raises), or NOT_TAKEN."""
+        if not self.whole and not set(uses) <= self.fixed:
+            return NOT_TAKEN
+        import numpy as np
+
+        from grader.sandbox import codec
+        from grader.sandbox import learner as lm
+        from grader.sandbox.host import SOURCES, LearnerError, answer_value, probe_source
+        ns = self._namespace(lm)
+        if not self._ready:
+            self._close_unknown(lm)
+            self._ready = True
+        reached = []
+        shortcut = self
+
+        class Nb(lm.Notebook):
+            def _allowed(self, name):
+                if name in shortcut.unknown or not (shortcut.whole or name in shortcut.fixed):
+                    reached.append(name)
+                    raise _Unknown(name)
+
+            def has(self, name):
+                self._allowed(name)
+                return super().has(name)
+
+            def get(self, name):
+                self._allowed(name)
+                return super().get(name)
+
+            def proxy(self, name):
+                def proxy(*args, **kwargs):
+                    reached.append(name)
+                    raise _Unknown(name)
+                return proxy
+
+        key = (probe, *helpers)
+        if key not in self._code:
+            for f in key:
+                if f not in SOURCES:
+                    SOURCES[f] = probe_source(f)
+            self._code[key] = compile("\n\n".join(SOURCES[f] for f in (*helpers, probe)), "<probe>", "exec")
+        try:
+            kwargs = codec.decode(codec.encode(inputs))   # what the learner's process would get
+        except codec.CodecError:
+            return NOT_TAKEN
+        g = {"np": np, "__builtins__": builtins}
+        exec(self._code[key], g)
+        who = uses[0] if uses else ""
+        state, errs = np.random.get_state(), np.geterr()
+        try:
+            answer = {"status": "ok", "value": g[probe.__name__](Nb(ns, {}), **kwargs)}
+        except lm.LearnerFailure as e:
+            answer = {"status": "learner", "kind": e.kind, "function": e.function, "message": e.message}
+        except lm.LearnerRaised as e:
+            f = e.failure()
+            answer = {"status": "learner", "kind": f.kind, "function": f.function, "message": f.message}
+        except _Unknown:
+            return NOT_TAKEN
+        except Exception as e:  # noqa: BLE001 - as the learner's process answers it
+            if not lm._from_learner(e):
+                return NOT_TAKEN    # a probe error: let the learner's process say it
+            answer = {"status": "learner", "kind": "raised", "function": who,
+                      "message": f"{who or 'your code'} raised {type(e).__name__}: {lm._short(e)}{lm._where(e)}"}
+        finally:
+            np.random.set_state(state)
+            np.seterr(**errs)
+        if reached or (cpu and answer["status"] == "ok"):
+            return NOT_TAKEN        # it reached what is not here; a timed call needs its CPU time
+        try:
+            body = codec.encode(answer)
+        except codec.CodecError:
+            return NOT_TAKEN
+        if answer["status"] == "learner":
+            raise LearnerError(answer["kind"], answer["function"], answer["message"])
+        return answer_value(body, uses)
+
+
+def _global_reads(node):
+    """The global names a definition of the course's (an ast node) reads, at once or when called."""
+    table = symtable.symtable(ast.unparse(node), "<cell>", "exec")
+    out = {s.get_name() for s in table.get_symbols() if s.is_referenced()}
+    stack = list(table.get_children())
+    while stack:
+        t = stack.pop()
+        out |= {s.get_name() for s in t.get_symbols() if s.is_global() and s.is_referenced()}
+        stack += t.get_children()
+    return out
+
+
+def shortcut(course, stem, cells):
+    """The Shortcut for one notebook of a submission, or None when it has no handed-out stub
+    the shortcut may stand for."""
+    handed_out = handed_out_cells(course, stem)
+    if not handed_out:
+        return None
+    named = [stub_cell(c) for c in cells]
+    if not any(named):
+        return None
+    if all(c in handed_out for c in cells if c):
+        return Shortcut(cells, [i for i, c in enumerate(cells) if c], set(), True)
+    fixed = stub_names(cells, handed_out)
+    # only stubs the course's own cells define: a stub-shaped cell of the learner's (another
+    # signature, say) is not run here, and its names are not stood for
+    for c, names in zip(cells, named):
+        if names and c not in handed_out:
+            fixed -= set(names)
+    trusted = [i for i, (c, names) in enumerate(zip(cells, named)) if names and set(names) & fixed]
+    return Shortcut(cells, trusted, fixed, False) if fixed else None

@@ -131,3 +131,70 @@ def test_a_class_with_the_stub_init_above_its_own_is_graded_as_working(tmp_path)
     assert cells[i].count("def __init__(") == 2
     graded = grade_notebook(notebook(tmp_path / f"{stem}.ipynb", cells), only="Dropout")
     assert graded.score == graded.max_score > 0, graded
+
+
+# ---------------------------------------------------------------- the shortcut: no learner process
+def _grade_spied(monkeypatch, folder, shortcut=True):
+    """The records of grading `folder` in this process, and the learner processes it started
+    and the calls it sent them (counted where they are made: Sandbox.spawn and Sandbox.call)."""
+    from grader import engine
+    from grader.config import DEFAULT
+    from grader.sandbox import host
+    spawned, calls = [], []
+    spawn, call = host.Sandbox.spawn, host.Sandbox.call
+
+    def spy_spawn(self):
+        spawned.append(self)
+        return spawn(self)
+
+    def spy_call(self, stem, probe, **kw):
+        calls.append((stem, probe.__name__))
+        return call(self, stem, probe, **kw)
+    with monkeypatch.context() as m:
+        m.setattr(host.Sandbox, "spawn", spy_spawn)
+        m.setattr(host.Sandbox, "call", spy_call)
+        if not shortcut:
+            m.setattr(engine, "shortcut", lambda *a: None)
+        records = engine.grade(engine.load([folder]), DEFAULT)
+    return records, spawned, calls
+
+
+def test_a_blank_submission_starts_no_learner_process(monkeypatch):
+    """Every notebook as handed out (pasted stubs included: 03's forwards, 07's Dropout, 05's
+    handed-out MLP on the stub Dropout): no learner process is started and no call made, and
+    every record is the one the learner's process gives (its probes' own messages, e.g. 03's
+    "paste your two forward functions")."""
+    records, spawned, calls = _grade_spied(monkeypatch, ROOT / "notebooks")
+    assert spawned == [] and calls == []
+    assert records and all(r["status"] == "failed" and r["kind"] == "not_implemented" for r in records)
+    assert any("paste your two forward functions" in r["message"] for r in records)
+    real, spawned, calls = _grade_spied(monkeypatch, ROOT / "notebooks", shortcut=False)
+    assert spawned and calls
+    assert records == real
+
+
+def test_pasted_stubs_beside_a_scratch_cell_are_answered_without_a_process(monkeypatch, tmp_path):
+    """A notebook with a cell of the learner's own (inert: the stubs stay stubs): the calls
+    whose names are all still the handed-out stubs are answered here, with the same records."""
+    stem = "03_backward"
+    blank = nbfile.code_cells(ROOT / "notebooks" / f"{stem}.ipynb")
+    notebook(tmp_path / f"{stem}.ipynb", blank + ["scratch = 1\n"])
+    found = stubs.shortcut(ROOT, stem, blank + ["scratch = 1\n"])
+    assert not found.whole and {"dropout_backward", "dropout_forward_inverted"} <= found.fixed
+    records, spawned, calls = _grade_spied(monkeypatch, tmp_path)
+    assert calls == [] and any("paste your two forward" in r["message"] for r in records)
+    real, _, calls = _grade_spied(monkeypatch, tmp_path, shortcut=False)
+    assert calls and records == real
+
+
+def test_a_stub_cell_of_the_learners_own_is_never_run_by_the_grader():
+    """The shortcut stands only for stubs the course's own cells define: a stub-shaped cell
+    that differs from the handed-out one (here, another signature) is the learner's text, left
+    to the learner's process."""
+    stem = "01_bernoulli_mask"
+    blank = nbfile.code_cells(ROOT / "notebooks" / f"{stem}.ipynb")
+    edited = [c.replace("def bernoulli_mask(", "def bernoulli_mask(extra, ") if stubs.stub_cell(c) else c
+              for c in blank]
+    assert edited != blank and stubs.notebook_stubs(ROOT, stem, edited) == {"bernoulli_mask"}
+    assert stubs.shortcut(ROOT, stem, edited) is None
+    assert stubs.shortcut(ROOT, stem, blank).whole
