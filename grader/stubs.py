@@ -24,10 +24,13 @@ A name N is a stub when all of these hold:
 """
 import ast
 import builtins
+import contextlib
+import io
 import keyword
 import re
 import symtable
 import unicodedata
+import warnings
 from pathlib import Path
 
 from grader import nbfile
@@ -493,9 +496,12 @@ class Shortcut:
         g = {"np": np, "__builtins__": builtins}
         exec(self._code[key], g)
         who = uses[0] if uses else ""
-        state, errs = np.random.get_state(), np.geterr()
+        state, errs, printed = np.random.get_state(), np.geterr(), io.StringIO()
         try:
-            answer = {"status": "ok", "value": g[probe.__name__](Nb(ns, {}), **kwargs)}
+            with warnings.catch_warnings(record=True) as warned, \
+                    contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                warnings.simplefilter("always")
+                answer = {"status": "ok", "value": g[probe.__name__](Nb(ns, {}), **kwargs)}
         except lm.LearnerFailure as e:
             answer = {"status": "learner", "kind": e.kind, "function": e.function, "message": e.message}
         except lm.LearnerRaised as e:
@@ -511,6 +517,8 @@ class Shortcut:
         finally:
             np.random.set_state(state)
             np.seterr(**errs)
+        if printed.getvalue() or warned:
+            return NOT_TAKEN        # output or a warning: what they do there is the learner process's to say
         if reached or (cpu and answer["status"] == "ok"):
             return NOT_TAKEN        # it reached what is not here; a timed call needs its CPU time
         try:
