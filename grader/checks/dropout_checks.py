@@ -40,6 +40,16 @@ TIMING_N = (1000, 1000)  # 1e6 float32 elements
 # the backward the baseline includes one call of the learner's forward pass (to get a cache):
 # 0.5 s covers even a forward written as a loop over elements, which is not charged here.
 BASE_CAP = 0.5
+# What a timed run sends back of an output of the timing input's shape: its elements at
+# TIMING_SAMPLE flat indices the grader draws (timing_sample), not all 1e6 (4 MB each).  The
+# rule the timed calls are credited for (assert_same_rule_as_small, 03's follows_forward) is
+# checked on them.  Timed outputs that skip the work on a share f of the elements (the only
+# way garbage saves time) pass with probability (1 - f)^TIMING_SAMPLE: below 1e-9 from
+# f = 0.07 %, at which they save nothing measurable.  The learner's code can find the indices
+# (they are in the call), but nothing is lost with them: a cheap output that follows the
+# rule everywhere (a fixed pattern in place of the random mask) passed the whole-array check
+# too; what the timed run is credited for is also seen by the untimed checks.
+TIMING_SAMPLE = 1 << 15
 
 
 # ---------------------------------------------------------------- probe helper (sandbox)
@@ -54,7 +64,29 @@ def plain(v):
     return {"not_array": "None" if v is None else f"a {type(v).__name__}"}
 
 
+def sampled(v, shape, sample):
+    """plain(v), but of an array of the timing input's shape (what a timed run sends back)
+    only its elements at `sample` (flat indices the grader drew; None: all of it)."""
+    if sample is not None and type(v) is np.ndarray and v.dtype.kind in "biuf" and v.shape == tuple(shape):
+        return {"sample": v.reshape(-1)[sample]}
+    return plain(v)
+
+
 # ---------------------------------------------------------------- grader-side helpers
+def timing_sample(learner, k):
+    """The flat indices of the timing input whose elements a timed run sends back (sampled)."""
+    return learner.rng(k).integers(0, int(np.prod(TIMING_N)), TIMING_SAMPLE).astype(np.uint32)
+
+
+def at_sample(a, value, sample):
+    """(a's elements at `sample`, the learner's there) for what sampled() sent back; (a, value)
+    for anything else (which the rule's check then refuses: not an array of a's shape)."""
+    got = value.get("sample") if isinstance(value, dict) and set(value) == {"sample"} else None
+    if isinstance(got, np.ndarray) and got.shape == sample.shape:
+        return a.reshape(-1)[sample], got
+    return a, value
+
+
 def as_array(value, shape, call, dtype=None):
     """The value must be a numeric ndarray of this shape (and dtype); say what is wrong if not."""
     if isinstance(value, dict) and "not_array" in value:

@@ -71,15 +71,22 @@ def _tuple_names(node, namespace):
 
 
 def _sites(module):
-    """[(probe function, helper names or None)] for every learner.call/timed in the module."""
+    """[(probe function, helper names or None)] for every learner.call/timed in the module, and
+    every call of a function that makes them, f(learner, probe, ..., helpers=...)."""
     sites = []
     ns = vars(module)
     for node in ast.walk(ast.parse(inspect.getsource(module))):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr in _CALLS and ast.unparse(node.func.value).startswith("learner")
-                and node.args and isinstance(node.args[0], ast.Name)):
+        if not isinstance(node, ast.Call):
             continue
-        probe = ns.get(node.args[0].id)
+        if (isinstance(node.func, ast.Attribute) and node.func.attr in _CALLS
+                and ast.unparse(node.func.value).startswith("learner") and node.args
+                and isinstance(node.args[0], ast.Name)):
+            probe = ns.get(node.args[0].id)
+        elif (isinstance(node.func, ast.Name) and len(node.args) > 1 and isinstance(node.args[0], ast.Name)
+              and node.args[0].id == "learner" and isinstance(node.args[1], ast.Name)):
+            probe = ns.get(node.args[1].id)   # a helper that calls it: f(learner, probe, ..., helpers=...)
+        else:
+            continue
         if not inspect.isfunction(probe):
             continue   # a parameter (e.g. dropout_checks.learner_cpu's): checked where it is defined
         helpers = next((_tuple_names(k.value, ns) for k in node.keywords if k.arg == "helpers"), set())

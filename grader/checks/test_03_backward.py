@@ -32,6 +32,7 @@ from grader.checks.dropout_checks import (
     TIMING_N,
     as_array,
     assert_vectorised,
+    at_sample,
     factor_name,
     learner_cpu,
     median_ratio,
@@ -39,6 +40,8 @@ from grader.checks.dropout_checks import (
     raised_message,
     ratio,
     reference_cpu,
+    sampled,
+    timing_sample,
     undefined_name,
 )
 from grader.checks.stats import hoeffding, pct
@@ -162,10 +165,11 @@ def forward_outputs(nb, scheme, x, p, train, seed):
         return {"raised": [e.type, str(e) + getattr(e, "where", "")]}
 
 
-def timing(nb, shape, p, seed, calls):
+def timing(nb, shape, p, seed, calls, sample=None):
     """One inverted training forward on a float32 x, then `calls` backward passes on its cache
     (timed from outside by learner.timed; with calls=0, the forward alone).  Returns the
-    forward's output and the last dx: the rule the timing is credited for is checked on them."""
+    forward's output and the last dx (at the grader's sample of elements, when timed:
+    sampled): the rule the timing is credited for is checked on them."""
     g = np.random.default_rng(seed)
     x = g.uniform(1, 2, shape).astype(np.float32)
     dout = g.standard_normal(shape).astype(np.float32)
@@ -175,7 +179,7 @@ def timing(nb, shape, p, seed, calls):
     dx = None
     for k in range(calls):
         dx = backward(last_dout if k == calls - 1 else dout, cache)
-    return [plain(out), plain(dx)]
+    return [sampled(out, shape, sample), sampled(dx, shape, sample)]
 
 
 # ---------------------------------------------------------------- grader side
@@ -534,20 +538,21 @@ def test_vectorised(learner):
     backward = learner.solution("dropout_backward")
     ref = reference_cpu(lambda: backward(dout, cache), TIMING_CALLS)
     # uses: only the backward, so that a time-out here does not stop the note on the forwards
-    own = learner_cpu(learner, timing, USES[:1], TIMING_CALLS, ref, helpers=(forward_fn, plain),
-                      shape=TIMING_N, p=p, seed=seed)
+    sample = timing_sample(learner, 71)
+    own = learner_cpu(learner, timing, USES[:1], TIMING_CALLS, ref, helpers=(forward_fn, plain, sampled),
+                      shape=TIMING_N, p=p, seed=seed, sample=sample)
     assert_vectorised(own, ref, TIMING_CALLS, "dropout_backward(dout, cache)", "backward pass")
     # credited only for the computation the other checks see: a backward that applies the
     # forward's factor on a small input must apply it on the timing input too (after as many
     # calls on one cache: a backward that changes its cache is charged by its own check)
     small_shape = (100, 200)
-    out_s, dx_s = learner.call(timing, USES[:1], helpers=(forward_fn, plain), shape=small_shape, p=p, seed=seed,
-                               calls=TIMING_CALLS)
+    out_s, dx_s = learner.call(timing, USES[:1], helpers=(forward_fn, plain, sampled), shape=small_shape, p=p,
+                               seed=seed, calls=TIMING_CALLS)
     g = np.random.default_rng(seed)
     x_s, dout_s = g.uniform(1, 2, small_shape).astype(np.float32), g.standard_normal(small_shape).astype(np.float32)
-    out_l, dx_l = learner_cpu.last_value
+    (x_l, out_l), (dout_l, dx_l) = (at_sample(a, v, sample) for a, v in zip((x, dout), learner_cpu.last_value))
     if follows_forward(x_s, dout_s, out_s, dx_s):
-        assert follows_forward(x, dout, out_l, dx_l), (
+        assert follows_forward(x_l, dout_l, out_l, dx_l), (
             "On a small input your dropout_backward multiplies dout by the factor your forward applied; on "
             "the timing input (1e6 float32 elements) it returns something else. The timing can only credit "
             "the computation the other checks see: compute the same thing whatever the size.")
