@@ -214,9 +214,9 @@ def reference_cpu(call, calls, repeats=5):
 
 def learner_cpu(learner, probe, uses, calls, ref, **kwargs):
     """CPU seconds per call of the learner's code: `probe(nb, calls=..., **kwargs)` builds its
-    inputs and makes `calls` calls.  It runs twice under learner.timed, with calls=0 (its fixed
-    cost: the fork, loading the notebook, the inputs) and with `calls`; the difference, less at
-    most BASE_CAP of the fixed cost, per call.  None when the timed run ran out of time, which
+    inputs and makes `calls` calls.  It runs twice under learner.timed, with `calls` and then
+    with calls=0 (its fixed cost: the fork, loading the notebook, the inputs); the difference,
+    less at most BASE_CAP of the fixed cost, per call.  None when the timed run ran out of time, which
     its limit makes mean far slower than SLOWDOWN x the reference."""
     from grader.sandbox import LearnerError
     timeout = 3 * calls * max(SLOWDOWN * ref, FLOOR) + 5
