@@ -387,6 +387,10 @@ class _Unknown(BaseException):
     that no probe's `except Exception` takes it for the learner's."""
 
 
+_UNKNOWN = {}   # trusted cells (position, source) -> Shortcut.unknown for them
+_PROBES = {}    # (probe, *helpers) -> their code, compiled
+
+
 class Shortcut:
     """Calls into a notebook whose exercises are (partly) still as handed out, answered in the
     grader's process without starting the learner's: the probe runs here, on a namespace loaded
@@ -405,7 +409,7 @@ class Shortcut:
 
     def __init__(self, cells, trusted, fixed, whole):
         self.cells, self.trusted, self.fixed, self.whole = cells, trusted, fixed, whole
-        self.unknown, self._code, self._ready = set(), {}, False
+        self.unknown, self._ready = set(), False
 
     def _namespace(self, lm):
         """A fresh namespace, as the learner process's loader makes it from the trusted cells
@@ -457,8 +461,14 @@ class Shortcut:
         from grader.sandbox import learner as lm
         from grader.sandbox.host import SOURCES, LearnerError, answer_value, probe_source
         ns = self._namespace(lm)
-        if not self._ready:
-            self._close_unknown(lm)
+        if not self._ready:   # the same trusted cells, the same unknown names: worked out once per process
+            key = tuple((i, self.cells[i]) for i in self.trusted)
+            if key not in _UNKNOWN:
+                self._close_unknown(lm)
+                if len(_UNKNOWN) >= 256:
+                    _UNKNOWN.clear()
+                _UNKNOWN[key] = frozenset(self.unknown)
+            self.unknown = set(_UNKNOWN[key])
             self._ready = True
         reached = []
         shortcut = self
@@ -484,17 +494,17 @@ class Shortcut:
                 return proxy
 
         key = (probe, *helpers)
-        if key not in self._code:
+        if key not in _PROBES:   # compiled once per process, as the learner's process does
             for f in key:
                 if f not in SOURCES:
                     SOURCES[f] = probe_source(f)
-            self._code[key] = compile("\n\n".join(SOURCES[f] for f in (*helpers, probe)), "<probe>", "exec")
+            _PROBES[key] = compile("\n\n".join(SOURCES[f] for f in (*helpers, probe)), "<probe>", "exec")
         try:
             kwargs = codec.decode(codec.encode(inputs))   # what the learner's process would get
         except codec.CodecError:
             return NOT_TAKEN
         g = {"np": np, "__builtins__": builtins}
-        exec(self._code[key], g)
+        exec(_PROBES[key], g)
         who = uses[0] if uses else ""
         state, errs, printed = np.random.get_state(), np.geterr(), io.StringIO()
         try:
