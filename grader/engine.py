@@ -213,7 +213,8 @@ class Learner:
         if self.stem not in run.sub.notebooks:
             raise LearnerError("missing", uses[0] if uses else "", run.missing_message(self.stem))
         shortcut = run.shortcut(self.stem)   # exercises still as handed out: no learner process
-        if shortcut is not None:
+        # (not for a name that already hung or crashed in the learner's process: it says so)
+        if shortcut is not None and not any((self.stem, n) in run._sandbox.broken for n in uses):
             answer = shortcut.call(probe, uses, helpers, cpu, inputs, callbacks)
             if answer is not NOT_TAKEN:
                 return answer
