@@ -90,6 +90,7 @@ def _scrubbed_env(tmp):
             "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg"}
 
 
+NO_RUNNER_ENV = "GRADER_NO_RUNNER"   # =1: every call in a fork of its own (no runner per notebook)
 NO_SANDBOX_ENV = "GRADER_NO_SANDBOX"   # =1: behave as where fork and resource limits are missing
 
 
@@ -331,7 +332,8 @@ def default_hide(course=None):
 
 # ---------------------------------------------------------------- the allowlist view
 VIEW_SCRIPT = Path(__file__).resolve().parent / "view.py"
-LEARNER_SIDE = ("learner.py", "codec.py", "ipc.py", "procs.py")   # all of the grader the learner's process holds
+# all of the grader the learner's process holds
+LEARNER_SIDE = ("learner.py", "codec.py", "ipc.py", "leftovers.py", "procs.py")
 SYSTEM_LIB_DIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
 NO_NAMESPACES_ENV = "GRADER_NO_NAMESPACES"   # =1: as where no mount namespace can be made
 _PLAN = {}
@@ -736,6 +738,7 @@ class Sandbox:
         self.retries = 2          # calls re-run after the learner's process was killed
         self.start_error = None
         self.calls = 0
+        self.served = None        # which runner served the last call, and what it found it left (learner.py)
         self.tmp = None
         self.cgroup = None
 
@@ -767,7 +770,8 @@ class Sandbox:
         settings = {"uid": self.uid if self.drop else None, "dedicated": self.dedicated,
                     "course": self.course if self.unsandboxed else None, "unsandboxed": self.unsandboxed,
                     "limits": {"mem": lim.mem, "output": lim.output, "seconds": lim.seconds,
-                               "cell_seconds": lim.cell_seconds, "nproc": lim.nproc}}
+                               "cell_seconds": lim.cell_seconds, "nproc": lim.nproc,
+                               "runner": os.environ.get(NO_RUNNER_ENV) != "1"}}
         self._ipc_before = ipc.snapshot() if not self.dedicated else None
         try:   # the limits first: the learner's process sets them before it reads any cell
             codec.write_frame(self._in, codec.encode(settings))
@@ -985,6 +989,7 @@ class Sandbox:
             # signal, the view's learner process was killed from outside
             outside = bool((self.isolation or {}).get("pid")) and status is not None and status < 0
             raise _Killed(outside, detail) from None
+        self.served = head.get("served")   # process 1's word (it runs no learner code): for tests and logs only
         status = head["exit"]
         head["exit_signal"] = os.WTERMSIG(status) if isinstance(status, int) and os.WIFSIGNALED(status) \
             and not head["timed_out"] and not head["oversize"] else None
