@@ -175,3 +175,38 @@ def test_answers_do_not_depend_on_which_process_served_them(monkeypatch):
 
 def scaled(nb, x):
     return nb.fn("f")(x)
+
+
+HOG = '''import os
+import numpy as np
+
+def hog(kind):
+    if kind == "memory":
+        return np.ones(2**34, dtype=np.uint8).sum()
+    if kind == "exit":
+        os._exit(3)
+    return 0
+'''
+
+
+def use_hog(nb, kind):
+    return nb.fn("hog")(kind)
+
+
+@pytest.mark.parametrize("kind", ["memory", "exit"])
+def test_a_call_that_hits_a_limit_or_ends_its_runner_is_answered_by_a_fresh_fork(monkeypatch, kind):
+    """Its verdict must not depend on what earlier calls left in the runner's memory: the
+    call is run again in a fork of its own, whose answer counts — the same as without runners."""
+    def answer():
+        with Sandbox({"nb": [HOG]}) as sb:
+            sb.call("nb", use_hog, uses=("hog",), kind="nothing")
+            try:
+                sb.call("nb", use_hog, uses=("hog",), kind=kind)
+            except Exception as e:  # noqa: BLE001 - LearnerError: compared below
+                return (type(e).__name__, getattr(e, "kind", None), str(e)), sb.served
+        raise AssertionError("no error")
+    with_runner, served = answer()
+    assert served["again"] is True and served["runner"] is not None, served
+    monkeypatch.setenv("GRADER_NO_RUNNER", "1")
+    without, served = answer()
+    assert served is None and with_runner == without

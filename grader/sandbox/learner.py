@@ -851,7 +851,8 @@ def serve_call(req, notebooks):
 # timed calls, calls with call-backs or another memory limit keep a fresh fork of their own,
 # and no runner exists while they run.
 RUNNER = {"stem": None, "pid": None, "to": None, "frm": None, "watch": None, "serial": 0, "calls": 0}
-GROWTH = 64 * 2**20   # bytes of address space a runner may gain over its start before it ends
+GROWTH = 64 * 2**20   # bytes of address space a runner may gain over its start before it ends (at most)
+RERUN_WITHIN = 5.0    # seconds: a runner call that hit a limit or ended its runner sooner is run again in a fork
 
 
 def runner_serves(req):
@@ -904,7 +905,8 @@ def start_runner(stem, notebooks):
         if ready is None or codec.decode(ready) != {"ready": True}:
             raise OSError("the runner did not start")
         files.events()   # what happened before this runner (a fork's output, a clean-up) is not its doing
-        RUNNER["watch"] = leftovers.Leftovers(pid, files, view=bool(VIEW.get("view")), growth=GROWTH)
+        RUNNER["watch"] = leftovers.Leftovers(pid, files, view=bool(VIEW.get("view")),
+                                              growth=min(GROWTH, int(LIMITS["mem"]) // 8))
     except (OSError, TimeoutError, codec.CodecError) as e:
         STATE["why_no_runner"] = str(e)[:200]
         end_runner()
@@ -961,10 +963,11 @@ def serve_in_runner(req, raw, notebooks):
     deadline = t0 + seconds
     if RUNNER["pid"] is not None and (RUNNER["stem"] != req["stem"] or RUNNER["watch"].files.changed()):
         end_runner()   # another notebook's, or its files changed since its last call was checked
-    for _attempt in (1, 2):
-        if RUNNER["pid"] is None and not start_runner(req["stem"], notebooks):
+    for attempt in (1, 2, 3):
+        if attempt == 3 or (RUNNER["pid"] is None and not start_runner(req["stem"], notebooks)):
+            end_runner()
             info = serve_call(req, notebooks)
-            info["served"] = {"runner": None, "why": STATE.get("why_no_runner")}
+            info["served"] = {"runner": None, "why": STATE.get("why_no_runner", "the runner did not read")}
             return info
         if _send(RUNNER["to"], raw, deadline):
             break
@@ -974,24 +977,33 @@ def serve_in_runner(req, raw, notebooks):
     served = {"runner": RUNNER["serial"], "call": RUNNER["calls"], "left": None}   # for the grader's log and tests
     info = {"timed_out": False, "exit": None, "frame": b"", "oversize": False, "cpu": 0.0, "pid": pid,
             "served": served}
-    keep = False
+    keep = again = False
     try:
-        frame = codec.read_frame(RUNNER["frm"], deadline=deadline) if pid is not None else None
+        frame = codec.read_frame(RUNNER["frm"], deadline=deadline)
         if frame:
             info["frame"], info["exit"] = frame, 0
             status = codec.read_frame(RUNNER["frm"], deadline=time.monotonic() + 5, limit=4096)
             said = codec.decode(status) if status is not None else None   # the runner's word
             served["left"] = runner_left(said)[:20]
             keep = not served["left"]
+            again = isinstance(said, dict) and "limit" in (said.get("left") or ())
     except TimeoutError:
         info["timed_out"] = not info["frame"]
     except codec.CodecError:
         info["oversize"] = not info["frame"]
-    if not info["frame"] and not info["timed_out"] and not info["oversize"] and pid is not None:
+    if not info["frame"] and not info["timed_out"] and not info["oversize"]:
         info["exit"] = _exit_status(pid, deadline)   # it died (or shut its pipe and went on)
         info["timed_out"] = info["exit"] is None
+        again = not info["timed_out"]
     if not keep:
         end_runner()
+    if again and time.monotonic() - t0 < RERUN_WITHIN:
+        # a limit hit, or the runner ended, in a process that earlier calls used: the verdict
+        # is a fresh fork's, as if no runner had served the call (the runner's word can only
+        # cost this extra fork)
+        info = serve_call(req, notebooks)
+        info["served"] = dict(served, again=True)
+        return info
     info["seconds"] = time.monotonic() - t0
     try:
         info["output_bytes"] = os.stat("output.txt", dir_fd=STATE["work_fd"]).st_size
@@ -1261,7 +1273,7 @@ class Hygiene:
             if fd > 2 and self._ident(fd) != ident:
                 bad.append(f"fd {fd}")   # one of ours replaced (dup2 over it)
         size = self._address_space()
-        if size is None or self.size is None or size > self.size + GROWTH:
+        if size is None or self.size is None or size > self.size + min(GROWTH, int(LIMITS["mem"]) // 8):
             bad.append("memory")
         try:
             if len(os.listdir("/proc/self/task")) != 1:
