@@ -9,6 +9,8 @@
 - host.py     the grader's side: starts that process, sends calls, reads raw results,
               ends every process it started (Sandbox, Limits, LearnerError)
 - codec.py    the wire format: length-prefixed frames, JSON plus raw array bytes, no pickle
+- leftovers.py what a notebook's runner left that a later call could find, checked from outside
+              it by the learner's process (inotify, /proc, SysV IPC, keys, limits)
 - procs.py    finding processes through /proc; ipc.py  SysV IPC objects left behind
 """
 from grader.sandbox.host import (

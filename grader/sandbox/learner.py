@@ -691,9 +691,11 @@ def become_learner_side(mem):
     keyring (keys added to it go with the process), its memory limit, EFBIG rather than death
     over the output limit."""
     signal.signal(signal.SIGINT, signal.default_int_handler)   # as in any Python program
-    for fd in (*STATE["proto"], *([VIEW["cgroup_fd"]] if VIEW.get("cgroup_fd") is not None else [])):
+    watch = STATE.get("files")
+    for fd in (*STATE["proto"], *([VIEW["cgroup_fd"]] if VIEW.get("cgroup_fd") is not None else []),
+               *([watch.fd] if watch is not None and watch.fd is not None else [])):
         try:
-            os.close(fd)   # the learner's code never talks to the grader directly
+            os.close(fd)   # the learner's code never talks to the grader, nor reads what it watches
         except OSError:
             pass
     try:
