@@ -2,7 +2,8 @@
 
 Learner code never runs here.  A child process (grader/sandbox/learner.py) loads the learner's
 definitions; each question is a *probe* — a small trusted function whose source is
-sent to the child — run in a fresh fork with time, memory and output limits.  Only
+sent to the child — run in a fork with time, memory and output limits (its notebook's
+runner for untimed calls, a fork of its own for timed ones; see learner.py).  Only
 plain data comes back (grader.codec); this process compares it with the contract.
 
 When the grader runs as root, the child drops to an unprivileged uid of its own (leased
@@ -907,7 +908,8 @@ class Sandbox:
 
     def call(self, stem, probe, uses=(), timeout=None, mem=None, helpers=(), cpu=False, callbacks=None,
              **kwargs):
-        """Run probe(nb, **kwargs) in a fresh fork of the learner's process; return its value
+        """Run probe(nb, **kwargs) in a fork of the learner's process (a fresh one when timed, or
+        with callbacks; otherwise its notebook's runner, see learner.py); return its value
         (with cpu=True: (value, CPU seconds of the fork and all it started, counted by the
         submission's control group or with process creation refused: see learner.cpu_clock)).
 
@@ -924,6 +926,12 @@ class Sandbox:
         A learner process killed from outside (a signal it did not send: the machine's
         out-of-memory killer, an operator) is re-run once; killed again, the call fails with
         kind "interrupted" (INTERRUPTED), which is not the learner's doing.
+
+        Afterwards self.served says which process served the call, as the learner's process
+        (which runs no learner code) reports it: {"runner": n, "call": k, "left": [what the
+        call left, which ended the runner], "again": True if a fork of its own answered it
+        again}, {"runner": None, "why": ...} when no runner could serve it, None for a call
+        in a fork of its own.  For tests and logs: no verdict depends on it.
         """
         for name in uses:
             if (stem, name) in self.broken:
