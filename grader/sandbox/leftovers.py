@@ -29,6 +29,12 @@ Leftovers(pid, ...) takes a baseline before any learner code runs in the runner;
 - processes: any child of the runner, any child of ours other than the runner (what a
   detached grandchild re-parents to, as we are a subreaper).
 
+Not seen (documented limits): without a view, folders deeper than the first level of the
+shared folders (the clean-up after a fork sweeps only their top level too); a key added while
+another key of the uid, unlinked earlier, is being collected (the kernel collects them
+asynchronously, so counts that fall are not leftovers); what a call keeps in the runner's own
+memory (see learner.Hygiene, and the README's threat model).
+
 Something that was readable and is not any longer counts as changed; the runner's status,
 descriptors and limits must be readable (Unwatchable otherwise: no runner).  Standard library only.
 """
