@@ -848,10 +848,14 @@ def serve_call(req, notebooks):
 # Consecutive untimed calls of one notebook are served by one forked process, the notebook's
 # runner, instead of a fork per call: each call still gets a fresh namespace (the notebook's
 # definitions loaded again) and the process-global state its code may change is put back
-# afterwards (Hygiene).  The runner ends after any call that changed what cannot be put back,
-# hit a limit, timed out, crashed, sent an oversize answer or left a thread or a process;
-# timed calls, calls with call-backs or another memory limit keep a fresh fork of their own,
-# and no runner exists while they run.
+# afterwards (Hygiene, for honest code).  The runner is learner code's own process: its word
+# can only end it.  This process checks from outside, after each call, whether the call left
+# anything a later call could find (leftovers.py: files, SysV IPC, keys, limits, threads,
+# processes, the runner's kernel-side state), and ends the runner if so or if the call timed
+# out, crashed, sent an oversize answer or hit a limit; end_runner then removes what it left
+# (forget_call).  A call that hit a limit or ended its runner is answered again by a fork of
+# its own.  Timed calls, calls with call-backs or another memory limit keep a fresh fork of
+# their own, and no runner exists while they run.
 RUNNER = {"stem": None, "pid": None, "to": None, "frm": None, "watch": None, "serial": 0, "calls": 0}
 GROWTH = 64 * 2**20   # bytes of address space a runner may gain over its start before it ends (at most)
 RERUN_WITHIN = 5.0    # seconds: a runner call that hit a limit or ended its runner sooner is run again in a fork
