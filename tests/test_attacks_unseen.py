@@ -333,12 +333,18 @@ LEFTOVERS = ["file in /tmp", "file in the working folder", "folder tree in /tmp"
              "process name", "a runner that says it put everything back"]
 
 
+@pytest.mark.parametrize("view", [True, False], ids=["view", "no view"])
 @pytest.mark.parametrize("kind", LEFTOVERS)
-def test_a_call_that_leaves_anything_ends_its_runner_and_the_next_call_finds_nothing(kind):
+def test_a_call_that_leaves_anything_ends_its_runner_and_the_next_call_finds_nothing(kind, view, monkeypatch):
     """Judged from outside the runner: the learner's process saw what the call left, ended the
-    runner (removing what it left), and the next call, in a fresh one, finds and feels none of it."""
+    runner (removing what it left), and the next call, in a fresh one, finds and feels none of it;
+    in the allowlist view and without one (the shared /tmp, where other users write too)."""
     if kind == "CPU affinity" and len(os.sched_getaffinity(0)) < 2:
         pytest.skip("one CPU: no affinity to change")
+    if not view:
+        if not ROOTED:
+            pytest.skip("without root there is no view to go without")
+        monkeypatch.setenv("GRADER_NO_NAMESPACES", "1")
     with Sandbox({"x": ["def f(x):\n    return x"]}) as sb:
         before = sb.call("x", look)
         runner = sb.served["runner"]
