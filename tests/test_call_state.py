@@ -210,3 +210,14 @@ def test_a_call_that_hits_a_limit_or_ends_its_runner_is_answered_by_a_fresh_fork
     monkeypatch.setenv("GRADER_NO_RUNNER", "1")
     without, served = answer()
     assert served is None and with_runner == without
+
+
+@pytest.mark.parametrize("folder", ["solutions", "notebooks"])
+def test_every_record_is_the_same_with_and_without_runners(monkeypatch, folder):
+    """Scores, statuses and messages of a whole grading do not depend on which process served
+    the calls: runners, or a fork per call (GRADER_NO_RUNNER=1)."""
+    from grader import engine
+    sub = engine.load(sorted((ROOT / folder).glob("*.ipynb")))
+    with_runners = grade(sub, DEFAULT)
+    monkeypatch.setenv("GRADER_NO_RUNNER", "1")
+    assert grade(sub, DEFAULT) == with_runners
