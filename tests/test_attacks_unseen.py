@@ -354,3 +354,32 @@ def test_a_call_that_leaves_anything_ends_its_runner_and_the_next_call_finds_not
         after = sb.call("x", look)
         assert sb.served["runner"] not in (None, runner), sb.served
     assert after == before
+
+
+def leave_later(nb):
+    """Nothing left when the call ends, and a runner that says it put everything back; a file
+    written by a signal handler once the call has been answered (an interval timer)."""
+    import signal
+    import sys
+    for cls in vars(sys.modules["__main__"]).values():
+        if isinstance(cls, type) and hasattr(cls, "restore"):
+            cls.restore = lambda self, *a, **k: []
+
+    def write(*_):
+        open("/tmp/left-one", "w").close()
+    signal.signal(signal.SIGALRM, write)
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    return 0
+
+
+def test_what_a_runner_leaves_between_its_calls_is_not_found_by_the_next_call():
+    import time
+    with Sandbox({"x": ["def f(x):\n    return x"]}) as sb:
+        before = sb.call("x", look)
+        runner = sb.served["runner"]
+        sb.call("x", leave_later)
+        assert sb.served["runner"] == runner
+        time.sleep(0.5)
+        after = sb.call("x", look)
+        assert sb.served["runner"] not in (None, runner), sb.served
+    assert after == before
