@@ -29,8 +29,9 @@ call, and learner code runs only at the bottom, under the limits, never in a gra
     |                                     first re-execs itself (the same process) with its arguments
     |                                     moved into the environment
     +- learner process (grader.sandbox)   limits set first; holds Python, NumPy and the learner's
-       +- one fork per call               cells; runs no grader code but the probes it is sent;
-          +- what learner code starts     each call answered from a fork, killed with all it started
+       +- a fork per notebook / timed call cells; runs no grader code but the probes it is sent;
+          +- what learner code starts     each call answered from a fork (a notebook's runner, or
+                                          a fork of its own when timed), killed with all it started
 
     check() in a notebook                 kernel -> `python -m grader --one-notebook` -> as above
 

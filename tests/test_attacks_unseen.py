@@ -8,6 +8,8 @@ the sandbox change.
 import json
 import os
 
+import pytest
+
 from grader import nbfile
 from grader.sandbox.host import Sandbox
 from tests.grading import ROOT, notebook, run_grader
@@ -212,3 +214,175 @@ def test_a_call_cannot_change_the_limits_the_next_call_starts_with():
         before = sb.call("x", prlimit_probe)
         after = sb.call("x", prlimit_probe)
     assert after == before and 77 not in [soft for soft, _hard in before]
+
+
+# ---------------------------------------------------------------- ... even when calls share a runner
+# Consecutive untimed calls of a notebook are served by one process, the notebook's runner
+# (grader/sandbox/learner.py); the learner's process, which runs no learner code, says which
+# runner served each call (Sandbox.served).  The two tests above pass because a call that
+# leaves something ends its runner, not because every call gets a fresh process:
+def nothing_probe(nb):
+    return 0
+
+
+def test_the_calls_above_share_a_runner_when_the_first_leaves_nothing():
+    """The positive control of the two tests above: the same two calls, the first leaving
+    nothing, are served by one runner; leaving something (or changing a limit) ends it."""
+    for first in (nothing_probe, find_probe):
+        with Sandbox({"x": ["def f(x):\n    return x"]}) as sb:
+            sb.call("x", first)
+            served = sb.served
+            sb.call("x", find_probe)
+            assert served["runner"] is not None and sb.served["runner"] == served["runner"], (served, sb.served)
+            assert sb.served["call"] == served["call"] + 1 and sb.served["left"] == []
+            for attack in (leave_probe, prlimit_probe):
+                runner = sb.served["runner"]
+                sb.call("x", attack)
+                assert sb.served["runner"] == runner and sb.served["left"], sb.served
+                assert sb.call("x", find_probe) == [] and sb.served["runner"] not in (runner, None)
+
+
+def leave_one(nb, kind):
+    """Leave one thing a later call of the same process could find or feel."""
+    import ctypes
+    import os
+    import sys
+    import threading
+    import time
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    if kind == "file in /tmp":
+        open("/tmp/left-one", "w").close()
+    elif kind == "file in the working folder":
+        open("left-one", "w").close()
+    elif kind == "folder tree in /tmp":
+        os.makedirs("/tmp/left-dir/deeper")
+        open("/tmp/left-dir/deeper/left-one", "w").close()
+    elif kind == "SysV semaphore":
+        assert libc.semget(0x1e59, 1, 0o1600) >= 0
+    elif kind in ("key in the user keyring", "key only its possessor may see"):
+        nr_add, nr_ctl = {"x86_64": (248, 250), "aarch64": (217, 219)}[os.uname().machine]
+        ring = -4 if kind == "key in the user keyring" else -3
+        key = libc.syscall(nr_add, b"user", b"left-one", b"secret", 6, ring)
+        assert key >= 0
+        if ring == -3:
+            libc.syscall(nr_ctl, 5, key, 0x3f000000)   # KEYCTL_SETPERM: its possessor only
+    elif kind == "limit of the parent":
+        import resource
+        resource.prlimit(os.getppid(), resource.RLIMIT_NOFILE, (55, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    elif kind == "lowered hard limit":
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+    elif kind == "detached process":
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                time.sleep(60)
+            os._exit(0)
+        os.wait()
+    elif kind == "thread":
+        threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+    elif kind == "POSIX timer":
+        timer = ctypes.c_void_p()
+        assert libc.timer_create(1, None, ctypes.byref(timer)) == 0   # CLOCK_MONOTONIC, SIGALRM
+        assert libc.timer_settime(timer, 0, (ctypes.c_long * 4)(0, 0, 100, 0), None) == 0
+    elif kind == "CPU affinity":
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    elif kind == "priority":
+        os.nice(3)
+    elif kind == "process name":
+        libc.prctl(15, b"renamed", 0, 0, 0)   # PR_SET_NAME
+    elif kind == "a runner that says it put everything back":
+        main = sys.modules["__main__"]
+        for cls in vars(main).values():
+            if isinstance(cls, type) and hasattr(cls, "restore"):
+                cls.restore = lambda self, *a, **k: []
+        open("/tmp/left-one", "w").close()
+    return 0
+
+
+def look(nb):
+    """What of leave_one's leftovers a call finds or feels."""
+    import ctypes
+    import os
+    import resource
+    libc = ctypes.CDLL(None, use_errno=True)
+    uid = os.getuid()
+    procs = 0
+    for d in os.listdir("/proc"):
+        try:
+            procs += d.isdigit() and os.stat(f"/proc/{d}").st_uid == uid
+        except OSError:
+            pass
+    with open("/proc/self/comm") as f:
+        name = f.read()
+    libc.syscall.restype = ctypes.c_long
+    nr = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)   # keyctl
+    try:   # keys it can read (an unlinked key stays listed until the kernel collects it)
+        with open("/proc/keys") as f:
+            ids = [int(ln.split()[0], 16) for ln in f if "left-one" in ln]
+    except OSError:
+        ids = []
+    keys = sum(bool(nr) and libc.syscall(nr, 11, i, ctypes.create_string_buffer(64), 64) >= 0 for i in ids)
+    return {"files": [p for p in ("/tmp/left-one", "left-one", "/tmp/left-dir") if os.path.lexists(p)],
+            "sem": libc.semget(0x1e59, 0, 0) >= 0, "keys": keys, "processes": procs,
+            "nofile": list(resource.getrlimit(resource.RLIMIT_NOFILE)), "affinity": sorted(os.sched_getaffinity(0)),
+            "nice": os.nice(0), "name": name, "tasks": len(os.listdir("/proc/self/task"))}
+
+
+LEFTOVERS = ["file in /tmp", "file in the working folder", "folder tree in /tmp", "SysV semaphore",
+             "key in the user keyring", "key only its possessor may see", "limit of the parent",
+             "lowered hard limit", "detached process", "thread", "POSIX timer", "CPU affinity", "priority",
+             "process name", "a runner that says it put everything back"]
+
+
+@pytest.mark.parametrize("view", [True, False], ids=["view", "no view"])
+@pytest.mark.parametrize("kind", LEFTOVERS)
+def test_a_call_that_leaves_anything_ends_its_runner_and_the_next_call_finds_nothing(kind, view, monkeypatch):
+    """Judged from outside the runner: the learner's process saw what the call left, ended the
+    runner (removing what it left), and the next call, in a fresh one, finds and feels none of it;
+    in the allowlist view and without one (the shared /tmp, where other users write too)."""
+    if kind == "CPU affinity" and len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: no affinity to change")
+    if not view:
+        if not ROOTED:
+            pytest.skip("without root there is no view to go without")
+        monkeypatch.setenv("GRADER_NO_NAMESPACES", "1")
+    with Sandbox({"x": ["def f(x):\n    return x"]}) as sb:
+        before = sb.call("x", look)
+        runner = sb.served["runner"]
+        assert runner is not None, sb.served
+        assert sb.call("x", leave_one, kind=kind) == 0
+        assert sb.served["runner"] == runner and sb.served["left"], sb.served
+        after = sb.call("x", look)
+        assert sb.served["runner"] not in (None, runner), sb.served
+    assert after == before
+
+
+def leave_later(nb):
+    """Nothing left when the call ends, and a runner that says it put everything back; a file
+    written by a signal handler once the call has been answered (an interval timer)."""
+    import signal
+    import sys
+    for cls in vars(sys.modules["__main__"]).values():
+        if isinstance(cls, type) and hasattr(cls, "restore"):
+            cls.restore = lambda self, *a, **k: []
+
+    def write(*_):
+        open("/tmp/left-one", "w").close()
+    signal.signal(signal.SIGALRM, write)
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    return 0
+
+
+def test_what_a_runner_leaves_between_its_calls_is_not_found_by_the_next_call():
+    import time
+    with Sandbox({"x": ["def f(x):\n    return x"]}) as sb:
+        before = sb.call("x", look)
+        runner = sb.served["runner"]
+        sb.call("x", leave_later)
+        assert sb.served["runner"] == runner
+        time.sleep(0.5)
+        after = sb.call("x", look)
+        assert sb.served["runner"] not in (None, runner), sb.served
+    assert after == before

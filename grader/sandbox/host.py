@@ -2,7 +2,8 @@
 
 Learner code never runs here.  A child process (grader/sandbox/learner.py) loads the learner's
 definitions; each question is a *probe* — a small trusted function whose source is
-sent to the child — run in a fresh fork with time, memory and output limits.  Only
+sent to the child — run in a fork with time, memory and output limits (its notebook's
+runner for untimed calls, a fork of its own for timed ones; see learner.py).  Only
 plain data comes back (grader.codec); this process compares it with the contract.
 
 When the grader runs as root, the child drops to an unprivileged uid of its own (leased
@@ -90,6 +91,7 @@ def _scrubbed_env(tmp):
             "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg"}
 
 
+NO_RUNNER_ENV = "GRADER_NO_RUNNER"   # =1: every call in a fork of its own (no runner per notebook)
 NO_SANDBOX_ENV = "GRADER_NO_SANDBOX"   # =1: behave as where fork and resource limits are missing
 
 
@@ -331,7 +333,8 @@ def default_hide(course=None):
 
 # ---------------------------------------------------------------- the allowlist view
 VIEW_SCRIPT = Path(__file__).resolve().parent / "view.py"
-LEARNER_SIDE = ("learner.py", "codec.py", "ipc.py", "procs.py")   # all of the grader the learner's process holds
+# all of the grader the learner's process holds
+LEARNER_SIDE = ("learner.py", "codec.py", "ipc.py", "leftovers.py", "procs.py")
 SYSTEM_LIB_DIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
 NO_NAMESPACES_ENV = "GRADER_NO_NAMESPACES"   # =1: as where no mount namespace can be made
 _PLAN = {}
@@ -736,6 +739,7 @@ class Sandbox:
         self.retries = 2          # calls re-run after the learner's process was killed
         self.start_error = None
         self.calls = 0
+        self.served = None        # which runner served the last call, and what it found it left (learner.py)
         self.tmp = None
         self.cgroup = None
 
@@ -767,7 +771,8 @@ class Sandbox:
         settings = {"uid": self.uid if self.drop else None, "dedicated": self.dedicated,
                     "course": self.course if self.unsandboxed else None, "unsandboxed": self.unsandboxed,
                     "limits": {"mem": lim.mem, "output": lim.output, "seconds": lim.seconds,
-                               "cell_seconds": lim.cell_seconds, "nproc": lim.nproc}}
+                               "cell_seconds": lim.cell_seconds, "nproc": lim.nproc,
+                               "runner": os.environ.get(NO_RUNNER_ENV) != "1"}}
         self._ipc_before = ipc.snapshot() if not self.dedicated else None
         try:   # the limits first: the learner's process sets them before it reads any cell
             codec.write_frame(self._in, codec.encode(settings))
@@ -903,7 +908,8 @@ class Sandbox:
 
     def call(self, stem, probe, uses=(), timeout=None, mem=None, helpers=(), cpu=False, callbacks=None,
              **kwargs):
-        """Run probe(nb, **kwargs) in a fresh fork of the learner's process; return its value
+        """Run probe(nb, **kwargs) in a fork of the learner's process (a fresh one when timed, or
+        with callbacks; otherwise its notebook's runner, see learner.py); return its value
         (with cpu=True: (value, CPU seconds of the fork and all it started, counted by the
         submission's control group or with process creation refused: see learner.cpu_clock)).
 
@@ -920,6 +926,12 @@ class Sandbox:
         A learner process killed from outside (a signal it did not send: the machine's
         out-of-memory killer, an operator) is re-run once; killed again, the call fails with
         kind "interrupted" (INTERRUPTED), which is not the learner's doing.
+
+        Afterwards self.served says which process served the call, as the learner's process
+        (which runs no learner code) reports it: {"runner": n, "call": k, "left": [what the
+        call left, which ended the runner], "again": True if a fork of its own answered it
+        again}, {"runner": None, "why": ...} when no runner could serve it, None for a call
+        in a fork of its own.  For tests and logs: no verdict depends on it.
         """
         for name in uses:
             if (stem, name) in self.broken:
@@ -985,6 +997,7 @@ class Sandbox:
             # signal, the view's learner process was killed from outside
             outside = bool((self.isolation or {}).get("pid")) and status is not None and status < 0
             raise _Killed(outside, detail) from None
+        self.served = head.get("served")   # process 1's word (it runs no learner code): for tests and logs only
         status = head["exit"]
         head["exit_signal"] = os.WTERMSIG(status) if isinstance(status, int) and os.WIFSIGNALED(status) \
             and not head["timed_out"] and not head["oversize"] else None

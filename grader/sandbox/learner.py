@@ -4,9 +4,12 @@ the grader's own process.  It imports NumPy, codec.py and procs.py, nothing else
 
 It loads the learner's definitions (only: imports, def, class, simple constants) from
 each notebook into a namespace of its own, then serves calls.  Each call is a trusted
-probe function (source sent by the grader) run in a fork of this process, under time,
-memory and output limits; the answer goes back as plain data (grader.codec).
+probe function (source sent by the grader) run under time, memory and output limits in a
+fork of this process: consecutive untimed calls of one notebook in that notebook's runner
+(one fork, a fresh namespace per call, process-global state put back after each), a timed
+call in a fork of its own; the answer goes back as plain data (grader.codec).
 """
+import _signal
 import ast
 import json
 import os
@@ -25,11 +28,12 @@ import numpy as np  # noqa: E402 - the one package warmed for every learner
 import numpy.random  # noqa: E402,F401
 
 if __package__:
-    from grader.sandbox import codec
+    from grader.sandbox import codec, leftovers
     from grader.sandbox.ipc import remove_of_uid
     from grader.sandbox.procs import children_of
-else:   # a script: codec.py, ipc.py and procs.py are next to it (staged copies, in the view)
+else:   # a script: codec.py, ipc.py, leftovers.py and procs.py are next to it (staged copies, in the view)
     import codec
+    import leftovers
     from ipc import remove_of_uid
     from procs import children_of
 
@@ -199,6 +203,8 @@ def load_notebook(cells, ns, cell_seconds):
                     where[n] = idx
                     problems.pop(n, None)
             except BaseException as e:  # noqa: BLE001 - learner code may raise anything
+                if isinstance(e, (_CellTimeout, MemoryError)) or (isinstance(e, OSError) and e.errno == 27):
+                    STATE["limit"] = True   # a runner that hit a limit ends after the call
                 if isinstance(e, _CellTimeout):
                     msg = f"the definition in cell {idx}, line {node.lineno} ran for more than {cell_seconds:g} s"
                 elif isinstance(e, OSError) and e.errno == 27:  # EFBIG: the output limit
@@ -298,12 +304,14 @@ class Notebook:
             raise LearnerFailure("exit", label, f"{label} called sys.exit({e.code!r}); "
                                  "a function should return or raise, never end the process") from None
         except MemoryError:
+            STATE["limit"] = True
             raise LearnerFailure("memory", label, f"{label} ran out of memory "
                                  f"(the limit is {LIMITS['mem'] // 2**20} MiB)") from None
         except RecursionError:
             raise LearnerFailure("raised", label, f"{label} recursed too deeply (RecursionError)") from None
         except OSError as e:
             if getattr(e, "errno", None) == 27:  # EFBIG: the output limit
+                STATE["limit"] = True
                 raise LearnerFailure("output", label, f"{label} printed more than "
                                      f"{LIMITS['output'] // 1024} KiB of output") from None
             raise LearnerRaised(label, e) from None
@@ -677,29 +685,38 @@ def _nogroup():
 
 
 # ---------------------------------------------------------------- one call, in a fork
-def run_probe(req, notebooks):
-    """Body of the forked process: limits, capture, run the probe, answer."""
-    rd, wr = req["_pipe"]
-    os.close(rd)
+def become_learner_side(mem):
+    """What a fork does before it runs learner code (a call's fork, or a runner): Python's usual
+    SIGINT handler, no way to the grader, a process group of its own, a new empty session
+    keyring (keys added to it go with the process), its memory limit, EFBIG rather than death
+    over the output limit."""
     signal.signal(signal.SIGINT, signal.default_int_handler)   # as in any Python program
-    if req.get("_cb"):
-        mine, theirs = req["_cb"]
-        for fd in theirs:
-            os.close(fd)
-        STATE["cb"] = mine
-    for fd in (*STATE["proto"], *([VIEW["cgroup_fd"]] if VIEW.get("cgroup_fd") is not None else [])):
+    watch = STATE.get("files")
+    for fd in (*STATE["proto"], *([VIEW["cgroup_fd"]] if VIEW.get("cgroup_fd") is not None else []),
+               *([watch.fd] if watch is not None and watch.fd is not None else [])):
         try:
-            os.close(fd)   # the learner's code never talks to the grader directly
+            os.close(fd)   # the learner's code never talks to the grader, nor reads what it watches
         except OSError:
             pass
     try:
         os.setpgid(0, 0)
     except OSError:
         pass
-    _new_session_keyring()   # keys the call adds to it go with it
-    mem = int(req.get("mem") or LIMITS["mem"])
+    _new_session_keyring()   # keys a call adds to it go with its process
     _setrlimit(resource.RLIMIT_AS, mem)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def run_probe(req, notebooks):
+    """Body of the forked process: limits, capture, run the probe, answer."""
+    rd, wr = req["_pipe"]
+    os.close(rd)
+    if req.get("_cb"):
+        mine, theirs = req["_cb"]
+        for fd in theirs:
+            os.close(fd)
+        STATE["cb"] = mine
+    become_learner_side(int(req.get("mem") or LIMITS["mem"]))
     if req.get("timed") and VIEW.get("cgroup_fd") is None:
         no_new_processes()
     cap = os.open("output.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600, dir_fd=STATE["work_fd"])
@@ -720,8 +737,9 @@ def answer_frame(req, notebooks):
     _where_defined, problems = load_notebook(notebooks[req["stem"]], ns, float(LIMITS["cell_seconds"]))
     nb = Notebook(ns, problems)
     who = req["uses"][0] if req["uses"] else ""
+    g = dict(PROBE_GLOBALS)
+    STATE["spaces"] = (ns, g)   # a runner empties them after answering (cycles hold them)
     try:
-        g = dict(PROBE_GLOBALS)
         exec(req["_code"], g)
         answer = {"status": "ok", "value": g[req["probe_name"]](nb, **req["kwargs"])}
     except LearnerFailure as e:
@@ -826,6 +844,484 @@ def serve_call(req, notebooks):
     return info
 
 
+# ---------------------------------------------------------------- a runner per notebook
+# Consecutive untimed calls of one notebook are served by one forked process, the notebook's
+# runner, instead of a fork per call: each call still gets a fresh namespace (the notebook's
+# definitions loaded again) and the process-global state its code may change is put back
+# afterwards (Hygiene, for honest code).  The runner is learner code's own process: its word
+# can only end it.  This process checks from outside, after each call, whether the call left
+# anything a later call could find (leftovers.py: files, SysV IPC, keys, limits, threads,
+# processes, the runner's kernel-side state), and ends the runner if so or if the call timed
+# out, crashed, sent an oversize answer or hit a limit; end_runner then removes what it left
+# (forget_call).  A call that hit a limit or ended its runner is answered again by a fork of
+# its own.  Timed calls, calls with call-backs or another memory limit keep a fresh fork of
+# their own, and no runner exists while they run.
+RUNNER = {"stem": None, "pid": None, "to": None, "frm": None, "watch": None, "serial": 0, "calls": 0}
+GROWTH = 64 * 2**20   # bytes of address space a runner may gain over its start before it ends (at most)
+RERUN_WITHIN = 5.0    # seconds: a runner call that hit a limit or ended its runner sooner is run again in a fork
+
+
+def runner_serves(req):
+    """Whether this call may be served by the notebook's runner (never where /proc is missing
+    or the folders learner code may write in cannot be watched: what a call left behind could
+    not be checked)."""
+    if "proc" not in STATE:
+        STATE["proc"] = os.path.isdir("/proc/self/task") and os.path.isdir("/proc/self/fd")
+    return bool(LIMITS.get("runner")) and STATE["proc"] and not req.get("timed") \
+        and not req.get("callbacks") and int(req.get("mem") or LIMITS["mem"]) == int(LIMITS["mem"])
+
+
+def _file_watch():
+    """This process's inotify watch on the folders learner code may write in (made once; the
+    captured-output file is made first, so that only writing it is a runner's normal doing)."""
+    if "files" not in STATE:
+        try:
+            os.close(os.open("output.txt", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=STATE["work_fd"]))
+            STATE["files"] = leftovers.FileWatch(STATE["work"], view=bool(VIEW.get("view")))
+        except (OSError, AttributeError) as e:
+            STATE["files"], STATE["why_no_runner"] = None, str(e)[:200]
+    return STATE["files"]
+
+
+def start_runner(stem, notebooks):
+    """Fork the notebook's runner and take the baseline of what its calls could leave (after it
+    says it is ready, before any learner code runs in it).  False if no runner can be watched
+    here: the call then gets a fork of its own."""
+    files = _file_watch()
+    if files is None:
+        STATE["proc"] = False
+        return False
+    to_r, to_w = os.pipe()
+    from_r, from_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(to_w)
+            os.close(from_r)
+            run_runner(to_r, from_w, notebooks)
+        except BaseException:  # noqa: BLE001
+            pass
+        finally:
+            os._exit(70)
+    os.close(to_r)
+    os.close(from_w)
+    RUNNER.update(stem=stem, pid=pid, to=to_w, frm=from_r, serial=RUNNER["serial"] + 1, calls=0)
+    try:
+        ready = codec.read_frame(from_r, deadline=time.monotonic() + 10, limit=4096)
+        if ready is None or codec.decode(ready) != {"ready": True}:
+            raise OSError("the runner did not start")
+        files.events()   # what happened before this runner (a fork's output, a clean-up) is not its doing
+        RUNNER["watch"] = leftovers.Leftovers(pid, files, view=bool(VIEW.get("view")),
+                                              growth=min(GROWTH, int(LIMITS["mem"]) // 8))
+    except (OSError, TimeoutError, codec.CodecError) as e:
+        STATE["why_no_runner"] = str(e)[:200]
+        end_runner()
+        if isinstance(e, leftovers.Unwatchable):
+            STATE["proc"] = False
+        return False
+    return True
+
+
+def end_runner():
+    """Kill the runner and everything it started, reap them, and remove what they left
+    (forget_call): the next process forked from here starts as a fresh fork would."""
+    pid = RUNNER.get("pid")
+    if pid is None:
+        return
+    for fd in (RUNNER["to"], RUNNER["frm"]):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    RUNNER.update(stem=None, pid=None, to=None, frm=None, watch=None)
+    reap_all(pgid=pid)
+    forget_call()
+
+
+def runner_left(said):
+    """What the call the runner just served left that a later call could find ([]: nothing),
+    checked from here (Leftovers), not by the runner; the runner's own word (said: what its
+    Hygiene could not put back) can only end it."""
+    left = RUNNER["watch"].changed() if RUNNER["watch"] is not None else ["unwatched"]
+    if not (isinstance(said, dict) and said.get("keep") is True):
+        left.append("process-global state")
+    return left
+
+
+def _send(fd, frame, deadline):
+    """Write one frame to the runner before the deadline: False if it is gone or not reading."""
+    try:
+        return _write_before(fd, frame, deadline)
+    except (TimeoutError, OSError):
+        return False
+
+
+def serve_in_runner(req, raw, notebooks):
+    """One call answered by the notebook's runner (started when needed); same answer as
+    serve_call's."""
+    seconds = float(req.get("timeout") or LIMITS["seconds"])
+    t0 = time.monotonic()
+    deadline = t0 + seconds
+    if RUNNER["pid"] is not None and (RUNNER["stem"] != req["stem"] or RUNNER["watch"].files.changed()):
+        end_runner()   # another notebook's, or its files changed since its last call was checked
+    for attempt in (1, 2, 3):
+        if attempt == 3 or (RUNNER["pid"] is None and not start_runner(req["stem"], notebooks)):
+            end_runner()
+            info = serve_call(req, notebooks)
+            info["served"] = {"runner": None, "why": STATE.get("why_no_runner", "the runner did not read")}
+            return info
+        if _send(RUNNER["to"], raw, deadline):
+            break
+        end_runner()   # gone between calls (or not reading): a fresh one, once
+    pid = RUNNER["pid"]
+    RUNNER["calls"] += 1
+    served = {"runner": RUNNER["serial"], "call": RUNNER["calls"], "left": None}   # for the grader's log and tests
+    info = {"timed_out": False, "exit": None, "frame": b"", "oversize": False, "cpu": 0.0, "pid": pid,
+            "served": served}
+    keep = again = False
+    try:
+        frame = codec.read_frame(RUNNER["frm"], deadline=deadline)
+        if frame:
+            info["frame"], info["exit"] = frame, 0
+            status = codec.read_frame(RUNNER["frm"], deadline=time.monotonic() + 5, limit=4096)
+            said = codec.decode(status) if status is not None else None   # the runner's word
+            served["left"] = runner_left(said)[:20]
+            keep = not served["left"]
+            again = isinstance(said, dict) and "limit" in (said.get("left") or ())
+    except TimeoutError:
+        info["timed_out"] = not info["frame"]
+    except codec.CodecError:
+        info["oversize"] = not info["frame"]
+    if not info["frame"] and not info["timed_out"] and not info["oversize"]:
+        info["exit"] = _exit_status(pid, deadline)   # it died (or shut its pipe and went on)
+        info["timed_out"] = info["exit"] is None
+        again = not info["timed_out"]
+    if not keep:
+        end_runner()
+    if again and time.monotonic() - t0 < RERUN_WITHIN:
+        # a limit hit, or the runner ended, in a process that earlier calls used: the verdict
+        # is a fresh fork's, as if no runner had served the call (the runner's word can only
+        # cost this extra fork)
+        info = serve_call(req, notebooks)
+        info["served"] = dict(served, again=True)
+        return info
+    info["seconds"] = time.monotonic() - t0
+    try:
+        info["output_bytes"] = os.stat("output.txt", dir_fd=STATE["work_fd"]).st_size
+    except OSError:
+        info["output_bytes"] = 0
+    return info
+
+
+def _exit_status(pid, deadline):
+    """The runner's wait status once it has ended; None if it still runs at the deadline."""
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return 0
+        if done:
+            return status
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.001)
+
+
+def run_runner(rd, wr, notebooks):
+    """Body of a runner: answer calls until the pipe closes, putting back after each what the
+    call's code changed in the process (Hygiene), and saying whether that succeeded."""
+    become_learner_side(int(LIMITS["mem"]))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    keep = (0, 1, 2, rd, wr, devnull, STATE["work_fd"])
+    try:
+        for fd in [int(fd) for fd in os.listdir("/proc/self/fd")]:
+            if fd not in keep:
+                try:
+                    os.close(fd)   # every call starts with the same descriptors
+                except OSError:
+                    pass
+    except OSError:
+        pass
+    clean = Hygiene(keep_fds=keep)
+    try:
+        _libc().prctl(4, 1, 0, 0, 0)   # PR_SET_DUMPABLE: process 1 (same uid) reads its /proc/PID/{fd,cwd,timers}
+    except (OSError, AttributeError):
+        pass
+    codec.write_frame(wr, codec.encode({"ready": True}))   # before any learner code: the baseline is taken now
+    while True:
+        frame = codec.read_frame(rd)
+        if frame is None:
+            os._exit(0)
+        req = codec.decode(frame)
+        del frame
+        src = req["probe_src"]
+        if src not in CODE:
+            try:
+                CODE[src] = compile(src, "<probe>", "exec")
+            except SyntaxError as e:
+                CODE[src] = compile(f"raise SyntaxError({str(e)!r})", "<probe>", "exec")
+        req["_code"] = CODE[src]
+        STATE["limit"] = False
+        cap = os.open("output.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600, dir_fd=STATE["work_fd"])
+        os.dup2(cap, 1)
+        os.dup2(cap, 2)
+        os.close(cap)
+        answer = answer_frame(req, notebooks)
+        del req
+        try:
+            os.dup2(devnull, 1)   # printed output goes nowhere between calls
+            os.dup2(devnull, 2)
+        except OSError:
+            pass
+        codec.write_frame(wr, answer)   # the call's answer does not wait for the clean-up
+        del answer
+        for space in STATE.pop("spaces", ()):
+            space.clear()
+        left = clean.restore(devnull)
+        codec.write_frame(wr, codec.encode({"keep": not left, "left": left[:10]}))
+
+
+class Hygiene:
+    """Process-global state of a runner, taken before any learner code runs in it, and put back
+    after each call, so that each call of honest code sees what a fresh fork would: NumPy's
+    error handling, print options and legacy global generator, the random module's state,
+    warning filters, the attributes of every loaded module (and the lists, dicts and sets held
+    by sys, warnings and NumPy's top level), sys.modules, the working folder, the environment,
+    the umask, resource limits, signal handlers, the signal mask and interval timers, the
+    interpreter's settings (recursion limit, switch interval, trace and profile functions, int
+    digits, gc) and the locale; descriptors the call opened are closed.  restore() answers what
+    could not be put back (a limit it lowered, an audit hook, a leftover thread or child, the
+    address space grown by over GROWTH, a limit hit), and the runner then ends."""
+
+    def __init__(self, keep_fds):
+        import _locale
+        import random
+        import types
+        import warnings
+        self.keep = {fd: self._ident(fd) for fd in keep_fds if fd is not None}
+        self.modules = dict(sys.modules)
+        spaces = {id(m.__dict__): m.__dict__ for m in self.modules.values() if isinstance(m, types.ModuleType)}
+        for extra in (PROBE_GLOBALS["np"].__dict__, PROBE_GLOBALS["__builtins__"]):
+            spaces[id(extra)] = extra
+        self.spaces = [(d, dict(d)) for d in spaces.values()]
+        inner = {}
+        for mod in (sys, warnings, np, np.random):   # their lists, dicts and sets too (sys.path, ...)
+            for v in vars(mod).values():
+                if type(v) in (list, dict, set) and v is not sys.modules:
+                    inner[id(v)] = v
+        self.inner = [(v, v.copy()) for v in inner.values()]
+        self.err, self.errcall, self.bufsize = np.geterr(), np.geterrcall(), np.getbufsize()
+        self.printopts = np.get_printoptions()
+        self.np_state = np.random.get_state()
+        self.py_state = random.getstate()
+        self.warnings = warnings
+        self.cwd = os.fstat(STATE["work_fd"])
+        self.environ = dict(os.environ)
+        self.umask = os.umask(0o077)
+        os.umask(self.umask)
+        self.rlimits = {}
+        for name in dir(resource):
+            if name.startswith("RLIMIT_"):
+                try:
+                    self.rlimits[getattr(resource, name)] = resource.getrlimit(getattr(resource, name))
+                except (ValueError, OSError):
+                    pass
+        self.handlers = {}
+        for sig in signal.valid_signals():
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                try:
+                    self.handlers[sig] = _signal.getsignal(sig)
+                except (ValueError, OSError):
+                    pass
+        self.sigmask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        self.interp = (sys.getrecursionlimit(), sys.getswitchinterval(),
+                       getattr(sys, "get_int_max_str_digits", lambda: None)(), sys.getdlopenflags())
+        import gc
+        self.gc = (gc.isenabled(), gc.get_threshold())
+        self.locale = _locale.setlocale(_locale.LC_ALL, None)
+        self.audit = [False]
+        real = sys.addaudithook
+
+        def addaudithook(hook):   # an audit hook cannot be removed: the runner ends
+            self.audit[0] = True
+            return real(hook)
+        sys.addaudithook = addaudithook
+        self.spaces = [(d, dict(d)) for d, _ in self.spaces]   # with the wrapper
+        self.size = self._address_space()
+
+    @staticmethod
+    def _ident(fd):
+        try:
+            st = os.fstat(fd)
+            return st.st_dev, st.st_ino
+        except OSError:
+            return None
+
+    @staticmethod
+    def _address_space():
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def restore(self, devnull):
+        """Put everything back; what could not be (empty: all of it was)."""
+        import _locale
+        import gc
+        import random
+        bad = []
+        for fd in (1, 2):   # printed output goes nowhere between calls
+            try:
+                os.dup2(devnull, fd)
+            except OSError:
+                bad.append("output")
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            try:
+                stream.flush()   # what a call left buffered must not reach the next call's output
+            except BaseException:  # noqa: BLE001
+                pass
+        for sig in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
+            signal.setitimer(sig, 0)
+        for sig, handler in self.handlers.items():
+            try:
+                if _signal.getsignal(sig) is not handler and handler is not None:
+                    _signal.signal(sig, handler)
+            except (ValueError, OSError, TypeError):
+                bad.append(f"signal {sig}")
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.sigmask)
+        live = sys.modules
+        for name in [n for n in live if n not in self.modules]:
+            del live[name]
+        for name, mod in self.modules.items():
+            if live.get(name) is not mod:
+                live[name] = mod
+        for d, saved in self.spaces:
+            if not _same(d, saved):
+                _put_back(d, saved)
+        for v, saved in self.inner:
+            if _same(v, saved):
+                continue
+            if type(v) is list:
+                v[:] = saved
+            elif type(v) is dict:
+                _put_back(v, saved)
+            else:
+                v.clear()
+                v.update(saved)
+        self.warnings._filters_mutated()
+        try:
+            np.seterr(**self.err)
+            np.seterrcall(self.errcall)
+            np.setbufsize(self.bufsize)
+            if np.get_printoptions() != self.printopts:
+                np.set_printoptions(**self.printopts)
+            np.random.set_state(self.np_state)
+            random.setstate(self.py_state)
+        except BaseException:  # noqa: BLE001 - something of NumPy's replaced deeper down
+            bad.append("numpy")
+        try:
+            os.fchdir(STATE["work_fd"])
+            st = os.stat(".")
+            if (st.st_dev, st.st_ino) != (self.cwd.st_dev, self.cwd.st_ino):
+                bad.append("cwd")
+        except OSError:
+            bad.append("cwd")
+        env = os.environ
+        if dict(env) != self.environ:
+            for k in [k for k in env if k not in self.environ]:
+                del env[k]
+            for k, v in self.environ.items():
+                if env.get(k) != v:
+                    env[k] = v
+        os.umask(self.umask)
+        for which, value in self.rlimits.items():
+            try:
+                if resource.getrlimit(which) != value:
+                    resource.setrlimit(which, value)
+            except (ValueError, OSError):
+                bad.append(f"rlimit {which}")   # a hard limit lowered cannot be raised again
+        limit, interval, digits, dlopen = self.interp
+        sys.setrecursionlimit(limit)
+        sys.setswitchinterval(interval)
+        if digits is not None:
+            sys.set_int_max_str_digits(digits)
+        sys.setdlopenflags(dlopen)
+        if sys.gettrace() is not None:
+            sys.settrace(None)
+        if sys.getprofile() is not None:
+            sys.setprofile(None)
+        (enabled, threshold) = self.gc
+        (gc.enable if enabled else gc.disable)()
+        gc.set_threshold(*threshold)
+        try:
+            if _locale.setlocale(_locale.LC_ALL, None) != self.locale:
+                _locale.setlocale(_locale.LC_ALL, self.locale)
+        except (_locale.Error, ValueError):
+            bad.append("locale")
+        try:
+            fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+        except OSError:
+            fds = []
+            bad.append("fds")
+        for fd in fds:
+            if fd not in self.keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        for fd, ident in self.keep.items():
+            if fd > 2 and self._ident(fd) != ident:
+                bad.append(f"fd {fd}")   # one of ours replaced (dup2 over it)
+        size = self._address_space()
+        if size is None or self.size is None or size > self.size + min(GROWTH, int(LIMITS["mem"]) // 8):
+            bad.append("memory")
+        try:
+            if len(os.listdir("/proc/self/task")) != 1:
+                bad.append("thread")
+        except OSError:
+            bad.append("thread")
+        try:
+            os.waitpid(-1, os.WNOHANG)
+            bad.append("process")   # a child (running, or ended and not yet reaped) was left
+        except ChildProcessError:
+            pass
+        if self.audit[0]:
+            bad.append("audit hook")
+        if STATE.get("limit"):
+            bad.append("limit")
+        return bad
+
+
+def _same(live, saved):
+    """Whether a container holds what it held: the same objects, or objects that say they are
+    equal (a container compares its items by identity first, so this costs about one lookup
+    per item).  Hygiene is for the determinism of honest code: hostile code can keep state
+    between its own calls whatever is checked (as files in its work folder always allowed), and
+    nothing it keeps reaches a verdict, which is made in the grader's process."""
+    try:
+        return bool(live == saved)
+    except BaseException:  # noqa: BLE001 - an array put in place of another, say
+        return False
+
+
+def _put_back(d, saved):
+    """A dict as it was (the same keys bound to the same objects)."""
+    for k in [k for k in d if k not in saved]:
+        del d[k]
+    for k, v in saved.items():
+        if d.get(k, _MISSING) is not v:
+            d[k] = v
+
+
+_MISSING = object()
+
+
 def await_answer(rd, cb, deadline):
     """The call's answer frame; meanwhile each call-back the fork sends (on cb) goes to the
     grader, whose reply goes back to the fork."""
@@ -850,7 +1346,8 @@ def await_answer(rd, cb, deadline):
 
 
 def _write_before(fd, frame, deadline):
-    """A frame to the fork, which may not be reading: TimeoutError at the deadline."""
+    """A frame to the fork, which may not be reading: TimeoutError at the deadline; False
+    when it is gone."""
     import select
     import struct
     os.set_blocking(fd, False)
@@ -863,7 +1360,8 @@ def _write_before(fd, frame, deadline):
         except BlockingIOError:
             continue
         except BrokenPipeError:
-            return
+            return False
+    return True
 
 
 def _cgroup_seconds(fd):
@@ -1086,6 +1584,7 @@ def main(warm=True):
                                     "unsandboxed": True}, os.getcwd()
     else:
         isolation = harden(settings)   # limits, no new privileges, the learner's uid: before any cell is read
+        import shutil  # noqa: F401 - forget_call's, loaded before any call: every call sees the same modules
         STATE["rlimits"] = {getattr(resource, n): resource.getrlimit(getattr(resource, n))
                             for n in dir(resource) if n.startswith("RLIMIT_")}   # restored after each call
     frame = codec.read_frame(proto_in)
@@ -1104,6 +1603,8 @@ def main(warm=True):
         summary[stem] = {"problems": problems}
     if not unsandboxed and (VIEW.get("view") or os.getuid() != 0):
         warm_named(notebooks)   # as the learner's uid, in its view: never before
+    import gc
+    gc.freeze()   # what is loaded now is never collected: forks and runners do not touch (copy) it
     codec.write_frame(proto_out, codec.encode({"status": "ready", "notebooks": summary,
                                                "uid": os.getuid(), "isolation": isolation}))
     while True:
@@ -1113,7 +1614,14 @@ def main(warm=True):
         req = codec.decode(frame)
         if req.get("op") == "close":
             break
-        info = serve_unsandboxed(req, notebooks) if unsandboxed else serve_call(req, notebooks)
+        if unsandboxed:
+            info = serve_unsandboxed(req, notebooks)
+        elif runner_serves(req):
+            info = serve_in_runner(req, frame, notebooks)
+        else:
+            end_runner()   # no runner exists while a call runs in a fork of its own
+            info = serve_call(req, notebooks)
+        del frame
         head = {k: v for k, v in info.items() if k not in ("frame", "pid")}
         codec.write_frame(proto_out, codec.encode(head))
         codec.write_frame(proto_out, info["frame"])
