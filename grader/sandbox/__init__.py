@@ -2,7 +2,9 @@
 
 - view.py     as root: new namespaces and an empty root holding only Python, NumPy and the
               learner-side modules (an allowlist), then a fresh exec of learner.py in it
-- learner.py  the learner's process: run as a script, never imported by the grader; sets its
+- learner.py  the learner's process: run as a script; the grader's own process imports it only
+              for its cell reader and probe runner on the course's own handed-out cells (the
+              stub shortcut, grader/stubs.py) and never runs learner text with it; sets its
               limits, drops privileges, parses the cells, and answers each call from a fork
               that loads the learner's definitions and runs the probe (a runner per notebook
               for untimed calls, one fork per timed call)

@@ -1,6 +1,7 @@
 """The learner's side of the sandbox.  Run as a script by grader.sandbox.host (as root, from a
-staged copy inside the allowlist view that grader/sandbox/view.py builds), never imported by
-the grader's own process.  It imports NumPy, codec.py and procs.py, nothing else of the grader.
+staged copy inside the allowlist view that grader/sandbox/view.py builds).  The grader's own
+process imports it only to run probes on the course's own handed-out cells (the stub shortcut,
+grader/stubs.py), never on learner text.  It imports NumPy, codec.py and procs.py, nothing else of the grader.
 
 It loads the learner's definitions (only: imports, def, class, simple constants) from
 each notebook into a namespace of its own, then serves calls.  Each call is a trusted
