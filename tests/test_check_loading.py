@@ -148,3 +148,33 @@ def test_learner_limited_sets_the_time_limit_of_its_calls():
             learner.limited(timeout=0.5).call(busy, seconds=30)
     finally:
         run.close()
+
+
+CACHED = """
+import dis, sys
+import grader.checks.test_01_bernoulli_mask as m
+assert sys.flags.optimize == int(sys.argv[1]), sys.flags.optimize
+assert m.__doc__, "docstring stripped"
+ops = {i.opname for f in vars(m).values() if callable(f) and hasattr(f, "__code__") for i in dis.get_instructions(f)}
+assert "LOAD_ASSERTION_ERROR" in ops, "assert stripped"
+"""
+
+
+@pytest.mark.parametrize("order", [("", "-OO"), ("-OO", "")])
+def test_the_checks_bytecode_cache_is_the_unoptimized_one_whatever_ran_first(order):
+    """The check files' bytecode is cached (a grading process starts faster) only as the plain
+    .pyc, read only when it matches the source: a run under -OO after a plain run, or before
+    one, keeps every assert and docstring, and writes no optimized .pyc of a check file."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in ENV.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    cache = importlib.util.cache_from_source(str(ROOT / "grader" / "checks" / "test_01_bernoulli_mask.py"),
+                                             optimization="")
+    for flag in order:
+        level = "2" if flag else "0"
+        proc = subprocess.run([sys.executable, *([flag] if flag else []), "-c", CACHED, level],
+                              cwd=ROOT, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert os.path.exists(cache)
+    assert not [f for f in os.listdir(os.path.dirname(cache)) if f.startswith("test_01") and ".opt-" in f]

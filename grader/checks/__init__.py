@@ -14,14 +14,17 @@ returned; see grader/engine.py and the README's Authoring section.
 
 Every module of this package is loaded by the loader below, whatever the interpreter's flags:
 - compiled with optimize=0, so that `python -O`, `-OO` or PYTHONOPTIMIZE never strip a
-  check's `assert` (a wrong answer would pass) or its docstring (the check's name); never
-  from a cached .pyc, which another run's flags may have stripped;
+  check's `assert` (a wrong answer would pass) or its docstring (the check's name); cached
+  only as the plain .pyc (optimization level 0), never read from an .opt-N.pyc that -O wrote;
 - a check file's probes are verified as it is imported (grader.checks.probes): a probe that
   uses a name the learner's process does not have fails the import, naming it.
 """
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import marshal
+import os
+import struct
 import sys
 from pathlib import Path
 
@@ -30,8 +33,29 @@ HERE = Path(__file__).resolve().parent
 
 class _Loader(importlib.machinery.SourceFileLoader):
     def get_code(self, fullname):
+        """The module compiled with optimize=0: from the plain (unoptimized) .pyc when it
+        matches the source's mtime and size, else compiled and that .pyc written."""
         path = self.get_filename(fullname)
-        return compile(self.get_data(path), path, "exec", dont_inherit=True, optimize=0)
+        st = os.stat(path)
+        header = importlib.util.MAGIC_NUMBER + struct.pack("<III", 0, int(st.st_mtime) & 0xFFFFFFFF,
+                                                            st.st_size & 0xFFFFFFFF)
+        cache = importlib.util.cache_from_source(path, optimization="")   # never the .opt-N.pyc
+        try:
+            data = Path(cache).read_bytes()
+            if data[:16] == header:
+                return marshal.loads(data[16:])
+        except (OSError, ValueError, EOFError, TypeError):
+            pass
+        code = compile(self.get_data(path), path, "exec", dont_inherit=True, optimize=0)
+        if not sys.dont_write_bytecode:
+            try:
+                Path(cache).parent.mkdir(exist_ok=True)
+                tmp = f"{cache}.{os.getpid()}.tmp"
+                Path(tmp).write_bytes(header + marshal.dumps(code))
+                os.replace(tmp, cache)
+            except OSError:
+                pass   # a read-only install: compiled each time
+        return code
 
     def exec_module(self, module):
         super().exec_module(module)

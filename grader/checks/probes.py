@@ -13,7 +13,10 @@ inputs: none may be called like one of the call's own options (options()), which
 """
 import ast
 import builtins
+import functools
 import inspect
+import os
+import pathlib
 import symtable
 import textwrap
 
@@ -39,10 +42,32 @@ def _source(func):
     return textwrap.dedent(inspect.getsource(func))
 
 
+@functools.cache
+def _module_functions(filename):
+    """{name: [symbol table, ...]} of a source file's top-level functions: one parse per file."""
+    top = symtable.symtable(pathlib.Path(filename).read_text(encoding="utf-8"), filename, "exec")
+    out = {}
+    for table in top.get_children():
+        if table.get_type() == "function":
+            out.setdefault(table.get_name(), []).append(table)
+    return out
+
+
+def _table(func):
+    """func's symbol table: from its file's one parse for a top-level function (its def line at
+    or just after the first line of its code, decorators included), else from its own source."""
+    filename = inspect.getsourcefile(func)
+    if filename and func.__qualname__ == func.__name__ and os.path.isfile(filename):
+        first = func.__code__.co_firstlineno
+        found = [t for t in _module_functions(filename).get(func.__name__, []) if t.get_lineno() >= first]
+        if found:
+            return min(found, key=lambda t: t.get_lineno())
+    return symtable.symtable(_source(func), filename or "<probe>", "exec").get_children()[0]
+
+
 def global_names(func):
     """The names func (and everything nested in it) reads from its module's namespace."""
-    top = symtable.symtable(_source(func), inspect.getsourcefile(func) or "<probe>", "exec")
-    out, stack = set(), list(top.get_children()[:1])
+    out, stack = set(), [_table(func)]
     while stack:
         table = stack.pop()
         out |= {s.get_name() for s in table.get_symbols() if s.is_global() and s.is_referenced()}
