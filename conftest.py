@@ -16,6 +16,8 @@ import ast
 import functools
 from pathlib import Path
 
+import pytest
+
 from grader.checks.conftest import pytest_addoption  # noqa: F401 - registers grader.pytest_plugin
 
 ROOT = Path(__file__).resolve().parent
@@ -83,7 +85,8 @@ def work_unit(nodeid, root=ROOT):
     return nodeid
 
 
-def pytest_xdist_make_scheduler(config, log):   # pytest-xdist's hook, called only under -n
+@pytest.hookimpl(optionalhook=True)   # pytest-xdist's hook: without xdist installed, never called
+def pytest_xdist_make_scheduler(config, log):
     if config.option.dist != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling

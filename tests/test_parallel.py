@@ -1,9 +1,12 @@
 """How the tests share out over processes under `python -m pytest -n 2` (conftest.py): what must
 run in one process -- a notebook's cells, the tests sharing a module-scoped fixture -- is one
 work unit; every other test is a unit of its own."""
+import subprocess
+import sys
 import textwrap
 
 import conftest
+from tests.grading import ROOT
 
 
 def test_a_notebooks_cells_are_one_unit():
@@ -80,3 +83,12 @@ def test_fixtures_reached_through_others_autouse_and_shared_by_one_test_join_uni
     '''))
     units = {conftest.work_unit(f"test_auto.py::{n}", tmp_path) for n in ("test_one", "test_two")}
     assert units == {"test_auto.py::server"}
+
+
+def test_the_readme_command_works_without_xdist():
+    """`python -m pytest` as the README says, in an environment without pytest-xdist: the
+    scheduling hook is optional, nothing else changes."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-q",
+                           "tests/test_parallel.py::test_a_notebooks_cells_are_one_unit"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
