@@ -144,22 +144,25 @@ ENV = {**{k: v for k, v in os.environ.items() if k not in ("PYTHONOPTIMIZE", "DR
        "PYTHONPATH": str(ROOT)}
 
 
-def pytest_run(args, cwd, flags=(), env=ENV):
+def pytest_run(args, cwd, flags=(), env=ENV, cache=None):
     """python -m pytest on the checks, the plugin loaded as the course folder on sys.path
-    needs it (an installed grader loads it through its pytest11 entry point)."""
-    return subprocess.run([sys.executable, *flags, "-m", "pytest", "-p", "grader.pytest_plugin",
-                           "-p", "no:cacheprovider", "--pyargs", "grader.checks", *map(str, args)],
+    needs it (an installed grader loads it through its pytest11 entry point); pytest's cache
+    in the folder `cache`, or none."""
+    cached = ["-p", "cacheprovider", "-o", f"cache_dir={cache}"] if cache else ["-p", "no:cacheprovider"]
+    return subprocess.run([sys.executable, *flags, "-m", "pytest", "-p", "grader.pytest_plugin", *cached,
+                           "--pyargs", "grader.checks", *map(str, args)],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
-def front_end_records(front_end, paths, tmp_path, flags=(), env=ENV):
-    """(exit status, the `tests` of results.json) of one front end."""
+def front_end_records(front_end, paths, tmp_path, flags=(), env=ENV, extra=(), cache=None):
+    """(exit status, the `tests` of results.json) of one front end (`extra`, `cache`: pytest's
+    further options and its cache folder)."""
     out = tmp_path / f"{front_end}-{len(list(tmp_path.glob('*.json')))}.json"
     if front_end == "engine":
         proc = subprocess.run([sys.executable, *flags, "-m", "grader", *map(str, paths), "--json", str(out)],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     else:
-        args = [a for p in paths for a in ("--submission", p)] + ["--grader-json", out, "-q"]
-        proc = pytest_run(args, tmp_path, flags, env)
+        args = [a for p in paths for a in ("--submission", p)] + ["--grader-json", out, "-q", *extra]
+        proc = pytest_run(args, tmp_path, flags, env, cache)
     assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.returncode, json.loads(out.read_text())["tests"]

@@ -645,17 +645,18 @@ def mc_dropout_predict(net, x, T):
 
 
 def test_what_a_higher_order_function_gets_holds_nothing_of_the_graders():
-    """The hostile functions find nothing and score as their honest controls do; the lazy check
-    (no numerical gradient) scores less."""
+    """The hostile functions find nothing and keep full marks, as their honest controls (the
+    solutions, full marks in every mistake table and tests/test_pytest_front_end.py) do; the
+    lazy check (no numerical gradient) scores less."""
     from tests.grading import grade_variants
-    got04 = grade_variants("04_gradient_checking", "dropout_gradient_check",
-                           {"hostile": HOSTILE_04, "lazy": LAZY_04, "control": None})
-    got06 = grade_variants("06_mc_dropout", "mc_dropout_predict", {"hostile": HOSTILE_06, "control": None})
-    got_ng = grade_variants("04_gradient_checking", "numerical_gradient", {"hostile": HOSTILE_NG, "control": None})
+    got04 = grade_variants("04_gradient_checking", "dropout_gradient_check", {"hostile": HOSTILE_04, "lazy": LAZY_04})
+    got06 = grade_variants("06_mc_dropout", "mc_dropout_predict", {"hostile": HOSTILE_06})
+    got_ng = grade_variants("04_gradient_checking", "numerical_gradient", {"hostile": HOSTILE_NG})
     for got in (got04, got06, got_ng):
         assert "found" not in got["hostile"].messages(), got["hostile"].messages()
-        assert got["hostile"].score == got["control"].score == got["control"].max_score, got["hostile"].messages()
+        assert got["hostile"].max_score > 0 and got["hostile"].score == got["hostile"].max_score, \
+            got["hostile"].messages()
     lazy = got04["lazy"]
-    assert lazy.score < got04["control"].score, lazy.messages()
+    assert lazy.score < lazy.max_score == got04["hostile"].max_score, lazy.messages()
     assert lazy.failed_checks() == ["test_keeps_dropout_on_with_one_mask"], lazy.messages()
     assert "numerical_gradient(f, x, h)" in lazy.first_message(), lazy.first_message()

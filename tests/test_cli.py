@@ -40,14 +40,25 @@ def _bad_inputs(tmp_path):
     }
 
 
-def test_unusable_input_is_one_clear_line_and_exit_2(tmp_path):
-    for name, (args, words) in _bad_inputs(tmp_path).items():
-        proc = run_grader(args)
-        assert proc.returncode == 2, (name, proc.returncode, proc.stderr)
-        err = proc.stderr.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("grader: "), (name, proc.stderr)
-        assert words in err[0], (name, err[0])
-        assert "Traceback" not in proc.stderr + proc.stdout
+BAD_INPUTS = ["same notebook twice", "ambiguous copies", "missing path", "not a notebook", "invalid JSON",
+              "not a notebook object", "old format", "binary", "empty folder", "no course notebooks",
+              "unknown notebook name", "unknown exercise", "bad option"]
+
+
+def test_every_unusable_input_is_tested(tmp_path):
+    assert sorted(_bad_inputs(tmp_path)) == sorted(BAD_INPUTS)
+
+
+@pytest.mark.parametrize("name", BAD_INPUTS)   # each its own test: the workers share them out
+def test_unusable_input_is_one_clear_line_and_exit_2(tmp_path, name):
+    args, words = _bad_inputs(tmp_path)[name]
+    proc = run_grader(args)
+    assert proc.returncode == 2, (name, proc.returncode, proc.stderr)
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("grader: "), (name, proc.stderr)
+    assert words in err[0], (name, err[0])
+    assert "Traceback" not in proc.stderr + proc.stdout
+
 
 
 def test_json_is_gradescope_results_and_junit_is_written(tmp_path):

@@ -530,7 +530,8 @@ def graded():
         if exercise not in done:
             mistakes, honest = EXERCISES[exercise]
             sources = {name: src for name, (src, _, _) in mistakes.items()}
-            done[exercise] = grade_variants(STEM, exercise, {**sources, **honest, SOLUTION: None})
+            extra = {"snoop": SNOOP} if exercise == "dropout_gradient_check" else {}   # in the same batch
+            done[exercise] = grade_variants(STEM, exercise, {**sources, **honest, SOLUTION: None, **extra})
         return done[exercise]
     return get
 
@@ -601,10 +602,10 @@ def dropout_gradient_check(forward, backward, x, p, seed, h=1e-5):
 '''
 
 
-def test_no_label_within_reach_of_the_learner():
+def test_no_label_within_reach_of_the_learner(graded):
     """A check that walks the frames and closures it can reach finds nothing that names a case
     (it would raise), and keeps full marks by checking honestly."""
-    result = grade_variants(STEM, "dropout_gradient_check", {"snoop": SNOOP})["snoop"]
+    result = graded("dropout_gradient_check")["snoop"]
     assert "found label" not in result.messages(), result.messages()
     assert result.score == result.max_score, result
 

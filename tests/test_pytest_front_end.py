@@ -19,23 +19,61 @@ def buggy(tmp_path):
     return variant(tmp_path / "buggy", "01_bernoulli_mask", SWAPPED)
 
 
-@pytest.mark.parametrize("case", ["solutions 01 and 06", "notebooks 01 and 03", "a keep/drop-swapped bernoulli_mask"])
-def test_both_front_ends_give_identical_records(tmp_path, case):
-    paths = {"solutions 01 and 06": [ROOT / "solutions" / "01_bernoulli_mask.ipynb",
-                                     ROOT / "solutions" / "06_mc_dropout.ipynb"],
-             "notebooks 01 and 03": [ROOT / "notebooks" / "01_bernoulli_mask.ipynb",
-                                     ROOT / "notebooks" / "03_backward.ipynb"],
-             "a keep/drop-swapped bernoulli_mask": [buggy(tmp_path)]}[case]
-    code, engine = front_end_records("engine", paths, tmp_path)
-    status, under_pytest = front_end_records("pytest", paths, tmp_path)
+STEMS = sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("folder", ["solutions", "notebooks"])
+def test_both_front_ends_give_identical_records_on_the_course(tmp_path, folder):
+    """The README's commands on the whole course: `python -m grader solutions/` gives full marks
+    and `python -m pytest --pyargs grader.checks --submission solutions/` passes (exit 0) with the
+    same records; the handed-out notebooks/ get zero, every check "not implemented", exit 1."""
+    code, engine = front_end_records("engine", [ROOT / folder], tmp_path)
+    # --tb=no: the records are compared here (how a failure is shown: test_pytest_options_work_on_the_checks);
+    # pytest's traceback of each of notebooks/' 100 failures would cost more than grading them
+    status, under_pytest = front_end_records("pytest", [ROOT / folder], tmp_path, extra=["--tb=no"])
     assert code == 0 and engine, "the engine graded nothing"
+    assert {t["name"].split(" · ")[0] for t in engine} == set(STEMS), "a notebook was not graded"
     assert under_pytest == engine
     failed = [t for t in engine if t["status"] != "passed"]
-    assert status == (1 if failed else 0), "pytest's exit status is 1 when a check fails, else 0"
-    if case.startswith("notebooks"):
-        assert len(failed) == len(engine) and all("not implemented" in t["output"] for t in failed)
-    if case.startswith("a keep/drop"):
-        assert [t["extra_data"]["check"] for t in failed] == ["test_kept_fraction_is_one_minus_p"]
+    if folder == "solutions":
+        assert not failed and status == 0, [(t["name"], t["output"]) for t in failed]
+        assert sum(t["score"] for t in engine) == sum(t["max_score"] for t in engine) > 0
+    else:
+        assert status == 1 and len(failed) == len(engine) and sum(t["score"] for t in engine) == 0
+        assert all("not implemented yet" in t["output"] for t in failed), failed
+
+
+@pytest.fixture(scope="module")
+def swapped(tmp_path_factory):
+    """A keep/drop-swapped bernoulli_mask graded once by each front end (pytest with its cache
+    and --junitxml on): {"nb", "engine", "pytest": (exit status, records), "junit", "cache"}."""
+    tmp = tmp_path_factory.mktemp("swapped")
+    nb, junit, cache = buggy(tmp), tmp / "junit.xml", tmp / "cache"
+    return {"nb": nb, "tmp": tmp, "junit": junit, "cache": cache,
+            "engine": front_end_records("engine", [nb], tmp),
+            "pytest": front_end_records("pytest", [nb], tmp, extra=[f"--junitxml={junit}"], cache=cache)}
+
+
+def test_both_front_ends_give_identical_records_on_a_buggy_submission(swapped):
+    (code, engine), (status, under_pytest) = swapped["engine"], swapped["pytest"]
+    assert code == 0 and engine, "the engine graded nothing"
+    assert under_pytest == engine
+    assert status == 1, "pytest's exit status is 1 when a check fails"
+    failed = [t["extra_data"]["check"] for t in engine if t["status"] != "passed"]
+    assert failed == ["test_kept_fraction_is_one_minus_p"]
+
+
+def test_junitxml_has_a_testcase_per_check_the_failure_with_its_message(swapped):
+    cases = list(ET.parse(swapped["junit"]).getroot().iter("testcase"))
+    assert len(cases) == len(swapped["engine"][1])
+    failures = {c.get("name"): c.find("failure").get("message") for c in cases if c.find("failure") is not None}
+    assert list(failures) == ["test_kept_fraction_is_one_minus_p"] and "swapped" in failures[
+        "test_kept_fraction_is_one_minus_p"]
+
+
+def test_last_failed_reruns_only_the_failed_checks(swapped):
+    again = pytest_run(["--submission", swapped["nb"], "-q", "--lf"], swapped["tmp"], cache=swapped["cache"])
+    assert "1 failed, 8 deselected" in again.stdout, again.stdout
 
 
 def test_pytest_options_work_on_the_checks(tmp_path):
@@ -50,26 +88,6 @@ def test_pytest_options_work_on_the_checks(tmp_path):
     # -x stops at the first failure (every check of the handed-out notebook fails)
     proc = pytest_run(["--submission", ROOT / "notebooks" / "01_bernoulli_mask.ipynb", "-x"], tmp_path)
     assert proc.returncode == 1 and "1 failed" in proc.stdout and "passed" not in proc.stdout, proc.stdout
-    # --junitxml: a testcase per check, the failure carrying its message
-    junit = tmp_path / "junit.xml"
-    proc = pytest_run(["--submission", nb, f"--junitxml={junit}"], tmp_path)
-    cases = ET.parse(junit).getroot().iter("testcase")
-    failures = {c.get("name"): c.find("failure").get("message") for c in cases if c.find("failure") is not None}
-    assert list(failures) == ["test_kept_fraction_is_one_minus_p"] and "swapped" in failures[
-        "test_kept_fraction_is_one_minus_p"]
-
-
-def test_last_failed_reruns_only_the_failed_checks(tmp_path):
-    nb = buggy(tmp_path)
-    cache = ["-p", "cacheprovider", "-o", f"cache_dir={tmp_path / 'cache'}"]
-    first = subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.pytest_plugin", *cache, "--pyargs",
-                            "grader.checks", "--submission", str(nb), "-q"], cwd=tmp_path, env=ENV,
-                           capture_output=True, text=True, timeout=300)
-    assert "1 failed, 8 passed" in first.stdout, first.stdout
-    again = subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.pytest_plugin", *cache, "--pyargs",
-                            "grader.checks", "--submission", str(nb), "-q", "--lf"], cwd=tmp_path, env=ENV,
-                           capture_output=True, text=True, timeout=300)
-    assert "1 failed, 8 deselected" in again.stdout, again.stdout
 
 
 def test_pdb_stops_in_the_failing_check(tmp_path):

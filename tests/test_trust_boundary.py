@@ -27,8 +27,8 @@ CORRECT = ("def bernoulli_mask(shape, p, rng=None):\n" + VALIDATE +
            "    return rng.random(shape) >= p\n")
 
 
-def grader(*args, cwd=ROOT, timeout=600):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def grader(*args, cwd=ROOT, timeout=600, tmpdir=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **({"TMPDIR": str(tmpdir)} if tmpdir else {})}
     return subprocess.run([sys.executable, "-m", "grader", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -101,16 +101,17 @@ def test_untouched_student_notebooks_score_zero_in_a_batch_that_scans_for_soluti
     for who in ("thief", "thief_twin"):
         (subs / who).mkdir(parents=True)
         notebook(subs / who / f"{STEM}.ipynb", student_cells(STEM) + [STEAL])
-    before = {p.name for p in Path("/tmp").glob("grader-template-*")}
-    proc = grader(subs, "--out", tmp_path / "out", "--jobs", "2", "--only", "01")
+    tmp = tmp_path / "tmp"      # the grader's own temporary folder: other graders may run meanwhile
+    tmp.mkdir()
+    proc = grader(subs, "--out", tmp_path / "out", "--jobs", "2", "--only", "01", tmpdir=tmp)
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(open(tmp_path / "out" / "summary.csv", newline="")))
     assert [float(r["score"]) for r in rows] == [0.0, 0.0], rows
     for r in rows:
         data = json.loads((tmp_path / "out" / "learners" / r["learner"] / "results.json").read_text())
         assert "BEGIN SOLUTION" not in json.dumps(data)
-    left = {p.name for p in Path("/tmp").glob("grader-template-*")} - before
-    assert not left, f"template folders left behind: {left}"
+    left = [str(p.relative_to(tmp)) for p in tmp.rglob("*")]   # the workers' template folders are in it
+    assert not left, f"left behind: {left}"
 
 
 # ---------------------------------------------------------------- 3/4. nothing to read or forge
