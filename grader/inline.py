@@ -42,9 +42,13 @@ def _run(args, timeout=600):
         proc = subprocess.run([sys.executable, "-m", "grader", *map(str, args), "--json", str(out)],
                               cwd=d, capture_output=True, text=True, timeout=timeout, env=env)
         if proc.returncode != 0 or not out.exists():
-            msg = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-            raise GradingError(msg.removeprefix("grader: "))
+            raise GradingError(_refusal(proc.stderr, proc.returncode))
         return json.loads(out.read_text())
+
+
+def _refusal(stderr, status):
+    """The grader's one-line reason, from what it wrote on stderr."""
+    return (stderr.strip().splitlines() or [f"exit status {status}"])[-1].removeprefix("grader: ")
 
 
 def grade(*paths, only=None, seed=None, course=None):
@@ -221,6 +225,33 @@ def source_note(kernel_cells, notebook):
 
 
 # ---------------------------------------------------------------- check()
+def kernel_notebook(cells):
+    """The notebook (JSON text) that check() grades: the kernel's cells, in the order run."""
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+                       "cells": [{"cell_type": "code", "source": c, "metadata": {}, "outputs": [],
+                                  "execution_count": None} for c in cells]})
+
+
+def _grade_cells(cells, exercise, in_process=False):
+    """results.json (a dict) of grading `exercise` on the cells as one notebook: in this
+    process (a browser kernel), by this kernel's warm grader (grader.warm) when the set-up
+    cell started one, else by a fresh `python -m grader` — the same grading every way."""
+    if not in_process:
+        from grader import warm
+        answered = warm.grade(cells, exercise)
+        if answered is not None:
+            status, stderr, res = answered
+            if status != 0 or res is None:
+                raise GradingError(_refusal(stderr, status))
+            return res
+    with tempfile.TemporaryDirectory(prefix="grader-check-") as d:
+        path = Path(d) / "kernel.ipynb"
+        path.write_text(kernel_notebook(cells))
+        if in_process:
+            return grade_in_process(path, exercise)
+        return _run([path, "--one-notebook", "--only", exercise, "--self-study"], timeout=300)
+
+
 def check(exercise, cells=None, notebook=None):
     """Grade one exercise from the cells run so far in this kernel; print a short report.
 
@@ -233,24 +264,15 @@ def check(exercise, cells=None, notebook=None):
         print("check() works inside Jupyter; from a shell run: python -m grader notebooks/")
         return
     notebook = saved_notebook() if notebook is None and kernel else notebook
-    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
-          "cells": [{"cell_type": "code", "source": c, "metadata": {}, "outputs": [],
-                     "execution_count": None} for c in cells]}
     in_process = browser_kernel()
-    with tempfile.TemporaryDirectory(prefix="grader-check-") as d:
-        path = Path(d) / "kernel.ipynb"
-        path.write_text(json.dumps(nb))
-        try:
-            if in_process:
-                res = grade_in_process(path, exercise)
-            else:
-                res = _run([path, "--one-notebook", "--only", exercise, "--self-study"], timeout=300)
-        except GradingError as e:
-            print(f"✗ could not check {exercise}: {e}")
-            return
-        except subprocess.TimeoutExpired:
-            print(f"✗ checking {exercise} took more than 5 minutes and was stopped")
-            return
+    try:
+        res = _grade_cells(cells, exercise, in_process)
+    except GradingError as e:
+        print(f"✗ could not check {exercise}: {e}")
+        return
+    except subprocess.TimeoutExpired:
+        print(f"✗ checking {exercise} took more than 5 minutes and was stopped")
+        return
     tests = res["tests"]
     counted = [t for t in tests if t["max_score"] > 0 or t["status"] == "passed"]
     failed = [t for t in counted if t["status"] != "passed"]
