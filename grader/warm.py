@@ -69,16 +69,16 @@ class Worker:
     def __init__(self):
         self.owner = os.getpid()
         self.env_key = _env_key(os.environ)
-        self.tmp = tempfile.mkdtemp(prefix="grader-warm-")
+        self.lock = threading.Lock()   # one request at a time, whatever thread asks
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [x for x in env.get("PYTHONPATH", "").split(os.pathsep) if x])
         try:
-            with open(os.path.join(self.tmp, "worker.err"), "wb") as err:
-                self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "grader.warm", str(theirs.fileno())], stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL, stderr=err, cwd=self.tmp, env=env, pass_fds=[theirs.fileno()],
-                    start_new_session=True)   # the kernel's Ctrl-C is not for it; it watches the kernel itself
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "grader.warm", str(theirs.fileno())], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tempfile.gettempdir(), env=env,
+                pass_fds=[theirs.fileno()],
+                start_new_session=True)   # the kernel's Ctrl-C is not for it; it watches the kernel itself
         finally:
             theirs.close()
         self.asked, self.ready = 0, False
@@ -91,6 +91,10 @@ class Worker:
 
     def ask(self, cells, exercise):
         """(exit status, stderr text, results dict or None) of grading, as the cold path gives."""
+        with self.lock:
+            return self._ask(cells, exercise)
+
+    def _ask(self, cells, exercise):
         self.asked += 1
         payload = json.dumps({"id": self.asked, "cells": list(cells), "exercise": str(exercise)}).encode()
         if len(payload) > MAX_REQUEST:
@@ -143,8 +147,6 @@ class Worker:
         except (OSError, subprocess.TimeoutExpired):
             pass
         end_process(self.proc)
-        import shutil
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 _STATE = {"worker": None, "restarts": 0, "wanted": False}
@@ -210,9 +212,9 @@ def grade(cells, exercise):
             return w.ask(cells, exercise)
         except WorkerGone as e:
             why = str(e)
-        except BaseException:   # e.g. the learner interrupted the kernel: the answer would come late
-            _STATE["worker"] = None
+        except BaseException:   # the learner interrupted the kernel: its answer would come late
             w.close()
+            _STATE["worker"] = Worker()   # a new one for the next check(), in the background
             raise
     w.close()
     _STATE["worker"] = None

@@ -294,3 +294,22 @@ def test_every_set_up_cell_starts_the_warm_grader():
         for path in sorted((ROOT / folder).glob("[0-9][0-9]_*.ipynb")):
             setup = next(c for c in code_cells(path) if "from grader import check" in c)
             assert "from grader.warm import start_grader" in setup and "\nstart_grader()" in setup, path
+
+
+def test_an_interrupted_check_leaves_a_new_worker_for_the_next(worker, capsys):
+    """Interrupting the kernel while the worker grades: its answer would come late, so the
+    worker is ended and a new one started; the next check() is answered by it, no line."""
+    import threading
+    cells = solution_cells("01_bernoulli_mask")
+    inline._grade_cells(["x = 1"], "bernoulli_mask")   # warmed up
+    os.kill(worker.proc.pid, signal.SIGSTOP)   # so that the interrupt comes while check() waits
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        inline.check("bernoulli_mask", cells=cells)
+    timer.join()
+    capsys.readouterr()
+    new = warm._STATE["worker"]
+    assert new is not worker and new.alive() and _wait_gone([worker.proc.pid]) == []
+    inline.check("bernoulli_mask", cells=cells)
+    assert capsys.readouterr().out.startswith("✓ bernoulli_mask: 9 of 9") and new.asked == 1
