@@ -79,6 +79,9 @@ class Worker:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tempfile.gettempdir(), env=env,
                 pass_fds=[theirs.fileno()],
                 start_new_session=True)   # the kernel's Ctrl-C is not for it; it watches the kernel itself
+        except BaseException:
+            self.sock.close()
+            raise
         finally:
             theirs.close()
         self.asked, self.ready = 0, False
@@ -153,8 +156,10 @@ _STATE = {"worker": None, "restarts": 0, "wanted": False}
 
 
 def enabled():
+    """A worker needs processes and a Unix socketpair (not native Windows, not a browser kernel)."""
     from grader.inline import browser_kernel
-    return os.environ.get(OFF_ENV, "1") != "0" and not browser_kernel()
+    return os.environ.get(OFF_ENV, "1") != "0" and os.name == "posix" and hasattr(socket, "AF_UNIX") \
+        and not browser_kernel()
 
 
 def _in_kernel():
@@ -176,7 +181,13 @@ def start(force=False):
         return w
     if w is not None:
         w.close()
-    _STATE["worker"] = Worker()
+    _STATE["worker"] = None
+    try:
+        _STATE["worker"] = Worker()
+    except OSError as e:   # no process could be started: every check() starts the grader
+        _STATE["wanted"] = False
+        print(f"⚠ check()'s background grader could not start ({e.strerror or e}): each check() "
+              "starts the grader, more slowly")
     return _STATE["worker"]
 
 
@@ -214,7 +225,8 @@ def grade(cells, exercise):
             why = str(e)
         except BaseException:   # the learner interrupted the kernel: its answer would come late
             w.close()
-            _STATE["worker"] = Worker()   # a new one for the next check(), in the background
+            _STATE["worker"] = None
+            start(force=True)   # a new worker for the next check(), in the background
             raise
     w.close()
     _STATE["worker"] = None

@@ -313,3 +313,14 @@ def test_an_interrupted_check_leaves_a_new_worker_for_the_next(worker, capsys):
     assert new is not worker and new.alive() and _wait_gone([worker.proc.pid]) == []
     inline.check("bernoulli_mask", cells=cells)
     assert capsys.readouterr().out.startswith("✓ bernoulli_mask: 9 of 9") and new.asked == 1
+
+
+def test_a_kernel_that_cannot_start_processes_keeps_the_cold_path(monkeypatch, capsys):
+    """Starting the worker fails (no process can be started): one line, and check() grades."""
+    def no_processes(*a, **k):
+        raise OSError(11, "Resource temporarily unavailable")
+    monkeypatch.setattr(subprocess, "Popen", no_processes)
+    assert warm.start(force=True) is None
+    assert capsys.readouterr().out.startswith("⚠ check()'s background grader could not start (Resource")
+    assert warm.grade(["x = 1"], "bernoulli_mask") is None and warm._STATE["worker"] is None
+    warm.stop()
