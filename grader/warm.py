@@ -113,11 +113,11 @@ class Worker:
             raise WorkerGone("the background grader did not answer") from None
         except OSError as e:
             raise WorkerGone(f"the background grader could not be reached ({e.strerror or e})") from None
-        if ans.get("id") != self.asked:
-            raise WorkerGone("the background grader answered out of turn")
-        results = ans.get("results")
+        status, results = ans.get("status"), ans.get("results")
+        if ans.get("id") != self.asked or not isinstance(status, int) or not isinstance(results, (dict, type(None))):
+            raise WorkerGone("the background grader sent an answer that cannot be read")
         self.ready = ans.get("ready") is True   # graded by the learner process kept ready
-        return int(ans.get("status", 3)), str(ans.get("stderr", "")), results if isinstance(results, dict) else None
+        return status, str(ans.get("stderr", "")), results
 
     def _read(self, deadline):
         from grader.sandbox import codec
@@ -232,7 +232,8 @@ def grade(cells, exercise):
     _STATE["worker"] = None
     if _STATE["restarts"] >= MAX_RESTARTS:
         _STATE["wanted"] = False
-        print(f"⚠ {why}; it stopped {MAX_RESTARTS} times, so check() starts the grader each time now")
+        print(f"⚠ {why}; it was started again {MAX_RESTARTS} times already, so check() starts the grader "
+              "each time now")
         return None
     _STATE["restarts"] += 1
     print(f"⚠ {why}: this check ran the slow way, and a new background grader is starting")
