@@ -1,5 +1,7 @@
 """check() for notebook cells and grade() for Python: both run `python -m grader` in a
-separate process, so learner code never shares a process with the grading.
+separate process, so learner code never shares a process with the grading.  check() asks the
+kernel's background grader instead when the set-up cell started one (grader.warm: the same
+grading, without starting a grader and a learner process each time).
 
 Where no process can be started — a browser kernel (JupyterLite, Pyodide) — check() grades
 in the kernel's own process, without the sandbox, and says so (the unsandboxed self-study
