@@ -14,6 +14,7 @@ warns when the two differ: unsaved edits, or cells run out of order.  Cell magic
 %%timeit, %%capture) are read by the same rule as the final grade's (grader.sandbox.learner).
 """
 import ast
+import functools
 import json
 import os
 import subprocess
@@ -187,17 +188,23 @@ def saved_notebook():
 def definitions(cells):
     """{name: its last definition} as the grader reads cells in this order: the top-level
     functions and classes of each cell, magics handled by the grader's own rule."""
-    from grader.sandbox.learner import _strip_magics
     out = {}
     for src in cells:
-        try:
-            tree = ast.parse(_strip_magics(src))
-        except (SyntaxError, ValueError):
-            continue
-        for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                out[node.name] = ast.dump(node)
+        out.update(_cell_definitions(src))
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _cell_definitions(src):
+    """((name, its definition dumped), ...) of one cell, in order; each cell is parsed once
+    per kernel (the saved file's cells are mostly the kernel's, and come back every check())."""
+    from grader.sandbox.learner import _strip_magics
+    try:
+        tree = ast.parse(_strip_magics(src))
+    except (SyntaxError, ValueError):
+        return ()
+    return tuple((node.name, ast.dump(node)) for node in tree.body
+                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
 
 
 def differences(kernel_cells, saved_cells):
