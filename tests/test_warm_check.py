@@ -91,7 +91,7 @@ def test_warm_and_cold_give_identical_results(worker, name, cells):
     assert {"solution": all(passed), "blank": not any(passed), "buggy": any(passed) and not all(passed)}[name]
 
 
-def test_a_notebook_with_a_hidden_timing_check_too(worker):
+def test_another_notebook_with_a_timed_check_agrees_warm_twice_and_cold(worker):
     """Another notebook (reference work memoised in the worker): the second warm answer is
     still the cold one."""
     cells = solution_cells("03_backward")
