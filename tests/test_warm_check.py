@@ -324,3 +324,29 @@ def test_a_kernel_that_cannot_start_processes_keeps_the_cold_path(monkeypatch, c
     assert capsys.readouterr().out.startswith("⚠ check()'s background grader could not start (Resource")
     assert warm.grade(["x = 1"], "bernoulli_mask") is None and warm._STATE["worker"] is None
     warm.stop()
+
+
+def test_the_ready_learner_process_waits_under_its_limits(worker):
+    """The process kept ready has read no learner text, yet its limits are already set (and,
+    as root, it already runs as the learner's uid): principle 3 holds before any request."""
+    from grader.config import DEFAULT
+    end, found = time.monotonic() + 60, None
+    while time.monotonic() < end and found is None:
+        for pid in _descendants(worker.proc.pid):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"learner.py" not in f.read():
+                        continue
+                with open(f"/proc/{pid}/limits") as f:
+                    limits = f.read()
+                uid = os.stat(f"/proc/{pid}").st_uid
+            except OSError:
+                continue
+            line = next(ln for ln in limits.splitlines() if ln.startswith("Max address space"))
+            if line.split()[3] == str(DEFAULT.memory << 20):
+                found = (pid, uid)
+        time.sleep(0.1)
+    assert found, "no learner process under its memory limit was kept ready"
+    if os.geteuid() == 0 and os.environ.get("GRADER_KEEP_ROOT") != "1":
+        assert found[1] != 0, "the ready learner process still runs as root"
+    assert worker.asked == 0
