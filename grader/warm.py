@@ -258,6 +258,14 @@ class _Ready:
         return self.lease.uid if self.lease is not None else None
 
     def spawn(self):
+        """Ready a learner process; where none can be (no course folder, no sandbox), the next
+        grading starts its own and reports what stops it, as the cold path does."""
+        try:
+            self._spawn()
+        except Exception:  # noqa: BLE001 - the grading itself says what is wrong, in one line
+            self.sandbox = None
+
+    def _spawn(self):
         from grader.config import DEFAULT
         from grader.sandbox.host import Limits, Sandbox, default_hide, sandbox_available
         config = DEFAULT if sandbox_available() else DEFAULT.with_(unsandboxed=True)

@@ -350,3 +350,19 @@ def test_the_ready_learner_process_waits_under_its_limits(worker):
     if os.geteuid() == 0 and os.environ.get("GRADER_KEEP_ROOT") != "1":
         assert found[1] != 0, "the ready learner process still runs as root"
     assert worker.asked == 0
+
+
+def test_without_a_course_folder_the_worker_says_what_the_cold_path_says(monkeypatch, tmp_path, capsys):
+    """Nothing can be readied (DROPOUT_COURSE names no course): check() still answers with the
+    grader's own one line, from the worker, as the cold path would."""
+    monkeypatch.setenv("DROPOUT_COURSE", str(tmp_path))
+    try:
+        w = warm.start(force=True)
+        inline.check("bernoulli_mask", cells=["x = 1"])
+        warm_out = capsys.readouterr().out
+        assert w.asked == 1 and warm._STATE["worker"] is w
+    finally:
+        warm.stop()
+    inline.check("bernoulli_mask", cells=["x = 1"])
+    assert warm_out == capsys.readouterr().out
+    assert warm_out.startswith("✗ could not check bernoulli_mask: DROPOUT_COURSE=") and len(warm_out.splitlines()) == 1
