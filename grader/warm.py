@@ -25,10 +25,11 @@ check() is self-study; the final grade reads the saved notebook, never this work
 Robustness.  The worker ends when the kernel ends (it watches its parent; a kernel restart is
 a new process, which starts a new worker), and ends every learner process it started.  If
 the worker died, hangs (no acknowledgement within ACK_SECONDS), or belongs to another
-process (the kernel forked), check() says so in one line, grades the cold way, and starts a
-new worker for the next check().  GRADER_WARM=0 in the environment: no worker, every check()
-starts `python -m grader` as before.  A browser kernel (no processes) grades in process, as
-before (grader.inline).
+process (the kernel forked), or no longer grades as a fresh grader would (the grader's
+settings in the environment, its files or the solutions changed since it started), check()
+says so in one line, grades the cold way, and starts a new worker for the next check().
+GRADER_WARM=0 in the environment: no worker, every check() starts `python -m grader` as
+before.  A browser kernel (no processes) grades in process, as before (grader.inline).
 """
 import contextlib
 import io
@@ -62,13 +63,36 @@ def _env_key(env):
     return tuple(sorted((k, v) for k, v in env.items() if k.startswith(ENV_PREFIXES)))
 
 
+def _code_key():
+    """What the worker loaded once and the cold path reads afresh: the grader's modules and
+    checks, and the reference solutions (an author editing them gets a new worker)."""
+    files = sorted((ROOT / "grader").rglob("*.py")) + sorted((ROOT / "solutions").glob("*.ipynb"))
+    key = []
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        key.append((str(f), st.st_mtime_ns, st.st_size))
+    return tuple(key)
+
+
+def _same_setting(w):
+    """None when the worker grades as a fresh grader would now; else why not."""
+    if w.env_key != _env_key(os.environ):
+        return "the grader's settings in the environment changed"
+    if w.code_key != _code_key():
+        return "the grader's files or the solutions changed"
+    return None
+
+
 # ---------------------------------------------------------------- the kernel's side
 class Worker:
     """The kernel's handle on its grading worker."""
 
     def __init__(self):
         self.owner = os.getpid()
-        self.env_key = _env_key(os.environ)
+        self.env_key, self.code_key = _env_key(os.environ), _code_key()
         self.lock = threading.Lock()   # one request at a time, whatever thread asks
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = dict(os.environ)
@@ -177,7 +201,7 @@ def start(force=False):
         return None
     _STATE["wanted"] = True
     w = _STATE["worker"]
-    if w is not None and w.mine() and w.alive() and w.env_key == _env_key(os.environ):
+    if w is not None and w.mine() and w.alive() and _same_setting(w) is None:
         return w
     if w is not None:
         w.close()
@@ -214,8 +238,8 @@ def grade(cells, exercise):
     why = None
     if not w.mine():
         why = "this process is a fork of the kernel that started the background grader"
-    elif w.env_key != _env_key(os.environ):
-        why = "the grader's settings in the environment changed"
+    elif _same_setting(w):
+        why = _same_setting(w)
     elif not w.alive():
         why = "the background grader stopped"
     if why is None:

@@ -366,3 +366,27 @@ def test_without_a_course_folder_the_worker_says_what_the_cold_path_says(monkeyp
     inline.check("bernoulli_mask", cells=["x = 1"])
     assert warm_out == capsys.readouterr().out
     assert warm_out.startswith("✗ could not check bernoulli_mask: DROPOUT_COURSE=") and len(warm_out.splitlines()) == 1
+
+
+@pytest.mark.parametrize("change", ["environment", "files"])
+def test_a_worker_that_no_longer_grades_as_a_fresh_grader_is_replaced(worker, change, monkeypatch, capsys):
+    """The worker loaded the checks and read its settings once: when they change (an author
+    editing a check, a GRADER_ setting), check() grades the cold way once and starts anew."""
+    cells = solution_cells("01_bernoulli_mask")
+    inline._grade_cells(["x = 1"], "bernoulli_mask")
+    touched = ROOT / "grader" / "checks" / "test_01_bernoulli_mask.py"
+    before = touched.stat()
+    try:
+        if change == "environment":
+            monkeypatch.setenv("GRADER_WARM_TEST_SETTING", "1")
+        else:
+            os.utime(touched, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+        inline.check("bernoulli_mask", cells=cells)
+    finally:
+        os.utime(touched, ns=(before.st_atime_ns, before.st_mtime_ns))
+    out = capsys.readouterr().out.splitlines()
+    why = {"environment": "the grader's settings in the environment changed",
+           "files": "the grader's files or the solutions changed"}[change]
+    assert out[0] == f"⚠ {why}: this check ran the slow way, and a new background grader is starting", out[:2]
+    assert out[1].startswith("✓ bernoulli_mask: 9 of 9") and worker.asked == 1
+    assert warm._STATE["worker"] is not worker and _wait_gone([worker.proc.pid]) == []
