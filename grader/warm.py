@@ -235,18 +235,18 @@ def grade(cells, exercise):
     w = _STATE["worker"]
     if w is None or not _STATE["wanted"] or not enabled():
         return None
-    why = None
+    why, failed = None, False   # only a worker that failed counts towards MAX_RESTARTS
     if not w.mine():
         why = "this process is a fork of the kernel that started the background grader"
     elif _same_setting(w):
         why = _same_setting(w)
     elif not w.alive():
-        why = "the background grader stopped"
+        why, failed = "the background grader stopped", True
     if why is None:
         try:
             return w.ask(cells, exercise)
         except WorkerGone as e:
-            why = str(e)
+            why, failed = str(e), True
         except BaseException:   # the learner interrupted the kernel: its answer would come late
             w.close()
             _STATE["worker"] = None
@@ -254,12 +254,12 @@ def grade(cells, exercise):
             raise
     w.close()
     _STATE["worker"] = None
-    if _STATE["restarts"] >= MAX_RESTARTS:
+    if failed and _STATE["restarts"] >= MAX_RESTARTS:
         _STATE["wanted"] = False
         print(f"⚠ {why}; it was started again {MAX_RESTARTS} times already, so check() starts the grader "
               "each time now")
         return None
-    _STATE["restarts"] += 1
+    _STATE["restarts"] += failed
     print(f"⚠ {why}: this check ran the slow way, and a new background grader is starting")
     start(force=True)
     return None

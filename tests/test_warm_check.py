@@ -375,7 +375,7 @@ def test_a_worker_that_no_longer_grades_as_a_fresh_grader_is_replaced(worker, ch
     cells = solution_cells("01_bernoulli_mask")
     inline._grade_cells(["x = 1"], "bernoulli_mask")
     touched = ROOT / "grader" / "checks" / "test_01_bernoulli_mask.py"
-    before = touched.stat()
+    before, restarts = touched.stat(), warm._STATE["restarts"]
     try:
         if change == "environment":
             monkeypatch.setenv("GRADER_WARM_TEST_SETTING", "1")
@@ -390,3 +390,4 @@ def test_a_worker_that_no_longer_grades_as_a_fresh_grader_is_replaced(worker, ch
     assert out[0] == f"⚠ {why}: this check ran the slow way, and a new background grader is starting", out[:2]
     assert out[1].startswith("✓ bernoulli_mask: 9 of 9") and worker.asked == 1
     assert warm._STATE["worker"] is not worker and _wait_gone([worker.proc.pid]) == []
+    assert warm._STATE["restarts"] == restarts, "a change is not a failure: it must not use up the restarts"
