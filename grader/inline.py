@@ -258,7 +258,13 @@ def _grade_cells(cells, exercise, in_process=False):
         path.write_text(kernel_notebook(cells))
         if in_process:
             return grade_in_process(path, exercise)
-        return _run([path, "--one-notebook", "--only", exercise, "--self-study"], timeout=300)
+        return _run(check_argv(path, exercise), timeout=300)
+
+
+def check_argv(path, exercise):
+    """check()'s options for `python -m grader` (the exercise joined to its option: whatever
+    it holds, it is never read as another option)."""
+    return [str(path), "--one-notebook", f"--only={exercise}", "--self-study"]
 
 
 def check(exercise, cells=None, notebook=None):

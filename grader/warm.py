@@ -336,19 +336,17 @@ def _request(frame):
 def _grade(cells, exercise, ready):
     """Grade as the cold path does: the cells as a one-notebook file, `python -m grader`'s
     main with the same options; (status, stderr, results.json or None)."""
-    from grader import cli, engine
-    from grader.inline import kernel_notebook
+    from grader import cli, engine, inline
     here = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="grader-call-") as d:
         path, out = Path(d) / "kernel.ipynb", Path(d) / "results.json"
-        path.write_text(kernel_notebook(cells))
+        path.write_text(inline.kernel_notebook(cells))
         stdout, stderr = io.StringIO(), io.StringIO()
         real, engine.Sandbox = engine.Sandbox, ready.take
         os.chdir(d)
         try:
             with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-                status = cli.main([str(path), "--one-notebook", "--only", exercise, "--self-study",
-                                   "--json", str(out)])
+                status = cli.main(inline.check_argv(path, exercise) + ["--json", str(out)])
         finally:
             engine.Sandbox = real
             os.chdir(here)
@@ -386,9 +384,9 @@ def serve(fd, parent):
             if not select.select([fd], [], [], 0.5)[0]:
                 continue
             try:
-                frame = codec.read_frame(fd, limit=MAX_REQUEST)
-            except codec.CodecError:
-                return   # over the limit: not a request check() sends
+                frame = codec.read_frame(fd, deadline=time.monotonic() + ACK_SECONDS, limit=MAX_REQUEST)
+            except (codec.CodecError, TimeoutError):
+                return   # over the limit, or never finished: not a request check() sends
             if frame is None:
                 return
             try:

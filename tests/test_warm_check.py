@@ -391,3 +391,14 @@ def test_a_worker_that_no_longer_grades_as_a_fresh_grader_is_replaced(worker, ch
     assert out[1].startswith("✓ bernoulli_mask: 9 of 9") and worker.asked == 1
     assert warm._STATE["worker"] is not worker and _wait_gone([worker.proc.pid]) == []
     assert warm._STATE["restarts"] == restarts, "a change is not a failure: it must not use up the restarts"
+
+
+@pytest.mark.parametrize("exercise", ["--json=/dev/null", "bernoulli_mask --out x"])
+def test_an_exercise_name_is_never_read_as_an_option_warm_or_cold(worker, exercise, capsys):
+    inline.check(exercise, cells=["x = 1"])
+    warm_out = capsys.readouterr().out
+    assert worker.asked == 1
+    warm.stop()
+    inline.check(exercise, cells=["x = 1"])
+    assert warm_out == capsys.readouterr().out
+    assert warm_out.startswith(f"✗ could not check {exercise}: no exercise called") and len(warm_out.splitlines()) == 1
