@@ -1,5 +1,7 @@
 """check() for notebook cells and grade() for Python: both run `python -m grader` in a
-separate process, so learner code never shares a process with the grading.
+separate process, so learner code never shares a process with the grading.  check() asks the
+kernel's background grader instead when the set-up cell started one (grader.warm: the same
+grading, without starting a grader and a learner process each time).
 
 Where no process can be started — a browser kernel (JupyterLite, Pyodide) — check() grades
 in the kernel's own process, without the sandbox, and says so (the unsandboxed self-study
@@ -12,6 +14,7 @@ warns when the two differ: unsaved edits, or cells run out of order.  Cell magic
 %%timeit, %%capture) are read by the same rule as the final grade's (grader.sandbox.learner).
 """
 import ast
+import functools
 import json
 import os
 import subprocess
@@ -42,9 +45,13 @@ def _run(args, timeout=600):
         proc = subprocess.run([sys.executable, "-m", "grader", *map(str, args), "--json", str(out)],
                               cwd=d, capture_output=True, text=True, timeout=timeout, env=env)
         if proc.returncode != 0 or not out.exists():
-            msg = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-            raise GradingError(msg.removeprefix("grader: "))
+            raise GradingError(_refusal(proc.stderr, proc.returncode))
         return json.loads(out.read_text())
+
+
+def _refusal(stderr, status):
+    """The grader's one-line reason, from what it wrote on stderr."""
+    return (stderr.strip().splitlines() or [f"exit status {status}"])[-1].removeprefix("grader: ")
 
 
 def grade(*paths, only=None, seed=None, course=None):
@@ -181,17 +188,23 @@ def saved_notebook():
 def definitions(cells):
     """{name: its last definition} as the grader reads cells in this order: the top-level
     functions and classes of each cell, magics handled by the grader's own rule."""
-    from grader.sandbox.learner import _strip_magics
     out = {}
     for src in cells:
-        try:
-            tree = ast.parse(_strip_magics(src))
-        except (SyntaxError, ValueError):
-            continue
-        for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                out[node.name] = ast.dump(node)
+        out.update(_cell_definitions(src))
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _cell_definitions(src):
+    """((name, its definition dumped), ...) of one cell, in order; each cell is parsed once
+    per kernel (the saved file's cells are mostly the kernel's, and come back every check())."""
+    from grader.sandbox.learner import _strip_magics
+    try:
+        tree = ast.parse(_strip_magics(src))
+    except (SyntaxError, ValueError):
+        return ()
+    return tuple((node.name, ast.dump(node)) for node in tree.body
+                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
 
 
 def differences(kernel_cells, saved_cells):
@@ -221,6 +234,39 @@ def source_note(kernel_cells, notebook):
 
 
 # ---------------------------------------------------------------- check()
+def kernel_notebook(cells):
+    """The notebook (JSON text) that check() grades: the kernel's cells, in the order run."""
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+                       "cells": [{"cell_type": "code", "source": c, "metadata": {}, "outputs": [],
+                                  "execution_count": None} for c in cells]})
+
+
+def _grade_cells(cells, exercise, in_process=False):
+    """results.json (a dict) of grading `exercise` on the cells as one notebook: in this
+    process (a browser kernel), by this kernel's warm grader (grader.warm) when the set-up
+    cell started one, else by a fresh `python -m grader` — the same grading every way."""
+    if not in_process:
+        from grader import warm
+        answered = warm.grade(cells, exercise)
+        if answered is not None:
+            status, stderr, res = answered
+            if status != 0 or res is None:
+                raise GradingError(_refusal(stderr, status))
+            return res
+    with tempfile.TemporaryDirectory(prefix="grader-check-") as d:
+        path = Path(d) / "kernel.ipynb"
+        path.write_text(kernel_notebook(cells))
+        if in_process:
+            return grade_in_process(path, exercise)
+        return _run(check_argv(path, exercise), timeout=300)
+
+
+def check_argv(path, exercise):
+    """check()'s options for `python -m grader` (the exercise joined to its option: whatever
+    it holds, it is never read as another option)."""
+    return [str(path), "--one-notebook", f"--only={exercise}", "--self-study"]
+
+
 def check(exercise, cells=None, notebook=None):
     """Grade one exercise from the cells run so far in this kernel; print a short report.
 
@@ -233,24 +279,15 @@ def check(exercise, cells=None, notebook=None):
         print("check() works inside Jupyter; from a shell run: python -m grader notebooks/")
         return
     notebook = saved_notebook() if notebook is None and kernel else notebook
-    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
-          "cells": [{"cell_type": "code", "source": c, "metadata": {}, "outputs": [],
-                     "execution_count": None} for c in cells]}
     in_process = browser_kernel()
-    with tempfile.TemporaryDirectory(prefix="grader-check-") as d:
-        path = Path(d) / "kernel.ipynb"
-        path.write_text(json.dumps(nb))
-        try:
-            if in_process:
-                res = grade_in_process(path, exercise)
-            else:
-                res = _run([path, "--one-notebook", "--only", exercise, "--self-study"], timeout=300)
-        except GradingError as e:
-            print(f"✗ could not check {exercise}: {e}")
-            return
-        except subprocess.TimeoutExpired:
-            print(f"✗ checking {exercise} took more than 5 minutes and was stopped")
-            return
+    try:
+        res = _grade_cells(cells, exercise, in_process)
+    except GradingError as e:
+        print(f"✗ could not check {exercise}: {e}")
+        return
+    except subprocess.TimeoutExpired:
+        print(f"✗ checking {exercise} took more than 5 minutes and was stopped")
+        return
     tests = res["tests"]
     counted = [t for t in tests if t["max_score"] > 0 or t["status"] == "passed"]
     failed = [t for t in counted if t["status"] != "passed"]

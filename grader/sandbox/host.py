@@ -776,7 +776,18 @@ class Sandbox:
         self._ipc_before = ipc.snapshot() if not self.dedicated else None
         try:   # the limits first: the learner's process sets them before it reads any cell
             codec.write_frame(self._in, codec.encode(settings))
-            codec.write_frame(self._in, codec.encode({"notebooks": self.notebooks}))
+            if self.notebooks is not None:
+                codec.write_frame(self._in, codec.encode({"notebooks": self.notebooks}))
+        except (BrokenPipeError, OSError):
+            pass   # reported by start()
+
+    def load(self, notebooks):
+        """Send the notebooks to a process spawned with notebooks=None, which has set its
+        limits and waits, having read no learner text (a warm check() keeps one ready:
+        grader.warm); start() then waits for it as for any other."""
+        self.notebooks, self._t_spawn = notebooks, time.monotonic()
+        try:
+            codec.write_frame(self._in, codec.encode({"notebooks": notebooks}))
         except (BrokenPipeError, OSError):
             pass   # reported by start()
 
