@@ -20,6 +20,7 @@ the check files of this package.  The check files are loaded by grader.checks' o
 assertion rewriting, optimize=0), so `python -O` changes nothing here either.
 """
 import time
+import types
 
 import pytest
 
@@ -149,6 +150,22 @@ def learner(request):
     if stem is None:
         raise pytest.UsageError("the learner fixture belongs to the checks of grader.checks")
     return engine.Learner(_grading(request.config), stem)
+
+
+def _message_only(item, excinfo):
+    """A check's failure shown as its message (set by pytest_runtest_makereport below) without
+    pytest's traceback, which costs more than grading the check does; --tb=... shows it."""
+    error = excinfo.value
+    if (item.config.option.tbstyle == "auto" and isinstance(error, Exception)
+            and engine.outcome(error)[1] != "grader_error"):
+        return engine.outcome(error)[2]
+    return pytest.Function.repr_failure(item, excinfo)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if _check(item) is not None:
+            item.repr_failure = types.MethodType(_message_only, item)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -83,8 +83,12 @@ def test_pytest_options_work_on_the_checks(tmp_path):
     assert proc.returncode == 1, proc.stdout
     assert "test_kept_fraction_is_one_minus_p FAILED" in proc.stdout and "test_any_shape PASSED" in proc.stdout
     assert "7 deselected" in proc.stdout
-    # the failure shows the message the learner reads
+    # the failure shows the message the learner reads, not pytest's traceback of the check...
     assert "Keep and drop are swapped" in proc.stdout
+    assert "def test_kept_fraction_is_one_minus_p" not in proc.stdout, proc.stdout
+    # ...which --tb=short still shows
+    proc = pytest_run(["--submission", nb, "-k", "kept_fraction", "--tb=short"], tmp_path)
+    assert "test_01_bernoulli_mask.py" in proc.stdout and "Keep and drop are swapped" in proc.stdout, proc.stdout
     # -x stops at the first failure (every check of the handed-out notebook fails)
     proc = pytest_run(["--submission", ROOT / "notebooks" / "01_bernoulli_mask.ipynb", "-x"], tmp_path)
     assert proc.returncode == 1 and "1 failed" in proc.stdout and "passed" not in proc.stdout, proc.stdout
