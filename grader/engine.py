@@ -33,7 +33,11 @@ call, and learner code runs only at the bottom, under the limits, never in a gra
           +- what learner code starts     each call answered from a fork (a notebook's runner, or
                                           a fork of its own when timed), killed with all it started
 
-    check() in a notebook                 kernel -> `python -m grader --one-notebook` -> as above
+    check() in a notebook                 kernel -> its background grader (grader.warm, started by
+                                          the set-up cell: grader imported, checks loaded, a learner
+                                          process waiting under its limits with no learner text)
+                                          -> grade() -> as above; without one, kernel ->
+                                          `python -m grader --one-notebook` -> as above
 
     python -m grader SUBMISSIONS --out R  the batch parent (grader.batch): finds the uploads,
     |                                     writes each learner's results as they come, the summary last
