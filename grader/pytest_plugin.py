@@ -156,9 +156,10 @@ def _message_only(item, excinfo):
     """A check's failure shown as its message (set by pytest_runtest_makereport below) without
     pytest's traceback, which costs more than grading the check does; --tb=... shows it."""
     error = excinfo.value
-    if (item.config.option.tbstyle == "auto" and isinstance(error, Exception)
-            and engine.outcome(error)[1] != "grader_error"):
-        return engine.outcome(error)[2]
+    if item.config.option.tbstyle == "auto" and isinstance(error, Exception):
+        _status, kind, message = engine.outcome(error)
+        if kind != "grader_error":
+            return message
     return pytest.Function.repr_failure(item, excinfo)
 
 

@@ -238,8 +238,8 @@ def grade(cells, exercise):
     why, failed = None, False   # only a worker that failed counts towards MAX_RESTARTS
     if not w.mine():
         why = "this process is a fork of the kernel that started the background grader"
-    elif _same_setting(w):
-        why = _same_setting(w)
+    elif (changed := _same_setting(w)) is not None:
+        why = changed
     elif not w.alive():
         why, failed = "the background grader stopped", True
     if why is None:
