@@ -660,3 +660,54 @@ def test_what_a_higher_order_function_gets_holds_nothing_of_the_graders():
     assert lazy.score < lazy.max_score == got04["hostile"].max_score, lazy.messages()
     assert lazy.failed_checks() == ["test_keeps_dropout_on_with_one_mask"], lazy.messages()
     assert "numerical_gradient(f, x, h)" in lazy.first_message(), lazy.first_message()
+
+
+VIEW_PROBE = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import view
+plan = json.loads(sys.argv[2])
+view.LIBC = view._libc()
+view.enter_namespaces()
+view.build_root(plan["root"], plan)
+site = plan["root"] + plan["empty"][0]
+print(json.dumps(sorted(os.listdir(site))))
+"""
+
+
+@pytest.mark.skipif(not ROOTED, reason="the view is built only as root")
+def test_numpy_installed_in_the_base_interpreters_own_site_packages_stays_visible(tmp_path):
+    """Without a virtualenv, NumPy lives in the standard library's site-packages, which the view
+    empties (other packages must not show): the granted package is put back inside it, alone."""
+    stdlib = tmp_path / "lib" / "python3"
+    site = stdlib / "site-packages"
+    for pkg in ("numpy", "numpy.libs", "someone_elses_package"):
+        (site / pkg).mkdir(parents=True)
+        (site / pkg / "__init__.py").write_text("")
+    lib = tmp_path / "learner-lib"
+    lib.mkdir()
+    root = tmp_path / "root"
+    root.mkdir()
+    plan = {"paths": [str(stdlib), str(site / "numpy"), str(site / "numpy.libs")],
+            "empty": [str(site)], "lib": str(lib), "root": str(root)}
+    import json
+    got = subprocess.run([sys.executable, "-c", VIEW_PROBE, str(Path(host.__file__).parent), json.dumps(plan)],
+                         capture_output=True, text=True, timeout=60)
+    if got.returncode and "unshare" in got.stderr:
+        pytest.skip("no mount namespaces here")
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout) == ["numpy", "numpy.libs"]
+
+
+def test_the_base_interpreter_grades_when_numpy_is_installed_into_it(tmp_path):
+    """An instructor grading with a system or pyenv Python (NumPy in its own site-packages, no
+    virtualenv) gets the same marks as from a virtualenv."""
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("these tests run on the base interpreter already")
+    base = getattr(sys, "_base_executable", sys.executable)
+    if subprocess.run([base, "-c", "import numpy"], capture_output=True).returncode:
+        pytest.skip("the base interpreter has no NumPy of its own here")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([base, "-m", "grader", str(ROOT / "solutions" / "01_bernoulli_mask.ipynb")],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert out.returncode == 0 and "total: 13/13" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]

@@ -132,12 +132,22 @@ def build_root(root, plan):
         graft(root, path, bound)
     for path in plan.get("empty", ()):   # e.g. the base interpreter's own site-packages
         if os.path.isdir(root + path):
-            mount("tmpfs", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,nr_inodes=1,mode=555")
+            empty_over(root, path, [p for p in plan["paths"] if p.startswith(path + "/")])
     bind(plan["lib"], root + LIB_DIR)
     for name in DEV_NODES:
         bind(f"/dev/{name}", f"{root}/dev/{name}", writable=True)
     os.makedirs(root + "/proc", 0o555, exist_ok=True)
     mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def empty_over(root, path, granted):
+    """Lay an empty folder over `path` (bound as part of a larger grant), keeping only what the
+    plan grants inside it: NumPy installed into the base interpreter's own site-packages stays,
+    the other packages there do not."""
+    mount("tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV, f"size=64k,nr_inodes={64 + 16 * len(granted)},mode=755")
+    for inner in granted:
+        bind(inner, root + inner)
+    mount(None, root + path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
 def pivot(root):
