@@ -213,6 +213,28 @@ def decode(frame):
         raise CodecError(f"malformed frame: {str(e)[:200]}") from None
 
 
+PIPE_BYTES = 1 << 20   # a pipe's buffer (Linux: /proc/sys/fs/pipe-max-size, 1 MiB by default)
+
+
+def widen(*fds):
+    """Give pipes a 1 MiB buffer instead of 64 KiB, where the system allows (Linux): a large
+    frame then crosses in 16 times fewer reads, writes and task switches."""
+    import fcntl
+    for fd in fds:
+        try:
+            fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+        except (OSError, ValueError):
+            pass   # not a pipe, a lower limit, or not Linux: the default buffer works too
+
+
+def pipe():
+    """os.pipe(), widened."""
+    import os
+    rd, wr = os.pipe()
+    widen(rd)
+    return rd, wr
+
+
 def write_frame(fd, payload):
     """Write a length-prefixed frame (bytes, or a list of buffers from encode_parts)."""
     parts = payload if isinstance(payload, list) else [payload]

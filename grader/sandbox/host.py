@@ -624,7 +624,7 @@ class ZygoteServer:
     def spawn(self, cwd, err_fd, argv, env):
         """A _ServerProc running argv whose stdin/stdout are pipes to us, or None if the
         template is gone."""
-        to_child, from_child = os.pipe(), os.pipe()
+        to_child, from_child = codec.pipe(), codec.pipe()
         ans = self._ask({"op": "spawn", "cwd": cwd, "argv": argv, "env": env},
                         (to_child[0], from_child[1], err_fd))
         os.close(to_child[0])
@@ -766,6 +766,7 @@ class Sandbox:
                 env=env, start_new_session=True, close_fds=True)
         err.close()
         self._in, self._out = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        codec.widen(self._in, self._out)
         self._t_spawn = time.monotonic()
         lim = self.limits
         settings = {"uid": self.uid if self.drop else None, "dedicated": self.dedicated,

@@ -791,10 +791,10 @@ def serve_call(req, notebooks):
         except SyntaxError as e:
             CODE[src] = compile(f"raise SyntaxError({str(e)!r})", "<probe>", "exec")
     req["_code"] = CODE[src]
-    rd, wr = os.pipe()
+    rd, wr = codec.pipe()
     req["_pipe"] = (rd, wr)
     if req.get("callbacks"):
-        (up_r, up_w), (down_r, down_w) = os.pipe(), os.pipe()
+        (up_r, up_w), (down_r, down_w) = codec.pipe(), codec.pipe()
         req["_cb"] = ((up_w, down_r), (up_r, down_w))   # (the fork's ends, ours)
     t0 = time.monotonic()
     cpu0 = cpu_clock()
@@ -892,8 +892,8 @@ def start_runner(stem, notebooks):
     if files is None:
         STATE["proc"] = False
         return False
-    to_r, to_w = os.pipe()
-    from_r, from_w = os.pipe()
+    to_r, to_w = codec.pipe()
+    from_r, from_w = codec.pipe()
     pid = os.fork()
     if pid == 0:
         try:
