@@ -1,5 +1,5 @@
 import sys
 
-from grader.cli import main
+from grader.launch import main
 
 sys.exit(main())

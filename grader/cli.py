@@ -12,11 +12,10 @@ import os
 import sys
 import time
 
-from grader import __version__, batch, engine, nbfile, output, signals, uploads
+from grader import __version__, batch, engine, launch, nbfile, output, signals, uploads
 from grader.config import (
     BATCH_SUBMISSION_TIMEOUT,
     DEFAULT,
-    GRADER_DIR,
     MIN_MEMORY,
     MIN_SUBMISSION_TIMEOUT,
     MIN_TIMEOUT,
@@ -27,7 +26,7 @@ from grader.config import (
 from grader.publish import report
 from grader.sandbox.host import sandbox_available
 
-ARGV_ENV = "_GRADER_ARGV"
+ARGV_ENV = launch.ARGV_ENV
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 
 
@@ -127,32 +126,6 @@ class Unwritten(Exception):
         self.records = records
 
 
-def _hide_arguments(argv):
-    """As root, learner code runs as another user who can read every process's command line
-    (/proc/PID/cmdline) but not its environment: start again with the arguments moved into
-    the environment, so that where results are written is not visible."""
-    if argv is not None or os.environ.get(ARGV_ENV) is not None:
-        return
-    if not (hasattr(os, "geteuid") and os.geteuid() == 0) or os.environ.get("GRADER_KEEP_ROOT") == "1":
-        return
-    if len(sys.argv) <= 1 or not hasattr(sys, "orig_argv"):
-        return
-    head = sys.orig_argv[:len(sys.orig_argv) - (len(sys.argv) - 1)]
-    if "-m" not in head:
-        if os.path.basename(sys.argv[0]) != "dropout-grader":
-            return   # not started from the command line (e.g. runpy in a test)
-        head = [sys.executable, "-m", "grader"]   # the dropout-grader command, as python -m grader
-    env = dict(os.environ)
-    env[ARGV_ENV] = json.dumps(sys.argv[1:])
-    env["PYTHONPATH"] = os.pathsep.join([str(GRADER_DIR.parent)] + [
-        x for x in env.get("PYTHONPATH", "").split(os.pathsep) if x])
-    try:
-        sys.stdout.flush()
-        os.execve(sys.executable, [sys.executable, *head[1:]], env)
-    except OSError:
-        return
-
-
 def config_from(a, **defaults):
     """The Config for parsed options: the defaults of grader.config, then the options given."""
     return DEFAULT.with_(**defaults).with_(
@@ -181,7 +154,7 @@ def check_options(a, config):
 
 def main(argv=None):
     t0 = time.monotonic()
-    _hide_arguments(argv)
+    launch.hide_arguments(argv)   # done already when started by launch.main
     if argv is None and os.environ.get(ARGV_ENV) is not None:
         try:
             argv = [str(a) for a in json.loads(os.environ.pop(ARGV_ENV))]

@@ -314,7 +314,7 @@ def release_pyproject(root, version):
             + f"classifiers = {q(project.get('classifiers', []))}\n"
             f"dependencies = {q(project.get('dependencies', []))}\n\n"
             f"[project.optional-dependencies]\n{extras}\n"
-            '[project.scripts]\ndropout-grader = "grader.cli:main"\n\n'
+            '[project.scripts]\ndropout-grader = "grader.launch:main"\n\n'
             '[tool.hatch.build.targets.wheel]\npackages = ["grader"]\n\n'
             '[tool.hatch.build.targets.wheel.force-include]\n"data" = "grader/course/data"\n')
 
@@ -367,7 +367,7 @@ def wheel_entries(root, folder_items, version):
     items += [(f"{dist}/METADATA", _wheel_metadata(root, version).encode()),
               (f"{dist}/WHEEL", b"Wheel-Version: 1.0\nGenerator: grader.package\nRoot-Is-Purelib: true\n"
                                 b"Tag: py3-none-any\n"),
-              (f"{dist}/entry_points.txt", b"[console_scripts]\ndropout-grader = grader.cli:main\n")]
+              (f"{dist}/entry_points.txt", b"[console_scripts]\ndropout-grader = grader.launch:main\n")]
     items += [(f"{dist}/licenses/{name}", data) for name, data, _ in folder_items if name in LICENCE_FILES]
     record = "".join(f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()}"
                      f",{len(data)}\n" for name, data in sorted(items)) + f"{dist}/RECORD,,\n"

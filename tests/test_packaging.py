@@ -48,7 +48,7 @@ def requirements_line(dep):
 def test_metadata_names_the_package_and_its_command():
     project = PYPROJECT["project"]
     assert project["name"] == "dropout-from-scratch"
-    assert project["scripts"] == {"dropout-grader": "grader.cli:main"}
+    assert project["scripts"] == {"dropout-grader": "grader.launch:main"}
     assert project["requires-python"] == ">=3.11"
     wheel = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]
     assert wheel["packages"] == ["grader"], "only the grader is a top-level package"
@@ -172,7 +172,7 @@ def test_the_wheel_carries_the_grader_and_the_course(wheel):
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert f"Version: {__import__('grader').__version__}\n" in meta and "MIT AND CC-BY-4.0" in meta
     entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "dropout-grader = grader.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "dropout-grader = grader.launch:main" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
 @pytest.fixture(scope="module")
