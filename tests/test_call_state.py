@@ -221,32 +221,3 @@ def test_every_record_is_the_same_with_and_without_runners(monkeypatch, folder):
     with_runners = grade(sub, DEFAULT)
     monkeypatch.setenv("GRADER_NO_RUNNER", "1")
     assert grade(sub, DEFAULT) == with_runners
-
-
-def through_the_grader(nb, n, kind):
-    """Calls the grader-side callable n times, then the learner's hog(kind)."""
-    got = [nb.proxy("square")(i) for i in range(n)]
-    return got, nb.fn("hog")(kind)
-
-
-def test_a_call_with_call_backs_is_served_by_the_runner_and_each_call_back_runs_once():
-    """Call-backs (Sandbox.call's callbacks) go through the runner as through a fork of its own,
-    and the grader's callable runs once per call-back, even when the call then hits a limit (it
-    is then not run again: the grader's side already ran)."""
-    seen = []
-
-    def square(i):
-        seen.append(i)
-        return i * i
-    with Sandbox({"nb": [HOG]}) as sb:
-        assert sb.call("nb", through_the_grader, uses=("hog",), n=3, kind="nothing",
-                       callbacks={"square": square}) == ([0, 1, 4], 0)
-        runner = sb.served["runner"]
-        assert runner is not None and sb.served["left"] == [], sb.served
-        assert sb.call("nb", through_the_grader, uses=("hog",), n=2, kind="nothing",
-                       callbacks={"square": square}) == ([0, 1], 0)
-        assert sb.served["runner"] == runner and seen == [0, 1, 2, 0, 1], (sb.served, seen)
-        with pytest.raises(Exception) as e:
-            sb.call("nb", through_the_grader, uses=("hog",), n=2, kind="memory", callbacks={"square": square})
-        assert getattr(e.value, "kind", None) == "memory", e.value
-        assert seen == [0, 1, 2, 0, 1, 0, 1] and not sb.served.get("again"), (seen, sb.served)

@@ -920,8 +920,8 @@ class Sandbox:
 
     def call(self, stem, probe, uses=(), timeout=None, mem=None, helpers=(), cpu=False, callbacks=None,
              **kwargs):
-        """Run probe(nb, **kwargs) in a fork of the learner's process (a fresh one when timed;
-        otherwise its notebook's runner, see learner.py); return its value
+        """Run probe(nb, **kwargs) in a fork of the learner's process (a fresh one when timed, or
+        with callbacks; otherwise its notebook's runner, see learner.py); return its value
         (with cpu=True: (value, CPU seconds of the fork and all it started, counted by the
         submission's control group or with process creation refused: see learner.cpu_clock)).
 

@@ -855,10 +855,9 @@ def serve_call(req, notebooks):
 # processes, the runner's kernel-side state), and ends the runner if so or if the call timed
 # out, crashed, sent an oversize answer or hit a limit; end_runner then removes what it left
 # (forget_call).  A call that hit a limit or ended its runner is answered again by a fork of
-# its own (unless the grader already ran call-backs for it: those would run twice).  Timed
-# calls and calls with another memory limit keep a fresh fork of their own, and no runner
-# exists while they run.  Call-backs go through process 1 as from a fork of its own.
-RUNNER = {"stem": None, "pid": None, "to": None, "frm": None, "cb": (), "watch": None, "serial": 0, "calls": 0}
+# its own.  Timed calls, calls with call-backs or another memory limit keep a fresh fork of
+# their own, and no runner exists while they run.
+RUNNER = {"stem": None, "pid": None, "to": None, "frm": None, "watch": None, "serial": 0, "calls": 0}
 GROWTH = 64 * 2**20   # bytes of address space a runner may gain over its start before it ends (at most)
 RERUN_WITHIN = 5.0    # seconds: a runner call that hit a limit or ended its runner sooner is run again in a fork
 
@@ -870,7 +869,7 @@ def runner_serves(req):
     if "proc" not in STATE:
         STATE["proc"] = os.path.isdir("/proc/self/task") and os.path.isdir("/proc/self/fd")
     return bool(LIMITS.get("runner")) and STATE["proc"] and not req.get("timed") \
-        and int(req.get("mem") or LIMITS["mem"]) == int(LIMITS["mem"])
+        and not req.get("callbacks") and int(req.get("mem") or LIMITS["mem"]) == int(LIMITS["mem"])
 
 
 def _file_watch():
@@ -895,21 +894,19 @@ def start_runner(stem, notebooks):
         return False
     to_r, to_w = codec.pipe()
     from_r, from_w = codec.pipe()
-    (up_r, up_w), (down_r, down_w) = codec.pipe(), codec.pipe()   # call-backs (Sandbox.call's)
     pid = os.fork()
     if pid == 0:
         try:
-            for fd in (to_w, from_r, up_r, down_w):
-                os.close(fd)
-            run_runner(to_r, from_w, notebooks, cb=(up_w, down_r))
+            os.close(to_w)
+            os.close(from_r)
+            run_runner(to_r, from_w, notebooks)
         except BaseException:  # noqa: BLE001
             pass
         finally:
             os._exit(70)
-    for fd in (to_r, from_w, up_w, down_r):
-        os.close(fd)
-    RUNNER.update(stem=stem, pid=pid, to=to_w, frm=from_r, cb=(up_r, down_w), serial=RUNNER["serial"] + 1,
-                  calls=0)
+    os.close(to_r)
+    os.close(from_w)
+    RUNNER.update(stem=stem, pid=pid, to=to_w, frm=from_r, serial=RUNNER["serial"] + 1, calls=0)
     try:
         ready = codec.read_frame(from_r, deadline=time.monotonic() + 10, limit=4096)
         if ready is None or codec.decode(ready) != {"ready": True}:
@@ -932,7 +929,7 @@ def end_runner():
     pid = RUNNER.get("pid")
     if pid is None:
         return
-    for fd in (RUNNER["to"], RUNNER["frm"], *RUNNER["cb"]):
+    for fd in (RUNNER["to"], RUNNER["frm"]):
         try:
             os.close(fd)
         except OSError:
@@ -942,7 +939,7 @@ def end_runner():
             kill(pid, signal.SIGKILL)
         except OSError:
             pass
-    RUNNER.update(stem=None, pid=None, to=None, frm=None, cb=(), watch=None)
+    RUNNER.update(stem=None, pid=None, to=None, frm=None, watch=None)
     reap_all(pgid=pid)
     forget_call()
 
@@ -988,9 +985,8 @@ def serve_in_runner(req, raw, notebooks):
     info = {"timed_out": False, "exit": None, "frame": b"", "oversize": False, "cpu": 0.0, "pid": pid,
             "served": served}
     keep = again = False
-    STATE["round_trips"] = 0
     try:
-        frame = await_answer(RUNNER["frm"], RUNNER["cb"] if req.get("callbacks") else None, deadline)
+        frame = codec.read_frame(RUNNER["frm"], deadline=deadline)
         if frame:
             info["frame"], info["exit"] = frame, 0
             status = codec.read_frame(RUNNER["frm"], deadline=time.monotonic() + 5, limit=4096)
@@ -1008,8 +1004,6 @@ def serve_in_runner(req, raw, notebooks):
         again = not info["timed_out"]
     if not keep:
         end_runner()
-    if STATE["round_trips"]:
-        again = False   # the grader's side of its call-backs ran already: this call's verdict stands
     if again and time.monotonic() - t0 < RERUN_WITHIN:
         # a limit hit, or the runner ended, in a process that earlier calls used: the verdict
         # is a fresh fork's, as if no runner had served the call (the runner's word can only
@@ -1039,14 +1033,12 @@ def _exit_status(pid, deadline):
         time.sleep(0.001)
 
 
-def run_runner(rd, wr, notebooks, cb):
+def run_runner(rd, wr, notebooks):
     """Body of a runner: answer calls until the pipe closes, putting back after each what the
-    call's code changed in the process (Hygiene), and saying whether that succeeded.  cb: the
-    pipes of call-backs to the grader (through process 1), as a fork of its own has them."""
+    call's code changed in the process (Hygiene), and saying whether that succeeded."""
     become_learner_side(int(LIMITS["mem"]))
-    STATE["cb"] = cb
     devnull = os.open(os.devnull, os.O_RDWR)
-    keep = (0, 1, 2, rd, wr, *cb, devnull, STATE["work_fd"])
+    keep = (0, 1, 2, rd, wr, devnull, STATE["work_fd"])
     try:
         for fd in [int(fd) for fd in os.listdir("/proc/self/fd")]:
             if fd not in keep:
@@ -1345,7 +1337,6 @@ def await_answer(rd, cb, deadline):
         if frame is None:
             break
         proto_in, proto_out = STATE["proto"]
-        STATE["round_trips"] = STATE.get("round_trips", 0) + 1
         codec.write_frame(proto_out, codec.encode({"callback": True}))
         codec.write_frame(proto_out, frame)
         reply = codec.read_frame(proto_in, limit=CALLBACK_LIMIT)
