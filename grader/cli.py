@@ -103,7 +103,7 @@ def run(sub, config, json_path=None, junitxml=None, label=None):
     """Grade one learner's Submission (load()) with the engine; write results.json / JUnit if
     asked (grader.output: never over a device, a FIFO or /dev/stdout).  Returns the records."""
     t0 = time.monotonic()
-    records = engine.grade(sub, config, label=label)
+    records = engine.grade(sub, config, label=label, lanes=min(2, config.workers()))   # one learner: two lanes
     seconds = time.monotonic() - t0
     try:   # written after every learner process is gone
         if json_path:

@@ -10,6 +10,8 @@ Gradescope's run_autograder, check() in a notebook and grader.grade() — calls 
    same checks as pytest tests, with the same records (Check.record, outcome).
 2. One learner process is started for the submission (grader.sandbox.Sandbox): it loads
    nothing of the grader's but the probes it is sent, and answers each call from a fork.
+   From the command line, with two cores, the notebooks are split into two lanes: a forked
+   copy of the grader takes about half of them, with a learner process of its own.
 3. Each check runs here, in the grader's process, with a `learner` handle: it asks the
    learner's process for raw results (learner.call / learner.timed), computes reference
    results itself (learner.solution), and asserts.  Its outcome becomes one record.
@@ -26,8 +28,10 @@ call, and learner code runs only at the bottom, under the limits, never in a gra
 
     python -m grader PATH                 the grader: reads each notebook once (grader.submission),
     |                                     runs every check, publishes (grader.publish); as root it
-    |                                     first re-execs itself (the same process) with its arguments
+    |                                     first re-execs itself (grader.launch) with its arguments
     |                                     moved into the environment
+    +- second lane (a fork of the grader) with a core to spare: grades about half the notebooks
+    |  +- learner process, as below       side by side, sends back their records (grade(lanes=2))
     +- learner process (grader.sandbox)   limits set first; holds Python, NumPy and the learner's
        +- a fork per notebook / timed call cells; runs no grader code but the probes it is sent;
           +- what learner code starts     each call answered from a fork (a notebook's runner, or
@@ -58,6 +62,7 @@ import ast
 import importlib
 import inspect
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +70,7 @@ import numpy as np
 from grader import nbfile, release, submission
 from grader.checks import probes
 from grader.config import DEFAULT, GRADER_DIR
-from grader.sandbox.host import GraderBug, LearnerError, Limits, Sandbox, default_hide
+from grader.sandbox.host import KEEP_CHILDREN, GraderBug, LearnerError, Limits, Sandbox, default_hide
 from grader.text import MAX_MESSAGE, clean
 
 CHECKS_DIR = GRADER_DIR / "checks"
@@ -356,11 +361,34 @@ def selected_checks(sub, only):
     return out
 
 
-def grade(sub, config=DEFAULT, label=None, uid=None, server=None, info=None):
+def grade(sub, config=DEFAULT, label=None, uid=None, server=None, info=None, lanes=1):
     """Grade a Submission (grader.submission.load) and return its records.  info, a dict,
-    receives how learner code was isolated."""
+    receives how learner code was isolated.  lanes: with 2 (one learner's submission from the
+    command line, on a machine with a core to spare), the notebooks are split between this
+    process and a forked copy of it, each with a learner process of its own (its own uid and
+    control group), graded side by side; the records are the same, in the same order."""
+    stems = [s for s in check_files() if s in sub.expected]
+    groups = split_lanes(stems, lanes) if lanes > 1 and not config.only and not config.unsandboxed else [stems]
+    if len(groups) < 2:
+        return [r for _, r in _grade_lane(sub, config, label, uid, server, info)]
+    lane = _Lane(sub, config, label, groups[1])
+    try:
+        mine = _grade_lane(_narrowed(sub, groups[0]), config, label, uid, server, info)
+        theirs, isolation = lane.result()
+    finally:
+        lane.stop()
+    if info is not None and info.get("isolation") is None:
+        info["isolation"] = isolation
+    by_stem = {}
+    for stem, record in mine + theirs:
+        by_stem.setdefault(stem, []).append(record)
+    return [r for stem in stems for r in by_stem.get(stem, [])]
+
+
+def _grade_lane(sub, config, label, uid, server, info):
+    """[(stem, record)] of sub's checks, graded here with one learner process."""
     run = Run(sub, config, label=label, uid=uid, server=server)
-    records, count = [], {}
+    pairs, count = [], {}
     try:
         run.start()   # the learner's process starts while the checks are imported
         checks = selected_checks(sub, config.only)
@@ -368,13 +396,112 @@ def grade(sub, config=DEFAULT, label=None, uid=None, server=None, info=None):
         for stem, check in checks:
             learner = learners.setdefault(stem, Learner(run, stem))
             count[stem] = count.get(stem, 0) + 1
-            records.append(check.record(f"{stem[:2]}.{count[stem]}", run_check(check, learner),
-                                        config.visibility))
+            pairs.append((stem, check.record(f"{stem[:2]}.{count[stem]}", run_check(check, learner),
+                                             config.visibility)))
     finally:
         isolation = run.close()   # every learner process is gone before anything is published
     if info is not None:
         info["isolation"] = isolation
-    return records
+    return pairs
+
+
+# ---------------------------------------------------------------- two lanes for one submission
+# CPU seconds of each notebook's checks on solutions/ (a warm grader, this repository's 2-core
+# machine): only to balance the lanes; any split gives the same records.
+LANE_COST = {"01": 0.2, "02": 1.0, "03": 0.4, "04": 0.5, "05": 0.3, "06": 0.3, "07": 0.2}
+
+
+def split_lanes(stems, lanes):
+    """stems in at most `lanes` groups of about equal cost (the costliest placed first)."""
+    groups, load = [[] for _ in range(lanes)], [0.0] * lanes
+    for stem in sorted(stems, key=lambda s: -LANE_COST.get(s[:2], 0.3)):
+        i = load.index(min(load))
+        groups[i].append(stem)
+        load[i] += LANE_COST.get(stem[:2], 0.3)
+    return [g for g in groups if g]
+
+
+def _narrowed(sub, stems):
+    """sub with only these notebooks graded (and sent to the learner's process)."""
+    keep = set(stems)
+    return replace(sub, notebooks={k: v for k, v in sub.notebooks.items() if k in keep},
+                   expected={s for s in sub.expected if s in keep})
+
+
+class _Lane:
+    """A forked copy of this grading process that grades some of the notebooks and sends back
+    their records (plain data, over a pipe); it runs no learner code itself."""
+
+    def __init__(self, sub, config, label, stems):
+        import json
+        import os
+        rd, wr = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:   # the lane: grades, answers, ends without running the parent's clean-up
+            os.close(rd)
+            answer = {}
+            try:
+                lane_info = {}
+                answer["pairs"] = _grade_lane(_narrowed(sub, stems), config, label, None, None, lane_info)
+                answer["isolation"] = lane_info.get("isolation")
+            except BaseException as e:  # noqa: BLE001 - said to the parent, which reports it
+                answer = {"error": f"{type(e).__name__}: {e}"}
+            try:
+                with os.fdopen(wr, "w") as f:
+                    json.dump(answer, f)
+            finally:
+                os._exit(0)
+        os.close(wr)
+        self.rd = rd
+        KEEP_CHILDREN.add(self.pid)   # not a learner process: this one's clean-up leaves it alone
+
+    def result(self):
+        """([(stem, record)], isolation) once the lane is done."""
+        import json
+        import os
+        with os.fdopen(self.rd, "r") as f:
+            self.rd = None
+            text = f.read()
+        self._reap(block=True)
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            raise GraderBug("the second grading lane ended without its records") from None
+        if "error" in answer:
+            raise GraderBug(f"the second grading lane failed: {answer['error']}")
+        return [(stem, record) for stem, record in answer["pairs"]], answer.get("isolation")
+
+    def _reap(self, block):
+        import os
+        if self.pid is None:
+            return True
+        try:
+            done, _ = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:   # reaped already, by a learner process's clean-up (its records are in)
+            done = True
+        if done:
+            KEEP_CHILDREN.discard(self.pid)
+            self.pid = None
+        return self.pid is None
+
+    def stop(self):
+        """End the lane if it still runs (this grading was interrupted): it closes its learner
+        process first (SIGTERM: as for Ctrl-C), then, after 10 s, it is killed."""
+        import os
+        import signal
+        if self.rd is not None:
+            os.close(self.rd)
+            self.rd = None
+        if self.pid is None or self._reap(block=False):
+            return
+        os.kill(self.pid, signal.SIGTERM)
+        end = time.monotonic() + 10
+        while not self._reap(block=False):
+            if time.monotonic() > end:
+                os.kill(self.pid, signal.SIGKILL)
+                self._reap(block=True)
+                return
+            time.sleep(0.01)
 
 
 def load(paths, config=DEFAULT, one_notebook=False):
