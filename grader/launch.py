@@ -4,7 +4,8 @@ As root, learner code runs as another user, who can read every process's command
 (/proc/PID/cmdline) but not its environment: the grader starts again at once with its
 arguments moved into the environment, so that where results are written is not visible.
 Done here, with the standard library only, the restart costs an interpreter's start, not a
-second import of NumPy and the engine.
+second import of NumPy and the engine; and here, before NumPy is imported, its BLAS is told to
+use one thread.
 """
 import json
 import os
@@ -39,7 +40,16 @@ def hide_arguments(argv=None):
         return
 
 
+def one_blas_thread():
+    """NumPy's BLAS starts a thread per core that spins while it waits for work: the grader's
+    matrix products are small, and the cores are for the learner processes it waits on (and, in
+    a class, for the other workers, which inherit this).  Only where nobody chose otherwise."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
 def main():
+    one_blas_thread()
     hide_arguments()
     from grader.cli import main as cli_main
     return cli_main()
