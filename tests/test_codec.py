@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
     {"a": 1, "b": (np.float32(2.5),)}, np.arange(12, dtype=np.float32).reshape(3, 4),
     np.array([True, False]), np.zeros((0, 3)), np.array(5, dtype=np.int16),
     np.arange(6, dtype=">f8"), np.array([1 + 2j]),
+    np.random.default_rng(0).random((70, 91)) < 0.3,                 # a mask: sent as bits
+    (np.random.default_rng(1).random((60, 200)) < 0.5)[:, ::3], np.ones((0, 5000), dtype=bool),
 ])
 def test_round_trip(value):
     back = codec.decode(codec.encode(value))
@@ -93,6 +95,26 @@ ND = {"__nd__": 0, "dtype": "<f8", "shape": [2]}
     _frame([1]) + b"\x00\x00\x00",                                    # half a length
 ])
 def test_forged_frames_are_refused(frame):
+    with pytest.raises(codec.CodecError):
+        codec.decode(frame)
+
+
+def test_a_mask_travels_as_bits():
+    mask = np.random.default_rng(2).random(10**6) < 0.3
+    assert len(codec.encode(mask)) < mask.size // 8 + 200
+
+
+BITS = {"__bits__": 0, "shape": [20000]}
+
+
+@pytest.mark.parametrize("frame", [
+    _frame(BITS, [bytes(2499)]),                                       # a byte short
+    _frame({**BITS, "shape": [100, 201]}, [bytes(2500)]),              # a shape its bytes do not fit
+    _frame([BITS, BITS], [bytes(2500)]),                               # one buffer, two masks
+    _frame({**BITS, "shape": [codec.MAX_UNPACKED + 8]}, [bytes((codec.MAX_UNPACKED + 8) // 8)]),
+])
+def test_forged_bit_arrays_are_refused_before_they_are_unpacked(frame):
+    """A frame of F bytes unpacks to at most MAX_UNPACKED booleans, whatever its shapes say."""
     with pytest.raises(codec.CodecError):
         codec.decode(frame)
 

@@ -23,6 +23,7 @@ _DTYPES = {np.dtype(t).str for t in (
 _DTYPES |= {np.dtype(t).newbyteorder(">").str for t in ("i2", "i4", "i8", "u2", "u4", "u8", "f2", "f4", "f8")}
 # Bound here, once: learner code in the same process may replace np.asarray & co. later
 _ndarray, _generic, _contiguous, _asarray = np.ndarray, np.generic, np.ascontiguousarray, np.asarray
+_bool, _packbits = np.dtype(bool), np.packbits
 _dumps, _pack = json.dumps, struct.pack
 MAX_FRAME = 256 * 2**20  # bytes; larger answers are refused, not read
 MAX_HEADER = 32 * 2**20  # bytes of JSON; arrays travel outside it
@@ -32,6 +33,8 @@ MAX_DIMS = 32            # dimensions of one array (NumPy's own limit is 64)
 MAX_BIGINT_DIGITS = 4300  # Python's own default limit for int(str)
 ITEM_BYTES = 200         # generous bound on what one JSON value costs once decoded, twice over
 ARRAY_BYTES = 1024       # and one array (its header dict, the ndarray, its view of the frame)
+BITS_FROM = 4096         # boolean arrays from this many elements travel as packed bits
+MAX_UNPACKED = MAX_FRAME  # booleans one frame may unpack to (8 per byte of the frame at most)
 MMAP_FROM = 1 << 20      # frames from this size are read into anonymous memory, page by page
 
 
@@ -55,6 +58,9 @@ def _enc(v, bufs, depth=0):
     if isinstance(v, _ndarray) and type(v) is _ndarray:
         if v.dtype.str not in _DTYPES:
             raise CodecError(f"a NumPy array of dtype {v.dtype} (only numeric or boolean arrays can be read)")
+        if v.dtype == _bool and v.size >= BITS_FROM:   # a mask: one bit an element, not a byte
+            bufs.append(memoryview(_packbits(v, axis=None)).cast("B"))
+            return {"__bits__": len(bufs) - 1, "shape": list(v.shape)}
         bufs.append(memoryview(_contiguous(v)).cast("B") if v.size else memoryview(b""))
         return {"__nd__": len(bufs) - 1, "dtype": v.dtype.str, "shape": list(v.shape)}
     if isinstance(v, _generic) and type(v).__module__ == "numpy":
@@ -90,6 +96,7 @@ class _Frame:
 
     def __init__(self, frame, spans):
         self.frame, self.spans, self.used = frame, spans, set()
+        self.unpacked = 0   # booleans made from bits so far (MAX_UNPACKED)
 
 
 def _int(text):
@@ -100,16 +107,36 @@ def _int(text):
     return int(text)
 
 
-def _array(v, fr):
-    dt, shape, idx = v.get("dtype"), v.get("shape"), v.get("__nd__")
-    if type(dt) is not str or dt not in _DTYPES:
-        raise CodecError(f"refused dtype {str(dt)[:40]!r}")
+def _buffer(shape, idx, fr):
+    """(start, size) of an array's own bytes, checked with its shape."""
     if type(shape) is not list or len(shape) > MAX_DIMS or any(type(s) is not int or s < 0 for s in shape):
         raise CodecError("malformed array shape")
     if type(idx) is not int or not 0 <= idx < len(fr.spans) or idx in fr.used:
         raise CodecError("malformed array reference")
     fr.used.add(idx)               # each buffer backs one array: no bytes are copied twice
-    start, size = fr.spans[idx]
+    return fr.spans[idx]
+
+
+def _bits(v, fr):
+    """A boolean array sent as packed bits (BITS_FROM): eight elements a byte, at most
+    MAX_UNPACKED of them a frame."""
+    shape = v.get("shape")
+    start, size = _buffer(shape, v.get("__bits__"), fr)
+    n = math.prod(shape)
+    if (n + 7) // 8 != size:
+        raise CodecError("bit array size does not match its bytes")
+    fr.unpacked += n
+    if fr.unpacked > MAX_UNPACKED:
+        raise CodecError(f"more than {MAX_UNPACKED} booleans in one frame")
+    bits = np.frombuffer(fr.frame, dtype=np.uint8, count=size, offset=start)
+    return np.unpackbits(bits, count=n).view(np.bool_).reshape(shape)
+
+
+def _array(v, fr):
+    dt, shape = v.get("dtype"), v.get("shape")
+    if type(dt) is not str or dt not in _DTYPES:
+        raise CodecError(f"refused dtype {str(dt)[:40]!r}")
+    start, size = _buffer(shape, v.get("__nd__"), fr)
     n = math.prod(shape)
     if n * np.dtype(dt).itemsize != size:
         raise CodecError("array size does not match its bytes")
@@ -126,6 +153,8 @@ def _dec(v, fr):
         return v
     if "__nd__" in v:
         return _array(v, fr)
+    if "__bits__" in v:
+        return _bits(v, fr)
     if "__np__" in v:
         return _dec(v["__np__"], fr)[()]
     if "__tuple__" in v:
@@ -188,7 +217,8 @@ def decode(frame):
     Bounded before anything is built: the header's JSON values (MAX_ITEMS, counted as its
     brackets and commas outside strings: json_values), the arrays (MAX_ARRAYS, each backed by its own bytes), the digits
     of an integer.  Decoding a frame of F bytes whose header has H bytes therefore holds at
-    most about F (arrays are views of it, or one copy when unaligned) + 8 H (the header's
+    most about F (arrays are views of it, or one copy when unaligned; boolean arrays sent as
+    bits at most MAX_UNPACKED bytes more) + 8 H (the header's
     text and its strings, each at worst 4 bytes a character for one byte of ASCII) +
     MAX_ITEMS * ITEM_BYTES + MAX_ARRAYS * ARRAY_BYTES, in time linear in F."""
     try:
