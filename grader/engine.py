@@ -61,6 +61,7 @@ failed, or a LearnerError kind, or grader_error), message; visibility when set.
 import ast
 import importlib
 import inspect
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -364,11 +365,13 @@ def selected_checks(sub, only):
 def grade(sub, config=DEFAULT, label=None, uid=None, server=None, info=None, lanes=1):
     """Grade a Submission (grader.submission.load) and return its records.  info, a dict,
     receives how learner code was isolated.  lanes: with 2 (one learner's submission from the
-    command line, on a machine with a core to spare), the notebooks are split between this
+    command line, on a Linux machine with a core to spare), the notebooks are split between this
     process and a forked copy of it, each with a learner process of its own (its own uid and
     control group), graded side by side; the records are the same, in the same order."""
     stems = [s for s in check_files() if s in sub.expected]
-    groups = split_lanes(stems, lanes) if lanes > 1 and not config.only and not config.unsandboxed else [stems]
+    forks = sys.platform.startswith("linux")   # a fork of a process that holds threads is safe there
+    split = lanes > 1 and forks and not config.only and not config.unsandboxed
+    groups = split_lanes(stems, lanes) if split else [stems]
     if len(groups) < 2:
         return [r for _, r in _grade_lane(sub, config, label, uid, server, info)]
     lane = _Lane(sub, config, label, groups[1])
