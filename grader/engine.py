@@ -370,7 +370,9 @@ def grade(sub, config=DEFAULT, label=None, uid=None, server=None, info=None, lan
     control group), graded side by side; the records are the same, in the same order."""
     stems = [s for s in check_files() if s in sub.expected]
     forks = sys.platform.startswith("linux")   # a fork of a process that holds threads is safe there
-    split = lanes > 1 and forks and not config.only and not config.unsandboxed
+    # a time budget for the whole submission (--submission-timeout) is spent in notebook order by
+    # one lane: two would let later notebooks run when one lane's ran out, another score
+    split = lanes > 1 and forks and not (config.only or config.unsandboxed or config.submission_timeout)
     groups = split_lanes(stems, lanes) if split else [stems]
     if len(groups) < 2:
         return [r for _, r in _grade_lane(sub, config, label, uid, server, info)]

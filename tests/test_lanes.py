@@ -93,3 +93,14 @@ def test_an_interrupted_grading_in_two_lanes_leaves_nothing(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     assert err.strip().splitlines() == ["grader: interrupted; nothing was written"]
+
+
+def test_a_submission_time_budget_is_spent_by_one_lane(monkeypatch):
+    """With --submission-timeout, which notebooks still run when the budget is spent depends on
+    their order: one lane, so that the score does not depend on the machine's cores."""
+    def no_lane(*a, **k):
+        raise AssertionError("a second lane was started")
+    monkeypatch.setattr(engine, "_Lane", no_lane)
+    sub = engine.load([ROOT / "notebooks"])
+    records = engine.grade(sub, DEFAULT.with_(submission_timeout=60.0), lanes=2)
+    assert records and all(r["score"] == 0 for r in records)
