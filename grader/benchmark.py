@@ -7,7 +7,8 @@
 (a) grading one complete submission (solutions/) with `python -m grader` against executing
     the same notebooks through a Jupyter kernel with nbclient (their check() cells made
     no-ops, so only the notebooks' own code runs: the floor of every kernel-based grader)
-    — target: < 1.5 s; and one check() as a notebook calls it, cold (a fresh grader) and warm
+    — target: < 1.5 s; the CPU seconds of that grading and of each notebook graded alone
+    (the grader and every process it started); and one check() as a notebook calls it, cold (a fresh grader) and warm
     (the set-up cell's background grader, grader.warm) — target: warm < 0.2 s;
 (b) a realistic class of N submissions — complete (solutions/), blank (notebooks/, as handed
     out), partial (01-02 done, the rest as handed out) and buggy (the solutions with one real
@@ -109,6 +110,7 @@ def part_a(runs):
         return
     total = [ln for ln in proc.stdout.splitlines() if ln.startswith("total:")]
     print(f"    python -m grader solutions/          {g:6.2f} s   ({total[0] if total else '?'})")
+    per_notebook(runs)
     try:
         import nbclient  # noqa: F401
         import nbformat  # noqa: F401
@@ -127,6 +129,24 @@ def part_a(runs):
     imports()
     check_call(runs)
     return k
+
+
+def cpu_seconds(cmd):
+    """CPU seconds of a command and of every process it started (the learner's included)."""
+    before = os.times()
+    subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True)
+    after = os.times()
+    return (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+
+def per_notebook(runs):
+    """Median CPU seconds of grading all of solutions/, and of grading each notebook alone
+    (--only NN: each pays the fixed cost of a grader and a learner process again)."""
+    base = [sys.executable, "-m", "grader", "solutions/"]
+    whole = statistics.median(cpu_seconds(base) for _ in range(runs))
+    alone = [f"{nb.name[:2]} {statistics.median(cpu_seconds(base + ['--only', nb.name[:2]]) for _ in range(runs)):.2f}"
+             for nb in sorted(SOLUTIONS.glob("*.ipynb"))]
+    print(f"    CPU-s, all notebooks {whole:.2f}; each graded alone: {', '.join(alone)}")
 
 
 CHECK_SCRIPT = r"""
