@@ -103,6 +103,24 @@ def test_a_probe_input_named_like_a_call_option_fails_its_import(tmp_path, optio
         probes.verify(_module(tmp_path, src))
 
 
+def test_a_verification_is_remembered_only_for_the_same_sources(tmp_path, monkeypatch):
+    """verify_once marks a verified file next to its bytecode; a marker left by other sources
+    (an earlier version of the file, of the rules) never lets a bad probe through."""
+    monkeypatch.setattr(probes.sys, "dont_write_bytecode", False)
+    folders = {k: tmp_path / k for k in ("good", "bad", "again")}
+    for folder in folders.values():
+        folder.mkdir()
+    probes.verify_once(_module(folders["good"], GOOD))
+    [marker] = (folders["good"] / "__pycache__").glob("test_99_fixture.probes-verified-*")
+    for k in ("bad", "again"):   # the marker of the good file, where each of the others is
+        (folders[k] / "__pycache__").mkdir()
+        (folders[k] / "__pycache__" / marker.name).touch()
+    with pytest.raises(ImportError, match="'LIMIT'"):
+        probes.verify_once(_module(folders["bad"], GOOD.replace("p in range(len(shape))", "p in range(LIMIT)")))
+    monkeypatch.setattr(probes, "verify", lambda module: pytest.fail("verified again"))
+    probes.verify_once(_module(folders["again"], GOOD))   # the same sources: remembered
+
+
 def test_a_probe_not_sent_through_learner_call_is_still_verified(tmp_path):
     src = GOOD + "\n    def timing(nb, calls):\n        return calls * LIMIT\n"
     with pytest.raises(ImportError, match="timing uses 'LIMIT'"):
