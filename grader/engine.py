@@ -61,6 +61,9 @@ failed, or a LearnerError kind, or grader_error), message; visibility when set.
 import ast
 import importlib
 import inspect
+import json
+import os
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -438,8 +441,6 @@ class _Lane:
     their records (plain data, over a pipe); it runs no learner code itself."""
 
     def __init__(self, sub, config, label, stems):
-        import json
-        import os
         rd, wr = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:   # the lane: grades, answers, ends without running the parent's clean-up
@@ -462,8 +463,6 @@ class _Lane:
 
     def result(self):
         """([(stem, record)], isolation) once the lane is done."""
-        import json
-        import os
         with os.fdopen(self.rd, "r") as f:
             self.rd = None
             text = f.read()
@@ -477,7 +476,6 @@ class _Lane:
         return [(stem, record) for stem, record in answer["pairs"]], answer.get("isolation")
 
     def _reap(self, block):
-        import os
         if self.pid is None:
             return True
         try:
@@ -492,8 +490,6 @@ class _Lane:
     def stop(self):
         """End the lane if it still runs (this grading was interrupted): it closes its learner
         process first (SIGTERM: as for Ctrl-C), then, after 10 s, it is killed."""
-        import os
-        import signal
         if self.rd is not None:
             os.close(self.rd)
             self.rd = None
