@@ -303,11 +303,18 @@ def test_an_interrupted_check_leaves_a_new_worker_for_the_next(worker, capsys):
     cells = solution_cells("01_bernoulli_mask")
     inline._grade_cells(["x = 1"], "bernoulli_mask")   # warmed up
     os.kill(worker.proc.pid, signal.SIGSTOP)   # so that the interrupt comes while check() waits
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    timers, read = [], worker._read
+
+    def read_then_interrupt(deadline):   # the request is sent: Ctrl-C comes while the answer is awaited
+        if not timers:                    # (a fixed delay from before check() raced a loaded machine)
+            timers.append(threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)))
+            timers[0].start()
+        return read(deadline)
+    worker._read = read_then_interrupt
     with pytest.raises(KeyboardInterrupt):
         inline.check("bernoulli_mask", cells=cells)
-    timer.join()
+    assert len(timers) == 1, "check() did not ask the background grader"
+    timers[0].join()
     capsys.readouterr()
     new = warm._STATE["worker"]
     assert new is not worker and new.alive() and _wait_gone([worker.proc.pid]) == []
