@@ -32,6 +32,7 @@ GRADER_WARM=0 in the environment: no worker, every check() starts `python -m gra
 before.  A browser kernel (no processes) grades in process, as before (grader.inline).
 """
 import contextlib
+import functools
 import io
 import json
 import os
@@ -274,6 +275,7 @@ class _Ready:
 
     def __init__(self):
         self.sandbox, self.args, self.used, self.lease = None, None, 0, None
+        self.later = []   # the graded learner processes, ended once the answer is sent
 
     def _uid(self):
         from grader.sandbox.host import UidLease, is_root
@@ -302,20 +304,30 @@ class _Ready:
         self.sandbox, self.args = sb, (limits, kw)
 
     def take(self, notebooks, limits=None, **kw):
-        """The engine's Sandbox(...): the ready process when it was made the same way."""
+        """The engine's Sandbox(...): the ready process when it was made the same way.  The
+        engine's close() of it only queues it: end_graded() ends it after the answer is sent."""
         from grader.sandbox.host import Sandbox
         sb, self.sandbox = self.sandbox, None
-        if sb is not None:
-            if self.args == (limits, kw) and sb.proc is not None and sb.proc.poll() is None:
-                sb.load(notebooks)
-                self.used += 1
-                return sb
+        if sb is not None and not (self.args == (limits, kw) and sb.proc is not None and sb.proc.poll() is None):
             sb.close()
-        if kw.get("uid") is None:
-            kw["uid"] = self._uid()
-        return Sandbox(notebooks, limits, **kw)
+            sb = None
+        if sb is not None:
+            sb.load(notebooks)
+            self.used += 1
+        else:
+            sb = Sandbox(notebooks, limits, **{**kw, "uid": self._uid() if kw.get("uid") is None else kw["uid"]})
+        sb.close = functools.partial(self.later.append, sb)   # its calls are over; only the teardown waits
+        return sb
+
+    def end_graded(self):
+        """End the learner processes of the last grading (before the next is spawned: they
+        share the leased uid, whose processes an ending kills)."""
+        from grader.sandbox.host import Sandbox
+        while self.later:
+            Sandbox.close(self.later.pop())
 
     def close(self):
+        self.end_graded()
         if self.sandbox is not None:
             self.sandbox.close()
             self.sandbox = None
@@ -399,6 +411,7 @@ def serve(fd, parent):
             status, err, results = _grade(cells, exercise, ready)
             _send(fd, {"id": rid, "status": status, "stderr": err[-4000:], "results": results,
                        "ready": ready.used > used})
+            ready.end_graded()   # off check()'s critical path: the answer is on its way
             if ready.sandbox is None:
                 ready.spawn()   # the next check()'s learner process, while the learner reads
     except (KeyboardInterrupt, OSError):

@@ -112,6 +112,37 @@ def test_check_is_answered_by_the_worker_from_its_ready_learner_process(worker, 
     assert worker.asked == 2 and warm._STATE["worker"] is worker
 
 
+def _learner_processes(worker, seconds=30, other_than=()):
+    """The learner processes under the worker, once there is one not in other_than."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        found = []
+        for pid in _descendants(worker.proc.pid):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"learner.py" in f.read() and _alive(pid):
+                        found.append(pid)
+            except OSError:
+                pass
+        if set(found) - set(other_than):
+            return found
+        time.sleep(0.05)
+    return []
+
+
+def test_the_learner_process_that_answered_ends_once_the_answer_is_sent(worker, capsys):
+    """Its teardown comes after the answer (off check()'s path), yet before the next learner
+    process is readied: one learner process at a time, and the next check() is answered."""
+    cells = solution_cells("01_bernoulli_mask")
+    [first] = _learner_processes(worker)   # readied before any request
+    inline.check("bernoulli_mask", cells=cells)
+    assert _wait_gone([first]) == [], "the learner process that graded was left running"
+    after = _learner_processes(worker, other_than=[first])
+    assert len(after) == 1 and first not in after, after
+    inline.check("bernoulli_mask", cells=cells)
+    assert capsys.readouterr().out.count("✓ bernoulli_mask: 9 of 9") == 2 and worker.ready
+
+
 def test_an_unknown_exercise_is_refused_in_one_line_as_cold(worker, capsys):
     inline.check("no_such_exercise", cells=["x = 1"])
     out = capsys.readouterr().out
