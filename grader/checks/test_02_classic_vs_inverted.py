@@ -576,7 +576,7 @@ class _ForwardChecks:
         seed, p = learner.seed(100), 0.3
         reference, x = learner.solution(self.name), timing_x(seed)
         rng = np.random.default_rng(seed + 1)
-        ref = reference_cpu(lambda: reference(x, p, train=True, rng=rng), TIMING_CALLS)
+        ref = reference_cpu(lambda: reference(x, p, train=True, rng=rng))
         sample = timing_sample(learner, 101)
         own = learner_cpu(learner, timing, (self.name,), TIMING_CALLS, ref, helpers=(plain, sampled),
                           name=self.name, shape=TIMING_N, p=p, seed=seed, sample=sample)
