@@ -555,11 +555,11 @@ def _global_reads(node):
 def shortcut(course, stem, cells):
     """The Shortcut for one notebook of a submission, or None when it has no handed-out stub
     the shortcut may stand for."""
-    handed_out = handed_out_cells(course, stem)
-    if not handed_out:
-        return None
     named = [stub_cell(c) for c in cells]
     if not any(named):
+        return None   # no stub left (a finished notebook): the course's cells need not be read
+    handed_out = handed_out_cells(course, stem)
+    if not handed_out:
         return None
     if all(c in handed_out for c in cells if c):
         return Shortcut(cells, [i for i, c in enumerate(cells) if c], set(), True)
