@@ -421,7 +421,7 @@ class Shortcut:
             if prepared[0] != "ok":
                 self.unknown.update(prepared[2])
                 continue
-            for node, names, code in prepared[1]:
+            for node, names, code, _inert in prepared[1]:
                 if isinstance(node, (ast.Import, ast.ImportFrom)):
                     if lm._import(node, ns):
                         continue
@@ -441,7 +441,7 @@ class Shortcut:
         reads = []
         for idx in self.trusted:
             prepared = lm.prepare_cell(idx + 1, self.cells[idx])
-            for node, names, _code in prepared[1] if prepared[0] == "ok" else ():
+            for node, names, _code, _inert in prepared[1] if prepared[0] == "ok" else ():
                 reads.append((set(names), _global_reads(node)))
         changed = True
         while changed:

@@ -41,3 +41,23 @@ def test_grader_and_plotting_imports_are_stubbed():
     ns = {"__builtins__": __builtins__}
     _child.load_notebook(["from grader import check\nimport matplotlib.pyplot as plt"], ns, 1.0)
     assert ns["check"]("x") is None and ns["plt"].plot([1]) is None
+
+
+def test_only_a_plain_def_is_loaded_without_the_time_limit_and_the_clean_up():
+    """A def with no decorator and only literal defaults and annotations makes a function
+    object and runs nothing, so loading it skips the timer and putting builtins back; any
+    def that evaluates something at definition time keeps both."""
+    plain = ["def f(x, y=1, *a, z='s', **k) -> int:\n    return x", "async def g():\n    pass",
+             "def h(x: 'T' = None, y=SEED):\n    pass"]
+    runs = ["@d\ndef f():\n    pass", "def f(x=g()):\n    pass", "def f(x: g() = 1):\n    pass",
+            "def f() -> g():\n    pass", "def f(*, k=[]):\n    pass", "def f(x: np.ndarray):\n    pass",
+            "class C:\n    pass", "x = 1"]
+    assert all(_child._runs_nothing(ast.parse(s).body[0]) for s in plain)
+    assert not any(_child._runs_nothing(ast.parse(s).body[0]) for s in runs)
+    ns = {"__builtins__": __builtins__}
+    cells = ["def hang(x=any(False for _ in iter(int, 1))):\n    pass\ndef after():\n    return 1",
+             "def hang_too(*, k=any(False for _ in iter(int, 1))):\n    pass", "def unknown(x=NOT_DEFINED):\n    pass"]
+    where, problems = _child.load_notebook(cells, ns, cell_seconds=0.3)
+    assert "more than 0.3 s" in problems["hang"] and "more than 0.3 s" in problems["hang_too"]
+    assert where["after"] == 1 and ns["after"]() == 1
+    assert problems["unknown"].startswith("NameError in cell 3, line 1")

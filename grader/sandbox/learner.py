@@ -13,6 +13,7 @@ call in a fork of its own; the answer goes back as plain data (grader.codec).
 import _signal
 import ast
 import json
+import operator
 import os
 import re
 import signal
@@ -153,6 +154,19 @@ CELLS = {}   # (cell number, source) -> prepare_cell(...): parsed and compiled o
 _DEFINED = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)", re.M)
 
 
+def _runs_nothing(node):
+    """Is this definition a plain `def` whose execution only makes the function object: no
+    decorator, and defaults and annotations that are literals or bare names (a name is looked
+    up in plain dicts; nothing evaluated can run code)?  Loading it needs no time limit and can
+    have patched nothing; should it fail (an unknown name), it is loaded again as any other."""
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.decorator_list:
+        return False
+    a = node.args
+    evaluated = [*a.defaults, *a.kw_defaults, node.returns,
+                 *(x.annotation for x in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg) if x is not None)]
+    return all(e is None or isinstance(e, (ast.Constant, ast.Name)) for e in evaluated)
+
+
 def _defined_names(src):
     """Names a cell that cannot be loaded defines, to say which of them it took down."""
     return _DEFINED.findall(src)
@@ -176,7 +190,7 @@ def prepare_cell(idx, src):
         else:
             try:
                 CELLS[key] = ("ok", [(node, names, compile(ast.Module(body=[node], type_ignores=[]),
-                                                           f"<cell {idx}>", "exec"))
+                                                           f"<cell {idx}>", "exec"), _runs_nothing(node))
                                      for node, names in definitions(tree)])
             except (SyntaxError, ValueError, MemoryError, RecursionError) as e:
                 CELLS[key] = ("error", f"{type(e).__name__} in cell {idx}: {_short(e)}",
@@ -194,9 +208,19 @@ def load_notebook(cells, ns, cell_seconds):
             for name in prepared[2]:
                 problems[name] = prepared[1]
             continue
-        for node, names, code in prepared[1]:
+        for node, names, code, inert in prepared[1]:
             if isinstance(node, (ast.Import, ast.ImportFrom)) and _import(node, ns):
                 continue
+            if inert:   # a plain def: nothing of the learner's runs
+                try:
+                    exec(code, ns)
+                except BaseException:  # noqa: BLE001 - out of memory: loaded again below, which says so
+                    pass
+                else:
+                    for n in names:
+                        where[n] = idx
+                        problems.pop(n, None)
+                    continue
             signal.setitimer(signal.ITIMER_REAL, cell_seconds)
             try:
                 exec(code, ns)
@@ -438,15 +462,21 @@ def snapshot_modules():
     import json.encoder
     import struct
     everything = (builtins, np, np.random, codec, json, json.encoder, struct, os)
-    STATE["pristine"] = tuple((m.__dict__, dict(m.__dict__)) for m in everything)
+    STATE["pristine"] = tuple((m.__dict__, dict(m.__dict__), tuple(m.__dict__), tuple(m.__dict__.values()))
+                              for m in everything)
     STATE["answer_path"] = STATE["pristine"][:1] + STATE["pristine"][3:-1]   # not os: codec has os.write
     STATE["builtins"] = STATE["pristine"][:1]
     PROBE_GLOBALS.update(np=_private(np), __builtins__=dict(builtins.__dict__))
 
 
-def restore_modules(which="pristine"):
-    """Undo monkeypatching (names the learner replaced) of the remembered modules."""
-    for live, saved in STATE[which]:
+def restore_modules(which="pristine", _all=all, _map=map, _is=operator.is_, _len=len):
+    """Undo monkeypatching (names the learner replaced) of the remembered modules.  A namespace
+    whose keys and values are the very objects remembered, in the same order, is left alone
+    after one pass at C speed (identity only: no __eq__ of learner objects runs, and the
+    builtins used are those bound when this was defined, not ones learner code put there)."""
+    for live, saved, keys, values in STATE[which]:
+        if _len(live) == _len(keys) and _all(_map(_is, live, keys)) and _all(_map(_is, live.values(), values)):
+            continue
         for k, v in saved.items():
             if live.get(k, live) is not v:
                 live[k] = v
@@ -539,7 +569,7 @@ def warm_named(notebooks):
             prepared = prepare_cell(idx, src)
             if prepared[0] != "ok":
                 continue
-            for node, _names, _code in prepared[1]:
+            for node, _names, _code, _inert in prepared[1]:
                 if isinstance(node, ast.Import):
                     names.update(a.name for a in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
