@@ -35,7 +35,7 @@ ITEM_BYTES = 200         # generous bound on what one JSON value costs once deco
 ARRAY_BYTES = 1024       # and one array (its header dict, the ndarray, its view of the frame)
 BITS_FROM = 4096         # boolean arrays from this many elements travel as packed bits
 MAX_UNPACKED = MAX_FRAME  # booleans one frame may unpack to (8 per byte of the frame at most)
-MMAP_FROM = 1 << 20      # frames from this size are read into anonymous memory, page by page
+MMAP_FROM = 16 << 20     # frames from this size are read into anonymous memory, page by page
 
 
 class CodecError(ValueError):
