@@ -1382,16 +1382,16 @@ def _write_before(fd, frame, deadline):
     import select
     import struct
     os.set_blocking(fd, False)
-    view = memoryview(struct.pack(">Q", len(frame)) + bytes(frame))
-    while view:
-        if not select.select([], [fd], [], max(0.0, deadline - time.monotonic()))[1]:
-            raise TimeoutError
-        try:
-            view = view[os.write(fd, view):]
-        except BlockingIOError:
-            continue
-        except BrokenPipeError:
-            return False
+    for view in (memoryview(struct.pack(">Q", len(frame))), memoryview(frame).cast("B")):   # no copy
+        while view:
+            if not select.select([], [fd], [], max(0.0, deadline - time.monotonic()))[1]:
+                raise TimeoutError
+            try:
+                view = view[os.write(fd, view):]
+            except BlockingIOError:
+                continue
+            except BrokenPipeError:
+                return False
     return True
 
 
