@@ -13,7 +13,6 @@ call in a fork of its own; the answer goes back as plain data (grader.codec).
 import _signal
 import ast
 import json
-import operator
 import os
 import re
 import signal
@@ -462,21 +461,15 @@ def snapshot_modules():
     import json.encoder
     import struct
     everything = (builtins, np, np.random, codec, json, json.encoder, struct, os)
-    STATE["pristine"] = tuple((m.__dict__, dict(m.__dict__), tuple(m.__dict__), tuple(m.__dict__.values()))
-                              for m in everything)
+    STATE["pristine"] = tuple((m.__dict__, dict(m.__dict__)) for m in everything)
     STATE["answer_path"] = STATE["pristine"][:1] + STATE["pristine"][3:-1]   # not os: codec has os.write
     STATE["builtins"] = STATE["pristine"][:1]
     PROBE_GLOBALS.update(np=_private(np), __builtins__=dict(builtins.__dict__))
 
 
-def restore_modules(which="pristine", _all=all, _map=map, _is=operator.is_, _len=len):
-    """Undo monkeypatching (names the learner replaced) of the remembered modules.  A namespace
-    whose keys and values are the very objects remembered, in the same order, is left alone
-    after one pass at C speed (identity only: no __eq__ of learner objects runs, and the
-    builtins used are those bound when this was defined, not ones learner code put there)."""
-    for live, saved, keys, values in STATE[which]:
-        if _len(live) == _len(keys) and _all(_map(_is, live, keys)) and _all(_map(_is, live.values(), values)):
-            continue
+def restore_modules(which="pristine"):
+    """Undo monkeypatching (names the learner replaced) of the remembered modules."""
+    for live, saved in STATE[which]:
         for k, v in saved.items():
             if live.get(k, live) is not v:
                 live[k] = v
