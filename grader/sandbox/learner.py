@@ -157,7 +157,7 @@ def _runs_nothing(node):
     """Is this definition a plain `def` whose execution only makes the function object: no
     decorator, and defaults and annotations that are literals or bare names (a name is looked
     up in plain dicts; nothing evaluated can run code)?  Loading it needs no time limit and can
-    have patched nothing; should it fail (an unknown name), it is loaded again as any other."""
+    have patched nothing; should it fail (an unknown name), it says so as any other."""
     if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.decorator_list:
         return False
     a = node.args
@@ -210,17 +210,8 @@ def load_notebook(cells, ns, cell_seconds):
         for node, names, code, inert in prepared[1]:
             if isinstance(node, (ast.Import, ast.ImportFrom)) and _import(node, ns):
                 continue
-            if inert:   # a plain def: nothing of the learner's runs
-                try:
-                    exec(code, ns)
-                except BaseException:  # noqa: BLE001 - out of memory: loaded again below, which says so
-                    pass
-                else:
-                    for n in names:
-                        where[n] = idx
-                        problems.pop(n, None)
-                    continue
-            signal.setitimer(signal.ITIMER_REAL, cell_seconds)
+            if not inert:   # a plain def runs nothing of the learner's: no timer, nothing to put back
+                signal.setitimer(signal.ITIMER_REAL, cell_seconds)
             try:
                 exec(code, ns)
                 for n in names:
@@ -243,8 +234,9 @@ def load_notebook(cells, ns, cell_seconds):
                     if n not in where:
                         problems[n] = msg
             finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                restore_modules("builtins")   # a class body may have replaced what loading uses
+                if not inert:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    restore_modules("builtins")   # a class body may have replaced what loading uses
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     restore_modules()   # class bodies and decorators may have monkeypatched NumPy or builtins
     return where, problems
