@@ -22,6 +22,8 @@ batch (as DropConnect-style layers do): T calls of net.forward(x) are T differen
 networks, while one call on T stacked copies of x is a single one.  Its `training` flag is
 a plain attribute, as in the course's networks: only train()/eval() reach the layers.
 """
+import weakref
+
 import numpy as np
 
 from grader.checks import mark
@@ -103,11 +105,12 @@ def raw_array(v):
     return {"not_array": "None" if v is None else f"a {type(v).__name__}"}
 
 
-def proxy_net(nb):
+def proxy_net(nb, prefix=""):
     """The network handed to mc_dropout_predict: an object whose forward(x), train(mode),
     eval(), `training` (read or assigned), copy.copy and copy.deepcopy each call the grader
-    (nb.proxy), where the networks live; it holds only its network's number there."""
-    ops = {name: nb.proxy("net." + name) for name in ("forward", "train", "eval", "get", "set", "copy")}
+    (nb.proxy, the names starting with prefix), where the networks live; it holds only its
+    network's number there."""
+    ops = {name: nb.proxy(prefix + "net." + name) for name in ("forward", "train", "eval", "get", "set", "copy")}
 
     class Net:
         __slots__ = ("_id",)
@@ -143,13 +146,29 @@ def proxy_net(nb):
     return Net()
 
 
-def predict(nb, x, T):
+def predict(nb, x, T, prefix=""):
     f = nb.fn("mc_dropout_predict")
-    value = f(proxy_net(nb), x, T)
+    value = f(proxy_net(nb, prefix), x, T)
     if not (isinstance(value, (tuple, list)) and len(value) == 2):
         nb.pair(value, "mc_dropout_predict", "(mean, std)")   # raises: not a pair
     container = "tuple" if isinstance(value, tuple) else type(value).__name__
     return {"container": container, "mean": raw_array(value[0]), "std": raw_array(value[1])}
+
+
+def predict_each(nb, xs, Ts):
+    """predict on every case in turn (one process, as a notebook calls the function again and
+    again), case i's network given as proxies named "i net.…"; a case whose call raised is
+    reported as [kind, function, message].  Running out of memory or output ends them all."""
+    out = []
+    for i, (x, T) in enumerate(zip(xs, Ts)):
+        try:
+            out.append(predict(nb, x, T, f"{i} "))
+        except (nb.Raised, nb.Failure) as e:
+            failure = e.failure() if isinstance(e, nb.Raised) else e
+            if failure.kind in ("memory", "output"):
+                raise
+            out.append([failure.kind, failure.function, failure.message])
+    return out
 
 
 HELPERS = (raw_array, proxy_net)
@@ -168,9 +187,10 @@ def observe(net):
             "state": net.rng.bit_generator.state}
 
 
-def net_callbacks(nets):
+def net_callbacks(nets, prefix=""):
     """What each call of proxy_net's object runs here, on nets[i] (nets[0]: the network handed
-    over; copies are appended).  Everything it gets is the learner's: checked before use."""
+    over; copies are appended), named as proxy_net(nb, prefix) calls them.  Everything it gets
+    is the learner's: checked before use."""
     def net(i):
         if type(i) is not int or not 0 <= i < len(nets):
             raise ValueError("not a network of this call")
@@ -193,9 +213,10 @@ def net_callbacks(nets):
     def assign(i, value):
         net(i).training = value
 
-    return {"net.forward": forward, "net.train": lambda i, mode=True: net(i).train(mode) and None,
-            "net.eval": lambda i: net(i).eval() and None, "net.get": lambda i: net(i).training,
-            "net.set": assign, "net.copy": copy}
+    ops = {"net.forward": forward, "net.train": lambda i, mode=True: net(i).train(mode) and None,
+           "net.eval": lambda i: net(i).eval() and None, "net.get": lambda i: net(i).training,
+           "net.set": assign, "net.copy": copy}
+    return {prefix + name: op for name, op in ops.items()}
 
 
 # ---------------------------------------------------------------- the grader's side
@@ -216,17 +237,25 @@ class Case:
         self.x = x[:, None].astype(dtype)
         self.weights = [w.astype(dtype) for w in weights]
         self.shape, self.T, self.training, self.p = tuple(shape), T, training, p
+        self.dtype, self.dyadic = dtype, dyadic
         self.seed = learner.seed(10_000 + k)
         self.where = (f"(T = {T}, network handed over in {mode_name(training)} mode"
                       + (", float32" if dtype == np.float32 else "") + ")")
-        nets = [GradingNet(self.weights, p, self.seed, training)]   # the network handed over, here
-        r = learner.call(predict, USES, helpers=HELPERS, callbacks=net_callbacks(nets), x=self.x, T=T)
+
+    def network(self):
+        """The network handed over, here."""
+        return GradingNet(self.weights, self.p, self.seed, self.training)
+
+    def answered(self, r, net):
+        """This case with the learner's answer r, the network handed over (net) as the call left it,
+        and what the grader knows of the network."""
         if not isinstance(r, dict) or not {"container", "mean", "std"} <= set(r):
             raise LearnerError("contract", NAME, "the answer from the learner's process was not the "
                                "one the grader asked for (was it forged?)")
-        r.update(observe(nets[0]))
+        r = dict(r, **observe(net))
         self.r = r
         self.mean, self.std = r["mean"], r["std"]
+        T, p = self.T, self.p
         # the same network on this side: every pass with dropout on, and the eval output
         net = GradingNet(self.weights, p, self.seed, True)
         self.kmax = max(3 * T, T + 5)
@@ -238,7 +267,8 @@ class Case:
         self.eval_output = GradingNet(self.weights, p, self.seed, False).forward(self.x)
         self.k = self.states.index(r["state"]) if r["state"] in self.states else None
         scale = float(np.max(np.abs(self.passes[:T]))) + 1.0
-        self.rtol, self.atol = (1e-4, 1e-5 * scale) if dtype == np.float32 else (1e-7, 1e-9 * scale)
+        self.rtol, self.atol = (1e-4, 1e-5 * scale) if self.dtype == np.float32 else (1e-7, 1e-9 * scale)
+        return self
 
     def close(self, a, b):
         return (isinstance(a, np.ndarray) and a.shape == b.shape
@@ -262,6 +292,60 @@ class Case:
 
     def main_stack(self):
         return self.passes[:self.k] if self.k else self.passes[:self.T]
+
+
+# Every case the checks use, by its number k (its seeds; the checks take them a hundred at a
+# time): (shape, T, training, dtype[, p, dyadic]).
+F64, F32 = np.float64, np.float32
+CASES = {
+    100: ((6, 3), 5, False, F64), 101: ((7,), 4, True, F64), 102: ((6, 3), 1, False, F64),
+    103: ((5, 2), 6, True, F32),
+    200: ((6, 3), 5, False, F64), 201: ((6, 3), 12, True, F64), 202: ((6, 3), 1, False, F64),
+    203: ((6, 3), 9, False, F32),
+    300: ((6, 3), 5, False, F64), 301: ((6, 3), 5, True, F64),
+    400: ((6, 3), 5, False, F64), 401: ((5, 5), 5, True, F64), 402: ((8,), 7, False, F64),
+    403: ((4, 2), 2, False, F64), 404: ((6, 3), 6, True, F32),
+    500: ((17, 1), 20, False, F64, 0.0, True), 501: ((9, 4), 7, False, F64, 0.0, False),
+}
+_ANSWERS = weakref.WeakKeyDictionary()   # learner handle -> {k: (answer, network)} of the batch
+
+
+def batch(learner):
+    """{k: (the learner's answer, the network handed over as the call left it)} for every case,
+    from one call of the learner's process (predict_each); {} when that call failed as a whole
+    (a time-out, a crash, memory or output): each case then gets a call of its own, so that a
+    failure in one case costs only the checks that use it.  The batch names no learner function
+    (uses=()): its failure marks none as hung, and only the calls of its own say what happened."""
+    if learner not in _ANSWERS:
+        cases = {k: Case(learner, k, *spec) for k, spec in CASES.items()}
+        nets = {k: [c.network()] for k, c in cases.items()}
+        callbacks = {}
+        for i, k in enumerate(cases):
+            callbacks.update(net_callbacks(nets[k], f"{i} "))
+        try:
+            rs = learner.call(predict_each, (), helpers=(*HELPERS, predict), callbacks=callbacks,
+                              xs=[c.x for c in cases.values()], Ts=[c.T for c in cases.values()])
+        except LearnerError:
+            rs = None
+        ok = isinstance(rs, list) and len(rs) == len(cases)
+        _ANSWERS[learner] = {k: (r, nets[k][0]) for k, r in zip(cases, rs)} if ok else {}
+    return _ANSWERS[learner]
+
+
+def cases(learner, group):
+    """The cases numbered group, group + 1, ... with the learner's answers, one at a time."""
+    for k in sorted(CASES):
+        if group <= k < group + 100:
+            c, done = Case(learner, k, *CASES[k]), batch(learner)
+            if k in done:
+                r, net = done[k]
+                if isinstance(r, list) and len(r) == 3:   # what the learner's function did in this case
+                    raise LearnerError(*(str(v) for v in r))
+                yield c.answered(r, net)
+                continue
+            nets = [c.network()]
+            r = learner.call(predict, USES, helpers=HELPERS, callbacks=net_callbacks(nets), x=c.x, T=c.T)
+            yield c.answered(r, nets[0])
 
 
 def mode_name(training):
@@ -347,13 +431,9 @@ def diagnose_std(c, passes, T):
 @mark.points(1)
 def test_returns_mean_and_std_shaped_like_one_pass(learner):
     """returns a tuple (mean, std), each shaped like one pass's output"""
-    for k, (shape, T, training, dtype) in enumerate((((6, 3), 5, False, np.float64),
-                                                     ((7,), 4, True, np.float64),
-                                                     ((6, 3), 1, False, np.float64),
-                                                     ((5, 2), 6, True, np.float32))):
-        c = Case(learner, 100 + k, shape, T, training, dtype)
+    for c in cases(learner, 100):
         for what in ("mean", "std"):
-            as_array(c.r[what], shape, what, T)
+            as_array(c.r[what], c.shape, what, c.T)
         assert c.r["container"] == "tuple", (
             f"{NAME} returned a {c.r['container']} [mean, std]; the contract is a tuple (mean, std): "
             "return mean, std.")
@@ -362,9 +442,8 @@ def test_returns_mean_and_std_shaped_like_one_pass(learner):
 @mark.points(2)
 def test_runs_T_passes_with_dropout_on(learner):
     """runs exactly T forward passes of x with dropout on (train mode)"""
-    for k, (T, training, dtype) in enumerate(((5, False, np.float64), (12, True, np.float64),
-                                              (1, False, np.float64), (9, False, np.float32))):
-        c = Case(learner, 200 + k, (6, 3), T, training, dtype)
+    for c in cases(learner, 200):
+        T = c.T
         want = c.passes[:T].mean(axis=0)
         if c.k == T or c.close(c.mean, want) or c.close(c.std, want):
             continue   # the generator or the returned mean shows T passes with dropout on
@@ -410,8 +489,8 @@ def test_runs_T_passes_with_dropout_on(learner):
 @mark.points(2)
 def test_leaves_the_network_in_the_mode_it_found(learner):
     """leaves the network in the mode it found it (eval stays eval, train stays train)"""
-    for k, training in enumerate((False, True)):
-        c = Case(learner, 300 + k, (6, 3), 5, training)
+    for c in cases(learner, 300):
+        training = c.training
         flag, layers = c.r["training"], c.r["layers"]
         found = mode_name(training)
         assert isinstance(layers, list) and flag in (True, False), (
@@ -440,11 +519,8 @@ def test_leaves_the_network_in_the_mode_it_found(learner):
 def test_mean_and_population_std_of_the_passes(learner):
     """returns the mean and the population standard deviation (ddof = 0) over the passes"""
     # (T = 1, where the spread is 0, belongs to the last check.)
-    cases = (((6, 3), 5, False, np.float64), ((5, 5), 5, True, np.float64),
-             ((8,), 7, False, np.float64), ((4, 2), 2, False, np.float64),
-             ((6, 3), 6, True, np.float32))
-    for k, (shape, T, training, dtype) in enumerate(cases):
-        c = Case(learner, 400 + k, shape, T, training, dtype)
+    for c in cases(learner, 400):
+        shape, T, dtype = c.shape, c.T, c.dtype
         where = f"For {T} pass(es) of shape {shape}" + (" in float32" if dtype == np.float32 else "")
         for what in ("mean", "std"):
             value = c.r[what]
@@ -469,8 +545,8 @@ def test_std_is_exactly_zero_when_every_pass_agrees(learner):
     # First with weights and inputs that are small multiples of powers of two: every output,
     # sum and square is exact in float64, so any honest formula gives exactly 0 and exactly
     # the output.  Then with ordinary numbers, where rounding may leave a tiny spread.
-    for k, (shape, T, dyadic) in enumerate((((17, 1), 20, True), ((9, 4), 7, False))):
-        c = Case(learner, 500 + k, shape, T, False, p=0.0, dyadic=dyadic)
+    for c in cases(learner, 500):
+        shape, T, dyadic = c.shape, c.T, c.dyadic
         out = c.passes[0]
         mean, std = c.mean, c.std
         if not all(isinstance(v, np.ndarray) and v.shape == shape for v in (mean, std)):
