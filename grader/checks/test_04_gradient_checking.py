@@ -371,12 +371,31 @@ def close(v, want, rel):
 
 
 # ================================================================ numerical_gradient
+def ng_cases(learner):
+    """{check: [(case, true gradient)]}: every case the checks of numerical_gradient give it."""
+    rng = learner.rng
+    case32, true32 = sinquad(rng(50), (20,), dtype=np.float32)
+    return {"float64": [sinquad(rng(1), (4, 5))],
+            "shapes": [sinquad(rng(10 + k), s) for k, s in enumerate(NG_SHAPES)],
+            "order": [cubic(rng(20), (12,), NG_H), cubic(rng(21), (12,))],
+            "step": [cubic(rng(30), (12,), NG_H)],
+            "default": [cubic(rng(35), (6,))],
+            "x": [sinquad(rng(40), (3, 4))],
+            "float32": [(case32, true32), (dict(case32, x=case32["x"].astype(np.float64)), true32)]}
+
+
+NG_SHAPES = [(7,), (4, 5), (2, 3, 4)]
+NG_H = 1e-2   # the step the checks give explicitly
+_NG_BATCH = weakref.WeakKeyDictionary()   # learner handle -> {check: its results} (one call for all)
+
+
 class TestNumericalGradient:
     pytestmark = mark.exercise("numerical_gradient")
 
-    def run(self, learner, cases):
+    @staticmethod
+    def run(learner, cases, uses=NG):
         seen = [{"shapes": [], "dtypes": [], "moves": []} for _ in cases]
-        rs = learner.call(gradients, NG, helpers=(plain,), xs=[case["x"] for case in cases],
+        rs = learner.call(gradients, uses, helpers=(plain,), xs=[case["x"] for case in cases],
                           hs=[case.get("h") for case in cases],
                           callbacks={f"f {i}": make_f(case, s) for i, (case, s) in enumerate(zip(cases, seen))})
         if not (isinstance(rs, list) and len(rs) == len(cases) and all(isinstance(r, dict) for r in rs)):
@@ -386,11 +405,31 @@ class TestNumericalGradient:
             r.update(s)
         return rs
 
+    def results(self, learner, check):
+        """(its cases with their true gradients, numerical_gradient's results on them) for one
+        check of ng_cases: all checks' cases go in one call (what each call of f was given is
+        recorded per case); when that call fails as a whole (a time-out, a crash), each check
+        calls for its own cases, so that a failure costs only the checks whose cases cause it.
+        The batch names no learner function (uses=()): its failure marks none as hung."""
+        made = ng_cases(learner)
+        if learner not in _NG_BATCH:
+            flat = [(name, case) for name, pairs in made.items() for case, _ in pairs]
+            try:
+                rs = self.run(learner, [case for _, case in flat], uses=())
+                done = {}
+                for (name, _), r in zip(flat, rs):
+                    done.setdefault(name, []).append(r)
+            except LearnerError:
+                done = {}
+            _NG_BATCH[learner] = done
+        done = _NG_BATCH[learner]
+        rs = done.get(check) or self.run(learner, [case for case, _ in made[check]])
+        return made[check], rs
+
     @mark.points(1)
     def test_returns_float64_array_of_x_shape(self, learner):
         """returns a float64 array, calling f with arrays of x's shape"""
-        case, _ = sinquad(learner.rng(1), (4, 5))
-        (r,) = self.run(learner, [case])
+        _, (r,) = self.results(learner, "float64")
         g = as_gradient(r, None, nb_call((4, 5)))     # its shape: test_matches_the_true_gradient_for_any_shape
         assert g.dtype == np.float64, (
             f"{nb_call((4, 5))} returned dtype {g.dtype}; the contract asks for float64.")
@@ -401,9 +440,8 @@ class TestNumericalGradient:
     @mark.points(2)
     def test_matches_the_true_gradient_for_any_shape(self, learner):
         """matches the true gradient for x of any shape (1-D, 2-D, 3-D)"""
-        shapes = [(7,), (4, 5), (2, 3, 4)]
-        made = [sinquad(learner.rng(10 + k), s) for k, s in enumerate(shapes)]
-        rs = self.run(learner, [m[0] for m in made])
+        shapes = NG_SHAPES
+        made, rs = self.results(learner, "shapes")
         problems = {}
         for shape, (_, true), r in zip(shapes, made, rs):
             if "raised" in r:
@@ -436,10 +474,8 @@ class TestNumericalGradient:
     @mark.points(2)
     def test_centred_differences_error_is_order_h_squared(self, learner):
         """uses centred differences: the error shrinks like h², not like h"""
-        h = 1e-2
-        case, true = cubic(learner.rng(20), (12,), h)
-        case0, true0 = cubic(learner.rng(21), (12,))          # the default step
-        r, r0 = self.run(learner, [case, case0])
+        h = NG_H
+        ((case, true), (case0, true0)), (r, r0) = self.results(learner, "order")   # h, then the default step
         g = as_gradient(r, (12,), nb_call((12,), h))
         g0 = as_gradient(r0, (12,), nb_call((12,)))
         # A quotient scaled by a wrong constant (÷ h instead of ÷ 2h, '/ 2 * h') is the business
@@ -479,9 +515,8 @@ class TestNumericalGradient:
     @mark.points(1)
     def test_uses_the_step_h_it_is_given(self, learner):
         """uses the step h it is given"""
-        h = 1e-2
-        case, true = cubic(learner.rng(30), (12,), h)
-        (r,) = self.run(learner, [case])
+        h = NG_H
+        ((case, true),), (r,) = self.results(learner, "step")
         g = as_gradient(r, (12,), nb_call((12,), h))
         c, x = case["c"], case["x"]
         err = g / wrong_scale(g, true, h) - true
@@ -508,8 +543,7 @@ class TestNumericalGradient:
     @mark.points(1)
     def test_default_step_is_1e_minus_5(self, learner):
         """called without h, moves each element by the default step h = 1e-5"""
-        case, _ = cubic(learner.rng(35), (6,))
-        (r,) = self.run(learner, [case])
+        _, (r,) = self.results(learner, "default")
         steps = np.array([d for n, d in r["moves"] if n >= 1])
         assert "raised" not in r, f"{nb_call((6,))} raised {r['raised']}."
         assert steps.size, (
@@ -531,8 +565,7 @@ class TestNumericalGradient:
     def test_leaves_x_exactly_as_it_was(self, learner):
         """leaves x exactly as it was (bit for bit)"""
         h = DEFAULT_H
-        case, _ = sinquad(learner.rng(40), (3, 4))
-        (r,) = self.run(learner, [case])
+        ((case, _),), (r,) = self.results(learner, "x")
         before, after = case["x"], r["x_after"]
         if after.tobytes() == before.tobytes():
             return
@@ -555,9 +588,7 @@ class TestNumericalGradient:
     @mark.points(1)
     def test_float32_input_is_differentiated_in_float64(self, learner):
         """computes in float64 even when x is float32 (and returns float64)"""
-        case32, _ = sinquad(learner.rng(50), (20,), dtype=np.float32)
-        case64 = dict(case32, x=case32["x"].astype(np.float64))   # the same values, as float64
-        r32, r64 = self.run(learner, [case32, case64])
+        ((case32, _), _), (r32, r64) = self.results(learner, "float32")   # the same values, float32 and float64
         g32 = as_gradient(r32, (20,), nb_call((20,)) + " (x float32)")
         g64 = as_gradient(r64, (20,), nb_call((20,)) + " (x float64)")
         assert g32.dtype == np.float64, (
