@@ -98,12 +98,16 @@ def make_f(case, seen):
     return f
 
 
-def gradients(nb, xs, hs):
+def gradients(nb, xs, hs, fresh=()):
     """numerical_gradient on the grader's test functions f (proxies: each call of the i-th is a
-    round trip to the grader's make_f, which records it); what it returned and x afterwards."""
+    round trip to the grader's make_f, which records it); what it returned and x afterwards.
+    From each case numbered in `fresh` on, the learner's definitions are loaded afresh
+    (nb.fresh(): as in a call of its own)."""
     ng = nb.fn("numerical_gradient")
     answers = []
     for i, (x, h) in enumerate(zip(xs, hs)):
+        if i in fresh:
+            ng = nb.fresh().fn("numerical_gradient")
         f, x = nb.proxy(f"f {i}"), x.copy()
         f.__name__ = f.__qualname__ = "f"
         try:
@@ -389,14 +393,30 @@ NG_H = 1e-2   # the step the checks give explicitly
 _NG_BATCH = weakref.WeakKeyDictionary()   # learner handle -> {check: its results} (one call for all)
 
 
+def ng_batch(learner, made):
+    """{check: results} of every case of ng_cases (`made`), from one call; {} when it failed."""
+    if learner not in _NG_BATCH:
+        flat = [(name, case) for name, pairs in made.items() for case, _ in pairs]
+        starts = [i for i, (name, _) in enumerate(flat) if i and name != flat[i - 1][0]]
+        try:
+            rs = TestNumericalGradient.run(learner, [case for _, case in flat], uses=(), fresh=starts)
+            done = {}
+            for (name, _), r in zip(flat, rs):
+                done.setdefault(name, []).append(r)
+        except LearnerError:
+            done = {}
+        _NG_BATCH[learner] = done
+    return _NG_BATCH[learner]
+
+
 class TestNumericalGradient:
     pytestmark = mark.exercise("numerical_gradient")
 
     @staticmethod
-    def run(learner, cases, uses=NG):
+    def run(learner, cases, uses=NG, fresh=()):
         seen = [{"shapes": [], "dtypes": [], "moves": []} for _ in cases]
         rs = learner.call(gradients, uses, helpers=(plain,), xs=[case["x"] for case in cases],
-                          hs=[case.get("h") for case in cases],
+                          hs=[case.get("h") for case in cases], fresh=list(fresh),
                           callbacks={f"f {i}": make_f(case, s) for i, (case, s) in enumerate(zip(cases, seen))})
         if not (isinstance(rs, list) and len(rs) == len(cases) and all(isinstance(r, dict) for r in rs)):
             raise LearnerError("contract", NG[0], "the answer from the learner's process was not the "
@@ -407,23 +427,13 @@ class TestNumericalGradient:
 
     def results(self, learner, check):
         """(its cases with their true gradients, numerical_gradient's results on them) for one
-        check of ng_cases: all checks' cases go in one call (what each call of f was given is
+        check of ng_cases: all checks' cases go in one call, each check's with the learner's
+        definitions loaded afresh, as in a call of its own (what each call of f was given is
         recorded per case); when that call fails as a whole (a time-out, a crash), each check
         calls for its own cases, so that a failure costs only the checks whose cases cause it.
         The batch names no learner function (uses=()): its failure marks none as hung."""
         made = ng_cases(learner)
-        if learner not in _NG_BATCH:
-            flat = [(name, case) for name, pairs in made.items() for case, _ in pairs]
-            try:
-                rs = self.run(learner, [case for _, case in flat], uses=())
-                done = {}
-                for (name, _), r in zip(flat, rs):
-                    done.setdefault(name, []).append(r)
-            except LearnerError:
-                done = {}
-            _NG_BATCH[learner] = done
-        done = _NG_BATCH[learner]
-        rs = done.get(check) or self.run(learner, [case for case, _ in made[check]])
+        rs = ng_batch(learner, made).get(check) or self.run(learner, [case for case, _ in made[check]])
         return made[check], rs
 
     @mark.points(1)

@@ -156,13 +156,14 @@ def predict(nb, x, T, prefix=""):
 
 
 def predict_each(nb, xs, Ts):
-    """predict on every case in turn (one process, as a notebook calls the function again and
-    again), case i's network given as proxies named "i net.…"; a case whose call raised is
-    reported as [kind, function, message].  Running out of memory or output ends them all."""
+    """predict on every case in turn, each with the learner's definitions loaded afresh
+    (nb.fresh(): as in a call of its own), case i's network given as proxies named "i net.…";
+    a case whose call failed is reported as [kind, function, message].  Running out of memory
+    or output ends them all."""
     out = []
     for i, (x, T) in enumerate(zip(xs, Ts)):
         try:
-            out.append(predict(nb, x, T, f"{i} "))
+            out.append(predict(nb.fresh() if i else nb, x, T, f"{i} "))
         except (nb.Raised, nb.Failure) as e:
             failure = e.failure() if isinstance(e, nb.Raised) else e
             if failure.kind in ("memory", "output"):

@@ -296,8 +296,16 @@ class Notebook:
     """What a probe sees (its first argument): the learner's names, a guarded way to call
     them, and the exceptions it may catch (nb.Raised) or raise (nb.Failure)."""
 
-    def __init__(self, ns, problems):
-        self._ns, self._problems = ns, problems
+    def __init__(self, ns, problems, load=None):
+        self._ns, self._problems, self._load = ns, problems, load
+
+    def fresh(self):
+        """The learner's definitions loaded again, into a namespace of their own, as for a call
+        of its own: a probe that runs the learner's code on several inputs gives each a fresh
+        one, so that what one run's code kept (in its globals, in a default argument) cannot
+        reach the next.  Where nothing can be loaded again (the stub shortcut, which runs the
+        course's own stubs), this notebook itself."""
+        return Notebook(*self._load(), load=self._load) if self._load is not None else self
 
     def has(self, name):
         return name in self._ns
@@ -749,12 +757,16 @@ def run_probe(req, notebooks):
 
 def answer_frame(req, notebooks):
     """Load the learner's definitions, run the probe, encode its answer (a frame)."""
-    ns = {"__name__": "__main__", "__builtins__": __builtins__}
-    _where_defined, problems = load_notebook(notebooks[req["stem"]], ns, float(LIMITS["cell_seconds"]))
-    nb = Notebook(ns, problems)
+    spaces = STATE["spaces"] = []   # a runner empties them after answering (cycles hold them)
+
+    def load():
+        ns = {"__name__": "__main__", "__builtins__": __builtins__}
+        spaces.append(ns)
+        return ns, load_notebook(notebooks[req["stem"]], ns, float(LIMITS["cell_seconds"]))[1]
+    nb = Notebook(*load(), load=load)
     who = req["uses"][0] if req["uses"] else ""
     g = dict(PROBE_GLOBALS)
-    STATE["spaces"] = (ns, g)   # a runner empties them after answering (cycles hold them)
+    spaces.append(g)
     try:
         exec(req["_code"], g)
         answer = {"status": "ok", "value": g[req["probe_name"]](nb, **req["kwargs"])}
