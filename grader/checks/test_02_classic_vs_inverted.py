@@ -20,6 +20,8 @@ independence checks compare the mask with its own kept share, the scaling check 
 from the output.  Randomized checks use fixed seeds (learner.seed) and bounds from grader.stats
 whose false-failure probability for a correct implementation is stated beside them.
 """
+import weakref
+
 import numpy as np
 
 from grader.checks import mark
@@ -45,6 +47,7 @@ from grader.checks.dropout_checks import (
     valid_p_rejected,
 )
 from grader.checks.stats import FAIL, hoeffding, pct
+from grader.sandbox.host import LearnerError
 
 TIMING_CALLS = 5    # forward passes per timed run (about 15 ms of the reference's CPU time)
 
@@ -77,6 +80,21 @@ def forward_calls(nb, name, x, p, train=True, seed=0, calls=1, strict=False, fla
         raised = [e.type, str(e) + getattr(e, "where", "")]
     return {"outs": outs, "raised": raised, "x_after": x,
             "rng_state": rng.bit_generator.state, "global_state": np.random.get_state()}
+
+
+def forward_runs(nb, runs):
+    """forward_calls on each run in turn, each with the learner's definitions loaded afresh
+    (nb.fresh(): as in a call of its own); a run whose call failed is reported as [kind,
+    function, message].  Running out of memory or output ends them all."""
+    out = []
+    for i, run in enumerate(runs):
+        try:
+            out.append(forward_calls(nb.fresh() if i else nb, **run))
+        except nb.Failure as e:
+            if e.kind in ("memory", "output"):
+                raise
+            out.append([e.kind, e.function, e.message])
+    return out
 
 
 def forward_each(nb, name, cases, seed):
@@ -223,6 +241,36 @@ SWAPPED = ("In this course p is the probability of DROPPING an element (as in Py
 
 
 # ---------------------------------------------------------------- checks, shared by both schemes
+# Every run of forward_calls the checks below make, as (k, shape, p, options): they go to the
+# learner's process in one call per scheme (forward_runs) and each check looks its runs up.  A
+# run missing here, or a batch that failed as a whole (a time-out, a crash, memory), is a call
+# of its own: the table only saves calls, never changes a verdict (tests/test_batches.py says
+# when it misses a run).  The batch names no learner function: its failure marks none as hung.
+RUNS = (
+    *((1 + k, shape, 0.3, {"train": train})
+      for k, shape in enumerate(((7,), (30, 40), (2, 3, 40, 50))) for train in (True, False)),
+    *((10 + k, (200_000,), p, {}) for k, p in enumerate((0.2, 0.7))),
+    *((20 + k, (200, 300), p, {}) for k, p in enumerate((0.3, 0.875))),
+    (30, (2000, 50), 0.3, {"zeros": 0}), (31, (2, 3, 40, 50), 0.3, {"zeros": 0}),
+    (40, (200, 1000), 0.3, {"zeros": 0}),
+    *((50 + k, (200, 300), p, {"train": False, "calls": 4, "flags": True}) for k, p in enumerate((0.3, 1.0))),
+    (60, (50, 40), 0.3, {"train": False}),
+    *((70, (100, 100), p, {"train": train}) for p, train in ((0.3, True), (0.3, False), (1.0, True), (0.0, True))),
+    *((80 + k, (60, 200), p, {"strict": True}) for k, p in enumerate((0.0, 0, 1.0, 1))),
+)
+_BATCHES = weakref.WeakKeyDictionary()   # learner handle -> {scheme: {run: (x, its result)}}
+
+
+def run_key(k, shape, p, train=True, dtype="float64", zeros=0.1, **kwargs):
+    return (k, tuple(shape), repr(p), train, dtype, zeros, tuple(sorted(kwargs.items())))
+
+
+def run_inputs(learner, name, k, shape, p, train=True, dtype="float64", zeros=0.1, **kwargs):
+    """(x, forward_calls's arguments) of one run."""
+    x = make_x(learner, k, shape, dtype, zeros)
+    return x, dict(name=name, x=x, p=p, train=train, seed=learner.seed(1000 + k), **kwargs)
+
+
 class _ForwardChecks:
     name = ""
 
@@ -243,10 +291,33 @@ class _ForwardChecks:
     def call_str(self, p, train=True, x="x"):
         return f"{self.name}({x}, p={p!r}{'' if train else ', train=False'})"
 
+    def batch(self, learner):
+        """{run key: (x, forward_calls's result, or [kind, function, message])} of every run
+        in RUNS, from one call; {} when that call failed."""
+        per = _BATCHES.setdefault(learner, {})
+        if self.name not in per:
+            runs = [(run_key(k, shape, p, **o), run_inputs(learner, self.name, k, shape, p, **o))
+                    for k, shape, p, o in RUNS]
+            try:
+                rs = learner.call(forward_runs, (), helpers=(plain, forward_calls),
+                                  runs=[args for _, (_, args) in runs])
+            except LearnerError:
+                rs = None
+            ok = isinstance(rs, list) and len(rs) == len(runs) and all(
+                isinstance(r, dict) or (isinstance(r, list) and len(r) == 3) for r in rs)
+            per[self.name] = {key: (x, r) for (key, (x, _)), r in zip(runs, rs)} if ok else {}
+        return per[self.name]
+
     def run(self, learner, k, shape, p, train=True, dtype="float64", zeros=0.1, **kwargs):
-        x = make_x(learner, k, shape, dtype, zeros)
-        r = learner.call(forward_calls, (self.name,), helpers=(plain,), name=self.name, x=x, p=p,
-                         train=train, seed=learner.seed(1000 + k), **kwargs)
+        done = self.batch(learner).get(run_key(k, shape, p, train, dtype, zeros, **kwargs))
+        if done is None:
+            x, args = run_inputs(learner, self.name, k, shape, p, train, dtype, zeros, **kwargs)
+            r = learner.call(forward_calls, (self.name,), helpers=(plain,), **args)
+        else:
+            x, r = done
+            if isinstance(r, list):   # what the learner's function did in this run
+                raise LearnerError(*(str(v) for v in r))
+            r = dict(r)
         r["x"], r["seed"], r["stem"] = x, learner.seed(1000 + k), learner.stem
         return r
 
