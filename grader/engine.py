@@ -14,7 +14,9 @@ Gradescope's run_autograder, check() in a notebook and grader.grade() — calls 
    copy of the grader takes about half of them, with a learner process of its own.
 3. Each check runs here, in the grader's process, with a `learner` handle: it asks the
    learner's process for raw results (learner.call / learner.timed), computes reference
-   results itself (learner.solution), and asserts.  Its outcome becomes one record.
+   results itself (learner.solution), and asserts.  Its outcome becomes one record.  In a
+   class batch, the plain calls the last grading made are made ahead, in one call per
+   notebook (Ahead), and a check's call takes its answer from there when it asks the same.
 4. The learner's process and everything it started are ended before anything is returned,
    so nothing is published while learner code still runs.
 
@@ -59,6 +61,7 @@ check (its function name), number, max_score, score, status (passed/failed), kin
 failed, or a LearnerError kind, or grader_error), message; visibility when set.
 """
 import ast
+import hashlib
 import importlib
 import inspect
 import json
@@ -74,6 +77,7 @@ import numpy as np
 from grader import nbfile, release, submission
 from grader.checks import probes
 from grader.config import DEFAULT, GRADER_DIR
+from grader.sandbox import codec
 from grader.sandbox.host import KEEP_CHILDREN, GraderBug, LearnerError, Limits, Sandbox, default_hide
 from grader.text import MAX_MESSAGE, clean
 
@@ -232,6 +236,10 @@ class Learner:
             answer = shortcut.call(probe, uses, helpers, cpu, inputs, callbacks)
             if answer is not NOT_TAKEN:
                 return answer
+        if not cpu and callbacks is None:   # a plain call: perhaps made ahead (see Ahead)
+            answer = run.ahead.answer(self.stem, probe, uses, helpers, inputs)
+            if answer is not NOT_TAKEN:
+                return answer
         return run.sandbox().call(self.stem, probe, uses=uses, timeout=run.budget(self._timeout, uses),
                                   mem=self._mem, helpers=helpers, cpu=cpu, callbacks=callbacks, **inputs)
 
@@ -305,6 +313,7 @@ class Run:
         hide = default_hide(self.course) + list(config.hide)
         self._sandbox = Sandbox(sub.notebooks, self.limits, uid=uid, hide=hide, server=server,
                                 course=self.course, unsandboxed=config.unsandboxed)
+        self.ahead = Ahead(self)
 
     def shortcut(self, stem):
         if stem not in self._stubs:
@@ -344,7 +353,121 @@ class Run:
     def close(self):
         isolation = self._sandbox.isolation
         self._sandbox.close()
+        self.ahead.remember()
         return isolation
+
+
+# ---------------------------------------------------------------- calls made ahead
+# A class batch grades submission after submission with the same checks, which ask the same
+# questions: the plain calls each notebook's checks made in the last grading in this process
+# (_PLANS) are made again, ahead, in ONE call of the next submission's learner process
+# (each_call: each with the learner's definitions loaded afresh and NumPy's global state as a
+# call of its own finds it), and a check's learner.call takes its answer from there when its
+# probe, helpers and inputs are the same, once.  Only a saving of calls, never of a verdict: a
+# call nobody asks for again costs its CPU time, one with other inputs (a check that asks
+# something else of this learner) is a call of its own, and answers are kept only when the
+# call ahead came back whole and left nothing behind (process 1's word: no file, thread,
+# process or global state its runner could not put back), else every check calls on its own.
+# It names no learner function (uses=()): its failure marks none as hung, and a name that hung
+# since is reported as hung.  Not for a notebook with stubs left (the stub shortcut) nor for
+# timed calls or calls with call-backs.
+_PLANS = {}        # (stem, checks selected, seed) -> [(probe, helpers, inputs, key)]: the last grading's plain calls
+PLAN_CALLS = 64    # a notebook whose checks made more is not planned (a learner's odd path)
+PLAN_BYTES = 1 << 20   # a call with more bytes of arrays is not planned: its call costs little beside them
+
+
+def each_call(nb, calls):
+    """The probe called `name` on each (name, inputs) in turn, each with the learner's
+    definitions loaded afresh (nb.fresh()); its value, or the failure a call of its own would
+    report ([kind, function, message]).  Running out of memory or output ends them all."""
+    out = []
+    for i, (name, inputs) in enumerate(calls):
+        try:
+            out.append({"value": globals()[name](nb.fresh() if i else nb, **inputs)})
+        except (nb.Raised, nb.Failure) as e:
+            failure = e.failure() if isinstance(e, nb.Raised) else e
+            if failure.kind in ("memory", "output"):
+                raise
+            out.append({"failed": [failure.kind, failure.function, failure.message]})
+    return out
+
+
+def _call_key(probe, helpers, inputs):
+    text = codec.encode(dict(sorted(inputs.items())))
+    return probe.__name__, tuple(h.__name__ for h in helpers), hashlib.blake2b(text, digest_size=20).digest()
+
+
+def _array_bytes(v):
+    if isinstance(v, np.ndarray):
+        return v.nbytes
+    if isinstance(v, (list, tuple)):
+        return sum(_array_bytes(x) for x in v)
+    if isinstance(v, dict):
+        return sum(_array_bytes(x) for x in v.values())
+    return 0
+
+
+class Ahead:
+    """One grading's calls made ahead: {stem: {call key: [answers]}}, and the calls it made."""
+
+    def __init__(self, run):
+        self.run, self.answers, self.made = run, {}, {}
+        self.which = (run.config.only, run.config.seed)   # the same checks, the same inputs
+
+    def answer(self, stem, probe, uses, helpers, inputs):
+        """The answer made ahead for this call (its value; a LearnerError it reports is raised),
+        or NOT_TAKEN; the call is recorded for the next grading's plan."""
+        if _array_bytes(inputs) > PLAN_BYTES:
+            return NOT_TAKEN
+        try:
+            key = _call_key(probe, helpers, inputs)
+        except codec.CodecError:
+            return NOT_TAKEN   # the call itself says what is wrong
+        self.made.setdefault(stem, []).append((probe, tuple(helpers), inputs, key))
+        if stem not in self.answers:
+            self.answers[stem] = self._call_ahead(stem)
+        if not self.answers[stem] or any((stem, n) in self.run._sandbox.broken for n in uses):
+            return NOT_TAKEN
+        got = self.answers[stem].get(key)
+        if not got:
+            return NOT_TAKEN
+        ans = got.pop(0)
+        if "failed" in ans:
+            raise LearnerError(*(str(v) for v in ans["failed"]))
+        return ans["value"]
+
+    def _call_ahead(self, stem):
+        plan = _PLANS.get((stem, *self.which))
+        if not plan or self.run.shortcut(stem) is not None:
+            return {}
+        funcs = {}
+        for probe, helpers, _, _ in plan:
+            for f in (*helpers, probe):
+                if funcs.setdefault(f.__name__, f) is not f:
+                    return {}   # two functions of one name: they cannot both be sent
+        calls = [[probe.__name__, inputs] for probe, _, inputs, _ in plan]
+        try:
+            probes.check_call(each_call, list(funcs.values()), {"calls": calls})
+            sandbox = self.run.sandbox()
+            answers = sandbox.call(stem, each_call, uses=(), timeout=self.run.budget(None, ()),
+                                   helpers=tuple(funcs.values()), calls=calls)
+        except (LearnerError, GraderBug):
+            return {}
+        served = sandbox.served or {}
+        if served.get("left") or served.get("again") or not (isinstance(answers, list) and len(answers) == len(plan)):
+            return {}
+        table = {}
+        for (_, _, _, key), ans in zip(plan, answers):
+            if isinstance(ans, dict) and ("value" in ans or (isinstance(ans.get("failed"), list)
+                                                             and len(ans["failed"]) == 3)):
+                table.setdefault(key, []).append(ans)
+        return table
+
+    def remember(self):
+        """The calls of this grading become the plan of the next one in this process."""
+        for stem, made in self.made.items():
+            if self.run.shortcut(stem) is None and len(made) <= PLAN_CALLS:
+                _PLANS[(stem, *self.which)] = made
 
 
 def run_check(check, learner):

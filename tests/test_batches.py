@@ -139,3 +139,44 @@ def test_every_run_of_the_complete_solutions_goes_in_its_batch(tmp_path, monkeyp
     assert probes.count("forward_runs") == 2 and "forward_calls" not in probes      # a batch per scheme
     assert probes.count("gradients") == 1 and probes.count("predict_each") == 1
     assert "predict" not in probes
+
+
+def submission(folder, stem=None, source=None):
+    """A complete submission (the solutions' cells), with `source` appended to notebook `stem`."""
+    folder.mkdir()
+    for s in engine.course_stems().values():
+        variant(folder, s, source if s == stem else None)
+    return folder
+
+
+def test_calls_made_ahead_answer_as_calls_of_their_own(tmp_path, monkeypatch):
+    """A class batch makes the calls the last grading made ahead, in one call per notebook
+    (engine.Ahead): each submission still gets the records it gets with no plan at all, and
+    a complete one needs a fraction of the calls."""
+    picked = {"mask": ("02_classic_vs_inverted", "mask cached per shape"),
+              "exit": ("02_classic_vs_inverted", "os._exit in eval mode at p = 1"),
+              "cache": ("04_gradient_checking", "gradient cached per shape")}
+    subs = [submission(tmp_path / "complete")] + [
+        submission(tmp_path / name, stem, VARIANTS[stem][which]) for name, (stem, which) in picked.items()]
+    monkeypatch.setattr(engine, "_PLANS", {})
+    alone = []
+    for folder in subs:
+        engine._PLANS.clear()
+        alone.append(records(folder))
+    engine._PLANS.clear()
+    records(subs[0])   # the plan
+    sent = []
+    call = host.Sandbox.call
+
+    def counting(self, stem, probe, *args, **kwargs):
+        sent.append(probe.__name__)
+        return call(self, stem, probe, *args, **kwargs)
+    monkeypatch.setattr(host.Sandbox, "call", counting)
+    ahead = []
+    for folder in subs:
+        sent.clear()
+        ahead.append(records(folder))
+        if folder is subs[0]:
+            made = list(sent)
+    assert ahead == alone
+    assert made.count("each_call") == 6 and len(made) < 40, made   # without a plan: over 90 calls

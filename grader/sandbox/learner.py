@@ -300,11 +300,12 @@ class Notebook:
         self._ns, self._problems, self._load = ns, problems, load
 
     def fresh(self):
-        """The learner's definitions loaded again, into a namespace of their own, as for a call
-        of its own: a probe that runs the learner's code on several inputs gives each a fresh
-        one, so that what one run's code kept (in its globals, in a default argument) cannot
-        reach the next.  Where nothing can be loaded again (the stub shortcut, which runs the
-        course's own stubs), this notebook itself."""
+        """The learner's definitions loaded again, into a namespace of their own, with NumPy's
+        global generator and error handling as the call found them, as for a call of its own: a
+        probe that runs the learner's code on several inputs gives each a fresh one, so that
+        what one run's code kept (in its globals, in a default argument, in NumPy's global
+        generator) cannot reach the next.  Where nothing can be loaded again (the stub shortcut,
+        which runs the course's own stubs), this notebook itself."""
         return Notebook(*self._load(), load=self._load) if self._load is not None else self
 
     def has(self, name):
@@ -758,8 +759,18 @@ def run_probe(req, notebooks):
 def answer_frame(req, notebooks):
     """Load the learner's definitions, run the probe, encode its answer (a frame)."""
     spaces = STATE["spaces"] = []   # a runner empties them after answering (cycles hold them)
+    found = []   # NumPy's global state as this call found it: each fresh load puts it back
 
     def load():
+        if not found:
+            found.append((np.random.get_state(), np.geterr(), np.geterrcall()))
+        else:
+            state, err, errcall = found[0]
+            np.random.set_state(state)
+            np.seterr(**err)
+            np.seterrcall(errcall)
+        for old in spaces[2:]:
+            old.clear()   # the run before this fresh load is over: what it held goes now
         ns = {"__name__": "__main__", "__builtins__": __builtins__}
         spaces.append(ns)
         return ns, load_notebook(notebooks[req["stem"]], ns, float(LIMITS["cell_seconds"]))[1]
