@@ -101,6 +101,17 @@ def no_batches(monkeypatch):
     monkeypatch.setattr(T06, "batch", lambda learner: {})
 
 
+def sent_probes(monkeypatch):
+    """The names of the probes sent to learner processes from now on, in order."""
+    sent, call = [], host.Sandbox.call
+
+    def counting(self, stem, probe, *args, **kwargs):
+        sent.append(probe.__name__)
+        return call(self, stem, probe, *args, **kwargs)
+    monkeypatch.setattr(host.Sandbox, "call", counting)
+    return sent
+
+
 def records(folder):
     out = []
     for r in engine.grade(engine.load([Path(folder)]), DEFAULT):
@@ -125,13 +136,8 @@ def test_every_run_of_the_complete_solutions_goes_in_its_batch(tmp_path, monkeyp
     """The batch tables cover every run the checks make on a complete submission: no check
     of 02, 04 or 06 needs a call of its own (a table that drifted from its checks would cost
     calls, not verdicts: this says so)."""
-    probes = []
-    call = host.Sandbox.call
-
-    def counting(self, stem, probe, *args, **kwargs):
-        probes.append(probe.__name__)
-        return call(self, stem, probe, *args, **kwargs)
-    monkeypatch.setattr(host.Sandbox, "call", counting)
+    monkeypatch.setattr(engine, "_PLANS", {})   # no calls made ahead
+    probes = sent_probes(monkeypatch)
     for stem in VARIANTS:
         variant(tmp_path, stem, None)
     recs = engine.grade(engine.load([tmp_path]), DEFAULT, lanes=1)   # every call in this process
@@ -165,13 +171,7 @@ def test_calls_made_ahead_answer_as_calls_of_their_own(tmp_path, monkeypatch):
         alone.append(records(folder))
     engine._PLANS.clear()
     records(subs[0])   # the plan
-    sent = []
-    call = host.Sandbox.call
-
-    def counting(self, stem, probe, *args, **kwargs):
-        sent.append(probe.__name__)
-        return call(self, stem, probe, *args, **kwargs)
-    monkeypatch.setattr(host.Sandbox, "call", counting)
+    sent = sent_probes(monkeypatch)
     ahead = []
     for folder in subs:
         sent.clear()
