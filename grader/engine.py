@@ -77,7 +77,7 @@ import numpy as np
 from grader import nbfile, release, submission
 from grader.checks import probes
 from grader.config import DEFAULT, GRADER_DIR
-from grader.sandbox import codec
+from grader.sandbox import codec, host
 from grader.sandbox.host import KEEP_CHILDREN, GraderBug, LearnerError, Limits, Sandbox, default_hide
 from grader.text import MAX_MESSAGE, clean
 
@@ -438,8 +438,10 @@ class Ahead:
 
     def _call_ahead(self, stem):
         plan = _PLANS.get((stem, *self.which))
-        if not plan or self.run.shortcut(stem) is not None:
-            return {}
+        sandbox = self.run._sandbox
+        if not plan or self.run.shortcut(stem) is not None or not isinstance(sandbox, host.Sandbox) \
+                or sandbox.unsandboxed:
+            return {}   # (where calls run in one process, without a runner, nothing is saved)
         funcs = {}
         for probe, helpers, _, _ in plan:
             for f in (*helpers, probe):
@@ -448,8 +450,7 @@ class Ahead:
         calls = [[probe.__name__, inputs] for probe, _, inputs, _ in plan]
         try:
             probes.check_call(each_call, list(funcs.values()), {"calls": calls})
-            sandbox = self.run.sandbox()
-            answers = sandbox.call(stem, each_call, uses=(), timeout=self.run.budget(None, ()),
+            answers = self.run.sandbox().call(stem, each_call, uses=(), timeout=self.run.budget(None, ()),
                                    helpers=tuple(funcs.values()), calls=calls)
         except (LearnerError, GraderBug):
             return {}

@@ -94,6 +94,12 @@ VARIANTS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def own_plans(monkeypatch):
+    """Each test starts with no calls to make ahead, and leaves none to other tests."""
+    monkeypatch.setattr(engine, "_PLANS", {})
+
+
 def no_batches(monkeypatch):
     """Every batch fails: each check calls the learner's process on its own."""
     monkeypatch.setattr(T02._ForwardChecks, "batch", lambda self, learner: {})
@@ -126,6 +132,7 @@ def test_a_batch_grades_as_calls_of_their_own(stem, name, tmp_path, monkeypatch)
     batched = records(tmp_path)
     with monkeypatch.context() as m:
         no_batches(m)
+        engine._PLANS.clear()   # and no calls made ahead
         alone = records(tmp_path)
     assert batched == alone
     assert any(status == "failed" for _, status, *_ in batched) or name.startswith("one pass"), \
@@ -136,7 +143,6 @@ def test_every_run_of_the_complete_solutions_goes_in_its_batch(tmp_path, monkeyp
     """The batch tables cover every run the checks make on a complete submission: no check
     of 02, 04 or 06 needs a call of its own (a table that drifted from its checks would cost
     calls, not verdicts: this says so)."""
-    monkeypatch.setattr(engine, "_PLANS", {})   # no calls made ahead
     probes = sent_probes(monkeypatch)
     for stem in VARIANTS:
         variant(tmp_path, stem, None)
@@ -164,7 +170,6 @@ def test_calls_made_ahead_answer_as_calls_of_their_own(tmp_path, monkeypatch):
               "cache": ("04_gradient_checking", "gradient cached per shape")}
     subs = [submission(tmp_path / "complete")] + [
         submission(tmp_path / name, stem, VARIANTS[stem][which]) for name, (stem, which) in picked.items()]
-    monkeypatch.setattr(engine, "_PLANS", {})
     alone = []
     for folder in subs:
         engine._PLANS.clear()
