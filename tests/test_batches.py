@@ -34,6 +34,13 @@ def dropout_forward_inverted(x, p, train=True, rng=None):
     return x * mask / (1 - p), mask
 """
 DRAW = "rng.random(x.shape) >= p"
+CORRECT_MASK = """import numpy as np
+def bernoulli_mask(shape, p, rng=None):
+    if not 0 <= p <= 1:
+        raise ValueError(p)
+    rng = np.random.default_rng() if rng is None else rng
+    return rng.random(shape) >= p
+"""
 GRADIENT = """import numpy as np
 {state}
 def numerical_gradient(f, x, h=1e-5):
@@ -73,6 +80,13 @@ VARIANTS = {
             state="import os", first="    if not train and p == 1:\n        os._exit(5)\n", mask=DRAW),
         "not implemented at p = 0.875": FORWARD.format(
             state="", first="    if p == 0.875:\n        raise NotImplementedError\n", mask=DRAW),
+    },
+    "01_bernoulli_mask": {
+        # a coin of Python's random module decides between a right and a swapped mask: each call
+        # of its own finds the module's generator in the same state, so every call flips alike
+        "a coin of the random module": "import random\n" + CORRECT_MASK.replace(
+            "    return rng.random(shape) >= p",
+            "    kept = rng.random(shape) >= p\n    return ~kept if random.random() < 0.5 else kept"),
     },
     "04_gradient_checking": {
         "gradient cached per shape": GRADIENT.format(
@@ -167,7 +181,8 @@ def test_calls_made_ahead_answer_as_calls_of_their_own(tmp_path, monkeypatch):
     a complete one needs a fraction of the calls."""
     picked = {"mask": ("02_classic_vs_inverted", "mask cached per shape"),
               "exit": ("02_classic_vs_inverted", "os._exit in eval mode at p = 1"),
-              "cache": ("04_gradient_checking", "gradient cached per shape")}
+              "cache": ("04_gradient_checking", "gradient cached per shape"),
+              "coin": ("01_bernoulli_mask", "a coin of the random module")}
     subs = [submission(tmp_path / "complete")] + [
         submission(tmp_path / name, stem, VARIANTS[stem][which]) for name, (stem, which) in picked.items()]
     alone = []

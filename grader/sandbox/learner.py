@@ -301,11 +301,12 @@ class Notebook:
 
     def fresh(self):
         """The learner's definitions loaded again, into a namespace of their own, with NumPy's
-        global generator and error handling as the call found them, as for a call of its own: a
-        probe that runs the learner's code on several inputs gives each a fresh one, so that
-        what one run's code kept (in its globals, in a default argument, in NumPy's global
-        generator) cannot reach the next.  Where nothing can be loaded again (the stub shortcut,
-        which runs the course's own stubs), this notebook itself."""
+        and the random module's global generators, NumPy's error handling and the warning
+        filters as the call found them, as for a call of its own: a probe that runs the
+        learner's code on several inputs gives each a fresh one, so that what one run's code
+        kept (in its globals, in a default argument, in a global generator) cannot reach the
+        next.  Where nothing can be loaded again (the stub shortcut, which runs the course's
+        own stubs), this notebook itself."""
         return Notebook(*self._load(), load=self._load) if self._load is not None else self
 
     def has(self, name):
@@ -712,10 +713,12 @@ def _nogroup():
 # ---------------------------------------------------------------- one call, in a fork
 def become_learner_side(mem):
     """What a fork does before it runs learner code (a call's fork, or a runner): Python's usual
-    SIGINT handler, no way to the grader, a process group of its own, a new empty session
-    keyring (keys added to it go with the process), its memory limit, EFBIG rather than death
-    over the output limit."""
+    SIGINT handler, the random module's generator in one fixed state, no way to the grader, a
+    process group of its own, a new empty session keyring (keys added to it go with the
+    process), its memory limit, EFBIG rather than death over the output limit."""
     signal.signal(signal.SIGINT, signal.default_int_handler)   # as in any Python program
+    import random
+    random.seed(0)   # CPython reseeds it from the system in every fork: every call finds one state
     watch = STATE.get("files")
     for fd in (*STATE["proto"], *([VIEW["cgroup_fd"]] if VIEW.get("cgroup_fd") is not None else []),
                *([watch.fd] if watch is not None and watch.fd is not None else [])):
@@ -759,16 +762,22 @@ def run_probe(req, notebooks):
 def answer_frame(req, notebooks):
     """Load the learner's definitions, run the probe, encode its answer (a frame)."""
     spaces = STATE["spaces"] = []   # a runner empties them after answering (cycles hold them)
-    found = []   # NumPy's global state as this call found it: each fresh load puts it back
+    found = []   # the global generators and NumPy's error handling as this call found them
 
     def load():
+        import random
+        import warnings
         if not found:
-            found.append((np.random.get_state(), np.geterr(), np.geterrcall()))
-        else:
-            state, err, errcall = found[0]
+            found.append((np.random.get_state(), np.geterr(), np.geterrcall(), random.getstate(),
+                          list(warnings.filters)))
+        else:   # each fresh load puts them back
+            state, err, errcall, py_state, filters = found[0]
             np.random.set_state(state)
             np.seterr(**err)
             np.seterrcall(errcall)
+            random.setstate(py_state)
+            warnings.filters[:] = filters
+            warnings._filters_mutated()
         for old in spaces[2:]:
             old.clear()   # the run before this fresh load is over: what it held goes now
         ns = {"__name__": "__main__", "__builtins__": __builtins__}
