@@ -243,6 +243,20 @@ class Learner:
         return run.sandbox().call(self.stem, probe, uses=uses, timeout=run.budget(self._timeout, uses),
                                   mem=self._mem, helpers=helpers, cpu=cpu, callbacks=callbacks, **inputs)
 
+    def call_each(self, probe, runs, helpers=(), callbacks=None):
+        """probe(nb, **run) for each run in ONE call of the learner's process (each_call: each
+        run with the learner's definitions loaded afresh, as in a call of its own): per run, its
+        value or the LearnerError a call of its own would raise; None when the call failed as a
+        whole (a time-out, a crash, memory, output, an answer of another form), and the caller
+        then calls for each run on its own, so that a failing run costs only the checks that use
+        it.  The call names no learner function (uses=()): its failure marks none as hung."""
+        try:
+            answers = self.call(each_call, (), helpers=(*helpers, probe), callbacks=callbacks,
+                                calls=[[probe.__name__, run] for run in runs])
+        except LearnerError:
+            return None
+        return each_answer(answers, len(runs))
+
     def solution(self, name):
         """The instructor's `name` from solutions/<this notebook>.ipynb, defined in the
         grader's own process (never the learner's): to time it, or to compute a reference
@@ -392,6 +406,21 @@ def each_call(nb, calls):
     return out
 
 
+def each_answer(answers, n):
+    """each_call's answers for n calls as [value or LearnerError], None if they are not that."""
+    if not (isinstance(answers, list) and len(answers) == n):
+        return None
+    out = []
+    for ans in answers:
+        if isinstance(ans, dict) and "value" in ans:
+            out.append(ans["value"])
+        elif isinstance(ans, dict) and isinstance(ans.get("failed"), list) and len(ans["failed"]) == 3:
+            out.append(LearnerError(*(str(v) for v in ans["failed"])))
+        else:
+            return None
+    return out
+
+
 def _call_key(probe, helpers, inputs):
     text = codec.encode(dict(sorted(inputs.items())))
     return probe.__name__, tuple(h.__name__ for h in helpers), hashlib.blake2b(text, digest_size=20).digest()
@@ -408,7 +437,8 @@ def _array_bytes(v):
 
 
 class Ahead:
-    """One grading's calls made ahead: {stem: {call key: [answers]}}, and the calls it made."""
+    """One grading's calls made ahead: {stem: {call key: [value or LearnerError]}}, and the
+    calls it made."""
 
     def __init__(self, run):
         self.run, self.answers, self.made = run, {}, {}
@@ -431,10 +461,10 @@ class Ahead:
         got = self.answers[stem].get(key)
         if not got:
             return NOT_TAKEN
-        ans = got.pop(0)
-        if "failed" in ans:
-            raise LearnerError(*(str(v) for v in ans["failed"]))
-        return ans["value"]
+        value = got.pop(0)
+        if isinstance(value, LearnerError):
+            raise value
+        return value
 
     def _call_ahead(self, stem):
         plan = _PLANS.get((stem, *self.which))
@@ -454,14 +484,12 @@ class Ahead:
                                    helpers=tuple(funcs.values()), calls=calls)
         except (LearnerError, GraderBug):
             return {}
-        served = sandbox.served or {}
-        if served.get("left") or served.get("again") or not (isinstance(answers, list) and len(answers) == len(plan)):
+        served, values = sandbox.served or {}, each_answer(answers, len(plan))
+        if served.get("left") or served.get("again") or values is None:
             return {}
         table = {}
-        for (_, _, _, key), ans in zip(plan, answers):
-            if isinstance(ans, dict) and ("value" in ans or (isinstance(ans.get("failed"), list)
-                                                             and len(ans["failed"]) == 3)):
-                table.setdefault(key, []).append(ans)
+        for (_, _, _, key), value in zip(plan, values):
+            table.setdefault(key, []).append(value)
         return table
 
     def remember(self):

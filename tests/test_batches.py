@@ -17,6 +17,7 @@ from grader import engine
 from grader.config import DEFAULT
 from grader.sandbox import host
 from tests.grading import variant
+from tests.test_mistakes_04_gradient_checking import centred
 
 T02 = importlib.import_module("grader.checks.test_02_classic_vs_inverted")
 T04 = importlib.import_module("grader.checks.test_04_gradient_checking")
@@ -41,21 +42,14 @@ def bernoulli_mask(shape, p, rng=None):
     rng = np.random.default_rng() if rng is None else rng
     return rng.random(shape) >= p
 """
-GRADIENT = """import numpy as np
-{state}
-def numerical_gradient(f, x, h=1e-5):
-{first}    x = np.array(x, dtype=np.float64)
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        fp = f(x)
-        x[i] = old - h
-        fm = f(x)
-        x[i] = old
-        g[i] = (fp - fm) / (2 * h)
-    {keep}return g
-"""
+
+
+def gradient(state, first, keep=""):
+    """The mistake table's centred numerical_gradient, with lines before its body and its return."""
+    body = centred(prep=first + "    x = np.array(x, dtype=np.float64)\n")
+    return f"import numpy as np\n{state}\n" + body.replace("    return grad\n", keep + "    return grad\n")
+
+
 PREDICT = """import numpy as np
 {state}
 def mc_dropout_predict(net, x, T):
@@ -89,13 +83,10 @@ VARIANTS = {
             "    kept = rng.random(shape) >= p\n    return ~kept if random.random() < 0.5 else kept"),
     },
     "04_gradient_checking": {
-        "gradient cached per shape": GRADIENT.format(
-            state="_SEEN = {}", first="    if x.shape in _SEEN:\n        return _SEEN[x.shape]\n",
-            keep="_SEEN[x.shape] = g\n    "),
-        "os._exit for shape (6,)": GRADIENT.format(
-            state="import os", first="    if x.shape == (6,):\n        os._exit(4)\n", keep=""),
-        "raises for float32": GRADIENT.format(
-            state="", first="    if x.dtype == np.float32:\n        raise TypeError('float32')\n", keep=""),
+        "gradient cached per shape": gradient(
+            "_SEEN = {}", "    if x.shape in _SEEN:\n        return _SEEN[x.shape]\n", "    _SEEN[x.shape] = grad\n"),
+        "os._exit for shape (6,)": gradient("import os", "    if x.shape == (6,):\n        os._exit(4)\n"),
+        "raises for float32": gradient("", "    if x.dtype == np.float32:\n        raise TypeError('float32')\n"),
     },
     "06_mc_dropout": {
         "one pass too many from the third call on": PREDICT.format(
@@ -162,9 +153,9 @@ def test_every_run_of_the_complete_solutions_goes_in_its_batch(tmp_path, monkeyp
         variant(tmp_path, stem, None)
     recs = engine.grade(engine.load([tmp_path]), DEFAULT, lanes=1)   # every call in this process
     assert all(r["status"] == "passed" for r in recs if r["notebook"] in VARIANTS)
-    assert probes.count("forward_runs") == 2 and "forward_calls" not in probes      # a batch per scheme
-    assert probes.count("gradients") == 1 and probes.count("predict_each") == 1
-    assert "predict" not in probes
+    # 02: a batch per scheme, 06: one (learner.call_each); 04: one call of its gradients probe
+    assert probes.count("each_call") == 3 and "forward_calls" not in probes and "predict" not in probes
+    assert probes.count("gradients") == 1
 
 
 def submission(folder, stem=None, source=None):
@@ -199,4 +190,5 @@ def test_calls_made_ahead_answer_as_calls_of_their_own(tmp_path, monkeypatch):
         if folder is subs[0]:
             made = list(sent)
     assert ahead == alone
-    assert made.count("each_call") == 6 and len(made) < 40, made   # without a plan: over 90 calls
+    # 6 calls made ahead (one per notebook but 06), 02's two batches and 06's: without a plan, over 90 calls
+    assert made.count("each_call") == 9 and len(made) < 40, made

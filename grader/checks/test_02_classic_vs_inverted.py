@@ -82,21 +82,6 @@ def forward_calls(nb, name, x, p, train=True, seed=0, calls=1, strict=False, fla
             "rng_state": rng.bit_generator.state, "global_state": np.random.get_state()}
 
 
-def forward_runs(nb, runs):
-    """forward_calls on each run in turn, each with the learner's definitions loaded afresh
-    (nb.fresh(): as in a call of its own); a run whose call failed is reported as [kind,
-    function, message].  Running out of memory or output ends them all."""
-    out = []
-    for i, run in enumerate(runs):
-        try:
-            out.append(forward_calls(nb.fresh() if i else nb, **run))
-        except nb.Failure as e:
-            if e.kind in ("memory", "output"):
-                raise
-            out.append([e.kind, e.function, e.message])
-    return out
-
-
 def forward_each(nb, name, cases, seed):
     """One forward pass per (x, p, train) case, each with a generator made from `seed`: its
     output, or what it raised."""
@@ -242,7 +227,7 @@ SWAPPED = ("In this course p is the probability of DROPPING an element (as in Py
 
 # ---------------------------------------------------------------- checks, shared by both schemes
 # Every run of forward_calls the checks below make, as (k, shape, p, options): they go to the
-# learner's process in one call per scheme (forward_runs) and each check looks its runs up.  A
+# learner's process in one call per scheme (learner.call_each) and each check looks its runs up.  A
 # run missing here, or a batch that failed as a whole (a time-out, a crash, memory), is a call
 # of its own: the table only saves calls, never changes a verdict (tests/test_batches.py says
 # when it misses a run).  The batch names no learner function: its failure marks none as hung.
@@ -292,19 +277,14 @@ class _ForwardChecks:
         return f"{self.name}({x}, p={p!r}{'' if train else ', train=False'})"
 
     def batch(self, learner):
-        """{run key: (x, forward_calls's result, or [kind, function, message])} of every run
-        in RUNS, from one call; {} when that call failed."""
+        """{run key: (x, forward_calls's result or the LearnerError of its call)} of every run
+        in RUNS, from one call (learner.call_each); {} when that call failed as a whole."""
         per = _BATCHES.setdefault(learner, {})
         if self.name not in per:
             runs = [(run_key(k, shape, p, **o), run_inputs(learner, self.name, k, shape, p, **o))
                     for k, shape, p, o in RUNS]
-            try:
-                rs = learner.call(forward_runs, (), helpers=(plain, forward_calls),
-                                  runs=[args for _, (_, args) in runs])
-            except LearnerError:
-                rs = None
-            ok = isinstance(rs, list) and len(rs) == len(runs) and all(
-                isinstance(r, dict) or (isinstance(r, list) and len(r) == 3) for r in rs)
+            rs = learner.call_each(forward_calls, [args for _, (_, args) in runs], helpers=(plain,))
+            ok = rs is not None and all(isinstance(r, (dict, LearnerError)) for r in rs)
             per[self.name] = {key: (x, r) for (key, (x, _)), r in zip(runs, rs)} if ok else {}
         return per[self.name]
 
@@ -315,8 +295,8 @@ class _ForwardChecks:
             r = learner.call(forward_calls, (self.name,), helpers=(plain,), **args)
         else:
             x, r = done
-            if isinstance(r, list):   # what the learner's function did in this run
-                raise LearnerError(*(str(v) for v in r))
+            if isinstance(r, LearnerError):   # what the learner's function did in this run
+                raise r
             r = dict(r)
         r["x"], r["seed"], r["stem"] = x, learner.seed(1000 + k), learner.stem
         return r

@@ -155,23 +155,6 @@ def predict(nb, x, T, prefix=""):
     return {"container": container, "mean": raw_array(value[0]), "std": raw_array(value[1])}
 
 
-def predict_each(nb, xs, Ts):
-    """predict on every case in turn, each with the learner's definitions loaded afresh
-    (nb.fresh(): as in a call of its own), case i's network given as proxies named "i net.…";
-    a case whose call failed is reported as [kind, function, message].  Running out of memory
-    or output ends them all."""
-    out = []
-    for i, (x, T) in enumerate(zip(xs, Ts)):
-        try:
-            out.append(predict(nb.fresh() if i else nb, x, T, f"{i} "))
-        except (nb.Raised, nb.Failure) as e:
-            failure = e.failure() if isinstance(e, nb.Raised) else e
-            if failure.kind in ("memory", "output"):
-                raise
-            out.append([failure.kind, failure.function, failure.message])
-    return out
-
-
 HELPERS = (raw_array, proxy_net)
 
 
@@ -312,24 +295,19 @@ _ANSWERS = weakref.WeakKeyDictionary()   # learner handle -> {k: (answer, networ
 
 
 def batch(learner):
-    """{k: (the learner's answer, the network handed over as the call left it)} for every case,
-    from one call of the learner's process (predict_each); {} when that call failed as a whole
-    (a time-out, a crash, memory or output): each case then gets a call of its own, so that a
-    failure in one case costs only the checks that use it.  The batch names no learner function
-    (uses=()): its failure marks none as hung, and only the calls of its own say what happened."""
+    """{k: (the learner's answer or the LearnerError of its call, the network handed over as the
+    call left it)} for every case, from one call of the learner's process (learner.call_each,
+    case i's network given as proxies named "i net.…"); {} when that call failed as a whole:
+    each case then gets a call of its own."""
     if learner not in _ANSWERS:
         cases = {k: Case(learner, k, *spec) for k, spec in CASES.items()}
         nets = {k: [c.network()] for k, c in cases.items()}
         callbacks = {}
         for i, k in enumerate(cases):
             callbacks.update(net_callbacks(nets[k], f"{i} "))
-        try:
-            rs = learner.call(predict_each, (), helpers=(*HELPERS, predict), callbacks=callbacks,
-                              xs=[c.x for c in cases.values()], Ts=[c.T for c in cases.values()])
-        except LearnerError:
-            rs = None
-        ok = isinstance(rs, list) and len(rs) == len(cases)
-        _ANSWERS[learner] = {k: (r, nets[k][0]) for k, r in zip(cases, rs)} if ok else {}
+        runs = [{"x": c.x, "T": c.T, "prefix": f"{i} "} for i, c in enumerate(cases.values())]
+        rs = learner.call_each(predict, runs, helpers=HELPERS, callbacks=callbacks)
+        _ANSWERS[learner] = {k: (r, nets[k][0]) for k, r in zip(cases, rs)} if rs is not None else {}
     return _ANSWERS[learner]
 
 
@@ -340,8 +318,8 @@ def cases(learner, group):
             c, done = Case(learner, k, *CASES[k]), batch(learner)
             if k in done:
                 r, net = done[k]
-                if isinstance(r, list) and len(r) == 3:   # what the learner's function did in this case
-                    raise LearnerError(*(str(v) for v in r))
+                if isinstance(r, LearnerError):   # what the learner's function did in this case
+                    raise r
                 yield c.answered(r, net)
                 continue
             nets = [c.network()]
