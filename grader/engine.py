@@ -384,7 +384,9 @@ class Run:
 # process or global state its runner could not put back), else every check calls on its own.
 # It names no learner function (uses=()): its failure marks none as hung, and a name that hung
 # since is reported as hung.  Not for a notebook with stubs left (the stub shortcut) nor for
-# timed calls or calls with call-backs.
+# timed calls or calls with call-backs.  The plan goes to the next learner's process, inputs
+# included: a check builds a plain call's inputs from the grader's seeds and its constants, never
+# from what a learner's code returned (every check of the course does; README, Authoring).
 _PLANS = {}        # (stem, checks selected, seed) -> [(probe, helpers, inputs, key)]: the last grading's plain calls
 PLAN_CALLS = 64    # a notebook whose checks made more is not planned (a learner's odd path)
 PLAN_BYTES = 1 << 20   # a call with more bytes of arrays is not planned: its call costs little beside them
